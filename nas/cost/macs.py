@@ -1,0 +1,289 @@
+"""Analytic MACs and parameter count of a genotype, without building a module.
+
+The counter walks the exact layer list that ``nas/genotype.py`` documents
+(the contract with ``nas.model.build``) and adds up, per layer:
+
+* **MACs**: multiply-accumulates of every convolution and linear layer,
+  squeeze-excite convs and the head's features/hidden convs included:
+  ``out_h * out_w * out_channels * in_channels / groups * kh * kw`` for a
+  conv, ``in * out`` for a linear. This is what papers call "FLOPs" and is
+  exactly ``FlopCounterMode`` (which counts 2 per MAC) halved, on a batch of
+  one in eval mode. Not counted: BatchNorm (folded into the conv at deploy),
+  activations, the SE gate multiply, pooling, residual adds, channel
+  shuffle, concat/slice, and biases.
+* **params**: ``sum(p.numel() for p in build(g).parameters())``: conv and
+  linear weights, their biases where the layer has one, and BatchNorm weight
+  and bias (running statistics are buffers, not parameters).
+
+Layers whose cost is less obvious (formulas as ``nas/ops/*`` states them):
+ghost modules compute all ``ceil(out/s) * (s-1)`` cheap channels even when
+the concat is sliced to ``out``; the ChannelNets group channel-wise project
+(``proj: cw``, ``g = max(proj_groups, 2)``) is a grouped 1x1 conv + BN plus
+``g`` channel-wise fusion convs of ``g`` taps (``r*r*out*(cin/g + g)``
+MACs); the ``cw`` classifier is one kernel over ``c - num_classes + 1``
+channels and the ``size x size`` map it was built for (``size`` from the
+genotype's resolution, 1 when a ``hidden`` conv pools first), so a model run
+at another resolution pools to ``size`` first and keeps that cost.
+
+Spatial sizes follow "same" padding: a stride-s layer maps ``r`` to
+``ceil(r / s)``. ACB layers are counted as built for training, three
+branches (k x k, 1 x k, k x 1, each with its own BN); ``nas.model.deploy``
+folds them into one k x k conv.
+
+Published figures and the MixNet gap
+------------------------------------
+``REFERENCES`` keeps the published parameter counts and MACs of the shipped
+reference genotypes (``search_spaces/reference/``). GhostNet and the
+MobileNets print conv + linear multiply-adds and the counter reproduces them
+(141.2M, 300.8M, 216.6M vs 141M, 300M, 219M). The MixNet paper prints more
+than the conv + linear MACs of the very same networks (which are also timm's
+figures, 4.13M/5.01M/7.33M parameters matching exactly):
+
+========  ===========  =====  =====  ===============
+model     conv+linear  paper  gap    elementwise ops
+========  ===========  =====  =====  ===============
+MixNet-S  239.2M       256M   16.8M  15.0M
+MixNet-M  339.2M       360M   20.8M  19.4M
+MixNet-L  555.3M       565M    9.7M  25.7M
+========  ===========  =====  =====  ===============
+
+"elementwise ops" is one op per output element of every BatchNorm (6.2M for
+S), activation (5.6M), SE squeeze and gating multiply (2.6M), residual add
+(0.5M) and the head's pooling (0.1M), as a graph profiler (TensorFlow's, for
+the TPU reference models) counts them on the unfolded training graph; that
+explains the S and M gaps to within ~1.5M. MixNet-L's printed 565M is below even that and
+looks computed another way; its parameter count and timm's port agree with
+this genotype. The counter stays at conv + linear MACs so that searched and
+published architectures are costed alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from nas.genotype import BlockSpec, Genotype, GenotypeError, HeadSpec, StemSpec, ghost_channels, split_channels
+
+
+@dataclass(frozen=True)
+class Cost:
+    macs: int
+    params: int
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of :func:`breakdown`: the stem, a stage or the head."""
+
+    part: str
+    blocks: int
+    out: int
+    resolution: int  # spatial size of the part's output feature map (1 for the head)
+    macs: int
+    params: int
+
+
+@dataclass(frozen=True)
+class Published:
+    params: int  # published parameter count (1000 classes)
+    macs: int  # conv + linear MACs of the published model (timm port, FlopCounterMode / 2)
+    macs_paper: int  # the figure the paper prints
+    source: str
+
+
+REFERENCES: dict[str, Published] = {
+    "mixnet_s": Published(4_130_000, 239_000_000, 256_000_000,
+                          "MixConv (Tan & Le 2019), ImageNet results; timm mixnet_s"),
+    "mixnet_m": Published(5_010_000, 339_000_000, 360_000_000,
+                          "MixConv (Tan & Le 2019), ImageNet results; timm mixnet_m"),
+    "mixnet_l": Published(7_330_000, 555_000_000, 565_000_000,
+                          "MixConv (Tan & Le 2019), ImageNet results; timm mixnet_l"),
+    "ghostnet_100": Published(5_180_000, 141_000_000, 141_000_000,
+                              "GhostNet (Han et al. 2020), ImageNet results; timm ghostnet_100"),
+    "mobilenetv2_100": Published(3_500_000, 301_000_000, 300_000_000,
+                                 "MobileNetV2 (Sandler et al. 2018) Table 4; timm mobilenetv2_100"),
+    "mobilenetv3_large_100": Published(5_480_000, 217_000_000, 219_000_000,
+                                       "MobileNetV3 (Howard et al. 2019) Table 3; timm mobilenetv3_large_100"),
+}
+
+
+def count(genotype: Genotype, resolution: int | None = None, num_classes: int = 1000) -> Cost:
+    """MACs and parameters of ``build(genotype, num_classes)`` on a ``resolution`` square input.
+
+    ``resolution=None`` uses the genotype's own resolution.
+    """
+    r = genotype.resolution if resolution is None else resolution
+    macs, params = _stem(genotype.stem, genotype.in_chans, r)
+    r = _down(r, genotype.stem.stride)
+    c = genotype.stem.out
+    for stage in genotype.stages:
+        for b in stage:
+            m, p = _block(b, c, r)
+            macs += m
+            params += p
+            c, r = b.out, _down(r, b.stride)
+    m, p = _head(genotype.head, c, r, num_classes, _cw_side(genotype))
+    return Cost(macs + m, params + p)
+
+
+def breakdown(genotype: Genotype, resolution: int | None = None, num_classes: int = 1000) -> list[Row]:
+    """Per-part costs: one row for the stem, one per stage, one for the head; they sum to :func:`count`."""
+    r = genotype.resolution if resolution is None else resolution
+    stem = genotype.stem
+    m, p = _stem(stem, genotype.in_chans, r)
+    r = _down(r, stem.stride)
+    c = stem.out
+    rows = [Row("stem", 0, c, r, m, p)]
+    for i, stage in enumerate(genotype.stages):
+        macs = params = 0
+        for b in stage:
+            m, p = _block(b, c, r)
+            macs += m
+            params += p
+            c, r = b.out, _down(r, b.stride)
+        rows.append(Row(f"stage {i}", len(stage), c, r, macs, params))
+    m, p = _head(genotype.head, c, r, num_classes, _cw_side(genotype))
+    out = genotype.head.hidden or genotype.head.features or c
+    rows.append(Row("head", 0, out, 1, m, p))
+    return rows
+
+
+# -- layers --------------------------------------------------------------------
+# Each returns (macs, params) at output resolution r.
+
+def _down(r: int, stride: int) -> int:
+    return -(-r // stride)
+
+
+def _cw_side(g: Genotype) -> int:
+    """Side of the map a ``cw`` classifier was built for: the last feature map at the genotype's own
+    resolution (repeated ceil-halving is one ceil), or 1 after pooling for a ``hidden`` conv."""
+    if g.head.kind != "cw" or g.head.hidden:
+        return 1
+    n = (g.stem.stride == 2) + sum(b.stride == 2 for b in g.blocks)
+    return -(-g.resolution // 2**n)
+
+
+def _conv(cin: int, cout: int, k: int, r: int, groups: int = 1, bias: bool = False, bn: bool = True) -> tuple[int, int]:
+    w = cout * (cin // groups) * k * k
+    return w * r * r, w + (cout if bias else 0) + (2 * cout if bn else 0)
+
+
+def _acb(cin: int, cout: int, k: int, r: int, groups: int = 1) -> tuple[int, int]:
+    """ACNet block: k x k, 1 x k and k x 1 branches, each with its own BN (k == 1 is a plain conv + BN)."""
+    if k == 1:
+        return _conv(cin, cout, 1, r, groups)
+    w = cout * (cin // groups) * (k * k + 2 * k)
+    return w * r * r, w + 6 * cout
+
+
+def _ghost(cin: int, out: int, ratio: int, d: int, r: int) -> tuple[int, int]:
+    """Ghost module; the cheap conv computes all ``init * (s - 1)`` channels even when the concat is sliced."""
+    if ratio == 1:
+        return _conv(cin, out, 1, r)
+    init, cheap = ghost_channels(out, ratio)
+    w = cin * init + cheap * d * d
+    return w * r * r, w + 2 * (init + cheap)
+
+
+def _mixconv(b: BlockSpec, mid: int, r: int) -> tuple[int, int]:
+    """Depthwise MixConv: per group ``c * k * k`` weights; one shared BN, or per-group ACB branches and BNs."""
+    w = bn = 0
+    for c, k in zip(split_channels(mid, len(b.kernels), b.split), b.kernels, strict=True):
+        if not b.acb:
+            w += c * k * k
+        elif k > 1:  # ACB: k x k, 1 x k and k x 1 branches, a BN each
+            w += c * (k * k + 2 * k)
+            bn += 6 * c
+        else:  # a 1x1 ACB group is a plain conv + BN
+            w += c
+            bn += 2 * c
+    return w * r * r, w + (bn if b.acb else 2 * mid)
+
+
+def _se(b: BlockSpec, cin: int, mid: int) -> tuple[int, int]:
+    rd = b.se_channels(cin)
+    return 2 * mid * rd, 2 * mid * rd + rd + mid
+
+
+def _group_channelwise(cin: int, out: int, groups: int, r: int) -> tuple[int, int]:
+    """ChannelNets group channel-wise module (``nas/ops/channelwise.py``): grouped 1x1 conv + BN, then ``g``
+    channel-wise fusion convs of ``g`` taps each, ``out / g`` outputs per conv."""
+    g = max(groups, 2)
+    w = out * (cin // g)
+    return (w + out * g) * r * r, w + 2 * out + g * g
+
+
+@lru_cache(maxsize=65536)
+def _block(b: BlockSpec, cin: int, r: int) -> tuple[int, int]:
+    """(macs, params) of one block with ``cin`` input channels at input resolution ``r``."""
+    ro = _down(r, b.stride)
+    mid = b.mid_channels(cin)
+    if b.kind == "ghost":
+        return _ghost_block(b, cin, mid, r, ro)
+    macs = params = 0
+    if b.has_expand(cin):
+        m, p = _ghost(cin, mid, b.ghost, b.ghost_kernel, r) if b.ghost > 1 else _conv(cin, mid, 1, r, b.exp_groups)
+        macs, params = macs + m, params + p
+    m, p = _mixconv(b, mid, ro)
+    macs, params = macs + m, params + p
+    if b.se > 0:
+        m, p = _se(b, cin, mid)
+        macs, params = macs + m, params + p
+    if b.proj == "cw":
+        m, p = _group_channelwise(mid, b.out, b.proj_groups, ro)
+    elif b.ghost > 1:
+        m, p = _ghost(mid, b.out, b.ghost, b.ghost_kernel, ro)
+    else:
+        m, p = _conv(mid, b.out, 1, ro, b.proj_groups)
+    return macs + m, params + p
+
+
+def _ghost_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int) -> tuple[int, int]:
+    k = b.kernels[0]
+    macs, params = _ghost(cin, mid, b.ghost, b.ghost_kernel, r)
+    if b.stride == 2:
+        m, p = _conv(mid, mid, k, ro, mid)
+        macs, params = macs + m, params + p
+    if b.se > 0:
+        m, p = _se(b, cin, mid)
+        macs, params = macs + m, params + p
+    m, p = _ghost(mid, b.out, b.ghost, b.ghost_kernel, ro)
+    macs, params = macs + m, params + p
+    if not b.has_residual(cin):
+        m1, p1 = _conv(cin, cin, k, ro, cin)
+        m2, p2 = _conv(cin, b.out, 1, ro)
+        macs, params = macs + m1 + m2, params + p1 + p2
+    return macs, params
+
+
+def _stem(s: StemSpec, in_chans: int, r: int) -> tuple[int, int]:
+    ro = _down(r, s.stride)
+    return _acb(in_chans, s.out, s.kernel, ro) if s.acb else _conv(in_chans, s.out, s.kernel, ro)
+
+
+def _head(h: HeadSpec, c: int, r: int, num_classes: int, size: int) -> tuple[int, int]:
+    """The head on a ``c x r x r`` map; ``size`` is the map side at the genotype's own resolution, which
+    fixes the kernel of a ``cw`` classifier applied before pooling (other inputs are pooled to it)."""
+    macs = params = 0
+    if h.features:
+        macs, params = _conv(c, h.features, 1, r)
+        c = h.features
+    if h.hidden:
+        m, p = _conv(c, h.hidden, 1, 1, bias=True, bn=False)
+        macs, params, c = macs + m, params + p, h.hidden
+    if h.kind == "cw":
+        m, p = _classifier_cw(c, num_classes, size)
+    else:
+        m, p = c * num_classes, c * num_classes + num_classes
+    return macs + m, params + p
+
+
+def _classifier_cw(c: int, num_classes: int, size: int) -> tuple[int, int]:
+    """ChannelNets convolutional classification layer: one kernel over ``c - num_classes + 1`` channels and
+    the whole ``size x size`` map."""
+    if c < num_classes:
+        raise GenotypeError(f"head.kind: the cw classifier needs at least num_classes={num_classes} "
+                            f"channels, got {c}")
+    w = (c - num_classes + 1) * size * size
+    return num_classes * w, w
