@@ -512,6 +512,9 @@ def _validate(g: Genotype) -> None:
                 raise GenotypeError(f"{w}.exp_groups: {b.exp_groups} groups do not divide {cin} -> {mid} channels")
             if b.proj_groups > 1 and (mid % b.proj_groups or b.out % b.proj_groups):
                 raise GenotypeError(f"{w}.proj_groups: {b.proj_groups} groups do not divide {mid} -> {b.out} channels")
+            cw_groups = max(b.proj_groups, 2)  # the group channel-wise module needs >= 2 groups
+            if b.proj == "cw" and (mid % cw_groups or b.out % cw_groups):
+                raise GenotypeError(f"{w}.proj: cw needs {cw_groups} groups to divide {mid} -> {b.out} channels")
             if mid < len(b.kernels):
                 raise GenotypeError(f"{w}.kernels: {len(b.kernels)} groups need at least as many channels, got {mid}")
             if b.split == "exponential" and mid < 2 ** (len(b.kernels) - 1):

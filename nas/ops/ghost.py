@@ -1,0 +1,63 @@
+"""Ghost module and ghost bottleneck (Han et al., GhostNet)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from nas.genotype import BlockSpec, ghost_channels
+from nas.ops.acb import ConvBnAct
+from nas.ops.se import SqueezeExcite
+
+
+class GhostModule(nn.Module):
+    """``out`` channels from a primary 1x1 conv and cheap depthwise ops.
+
+    Primary: 1x1 conv ``cin -> init = ceil(out / s)`` + BN (+ act). Cheap:
+    depthwise-multiplier ``d x d`` conv ``init -> init * (s - 1)`` + BN
+    (+ act). Concat, slice to ``out``. Params ``cin*init + 2*init +
+    cheap*d*d + 2*cheap`` with ``cheap = init*(s-1)``; MACs per pixel
+    ``cin*init + cheap*d*d`` (the sliced-off channels are still computed).
+    ``s == 1`` is a plain 1x1 conv + BN (+ act).
+    """
+
+    def __init__(self, cin: int, out: int, ratio: int = 2, kernel: int = 3, act: str | None = "relu"):
+        super().__init__()
+        self.out = out
+        init, cheap = ghost_channels(out, ratio)
+        self.primary = ConvBnAct(cin, init, 1, act=act)
+        self.cheap: nn.Module = ConvBnAct(init, cheap, kernel, groups=init, act=act) if ratio > 1 else nn.Identity()
+        self.ratio = ratio
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.primary(x)
+        if self.ratio == 1:
+            return x
+        return torch.cat([x, self.cheap(x)], 1)[:, : self.out]
+
+
+class GhostBottleneck(nn.Module):
+    """GhostNet bottleneck (``kind="ghost"``), exactly as ``nas/genotype.py`` describes.
+
+    ghost ``cin -> mid`` (act) -> depthwise ``kernels[0]`` conv + BN only when
+    ``stride == 2`` -> SE -> ghost ``mid -> out`` (no act), plus the shortcut:
+    identity when ``stride == 1 and cin == out``, else depthwise ``kernels[0]``
+    conv (stride) + BN + 1x1 conv ``cin -> out`` + BN. The depthwise convs are
+    plain (``acb`` and ``dilation`` apply to ``kind="ir"`` MixConvs only).
+    """
+
+    def __init__(self, cin: int, spec: BlockSpec):
+        super().__init__()
+        mid, k, s = spec.mid_channels(cin), spec.kernels[0], spec.stride
+        self.ghost1 = GhostModule(cin, mid, spec.ghost, spec.ghost_kernel, spec.act)
+        self.dw: nn.Module = ConvBnAct(mid, mid, k, s, groups=mid) if s == 2 else nn.Identity()
+        self.se: nn.Module = (SqueezeExcite(mid, spec.se_channels(cin), spec.se_act or spec.act, spec.se_gate)
+                              if spec.se > 0 else nn.Identity())
+        self.ghost2 = GhostModule(mid, spec.out, spec.ghost, spec.ghost_kernel, None)
+        if spec.has_residual(cin):
+            self.shortcut: nn.Module = nn.Identity()
+        else:
+            self.shortcut = nn.Sequential(ConvBnAct(cin, cin, k, s, groups=cin), ConvBnAct(cin, spec.out, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.ghost2(self.se(self.dw(self.ghost1(x)))) + self.shortcut(x)
