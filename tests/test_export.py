@@ -1,0 +1,252 @@
+"""nas export-best: tier selection, compound scaling, TorchScript/ONNX files, family tables, baselines."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from _synth_study import make_study
+from typer.testing import CliRunner
+
+from nas import export
+from nas.cli import app, main
+from nas.cost.macs import REFERENCES, count
+from nas.genotype import load
+from nas.plots import read_records
+from nas.search.pareto import front
+
+REF = export.REFERENCE_DIR
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# -- tiers and the scaler ------------------------------------------------------
+
+def test_parse_tier_budgets():
+    t = export.parse_tier_budgets("s=250e6, m=360M,l=12ms,x=params:5M+macs:1G")
+    assert t["s"].limits == {"macs": 250e6} and t["m"].limits == {"macs": 360e6}
+    assert t["l"].limits == {"latency_ms": 12.0}
+    assert t["x"].limits == {"params": 5e6, "macs": 1e9}
+
+
+@pytest.mark.parametrize("bad", ["s", "s=", "s=abc", "s=-5", "s=flops:3M", "=3M", ","])
+def test_parse_tier_budgets_rejects(bad):
+    with pytest.raises(export.InputError) as e:
+        export.parse_tier_budgets(bad)
+    assert "\n" not in str(e.value) and str(e.value).startswith("--tier-budget")
+
+
+def test_scaler_reproduces_mixnet_l_from_mixnet_m():
+    """MixNet-L is MixNet-M x 1.3 width: bisection on width to MixNet-L's MACs must land on it."""
+    m = load(REF / "mixnet_m.yaml")
+    l_ref = count(load(REF / "mixnet_l.yaml"))
+    tier = export.Tier("l", {"macs": l_ref.macs})
+    g, w = export.scale_to_budget(m, tier, export.Costing().costs)
+    got = count(g)
+    assert w == pytest.approx(1.3)
+    assert got.macs <= l_ref.macs
+    assert abs(got.params / l_ref.params - 1) < 0.01
+    assert abs(got.params / REFERENCES["mixnet_l"].params - 1) < 0.01  # the published 7.33M
+
+
+def test_scaler_lands_just_under_budget():
+    s = load(REF / "mixnet_s.yaml")
+    for budget in (150e6, 300e6):
+        g, w = export.scale_to_budget(s, export.Tier("t", {"macs": budget}), export.Costing().costs)
+        macs = count(g).macs
+        assert macs <= budget
+        # The next 8-channel step up would break the budget: no wider network of this shape fits.
+        assert count(export.scale(s, w * 1.03)).macs > budget or export.scale(s, w * 1.03) == g
+
+
+def _rec(n, macs, acc, g):
+    return {"number": n, "hash": f"h{n}", "genotype": g.to_dict(), "status": "complete", "accuracy": acc,
+            "macs": macs, "params": 1000, "latency_ms": None, "violations": {}}
+
+
+def test_choose_member_near_and_scaled():
+    g = load(REF / "mixnet_s.yaml")
+    fr = [_rec(0, 100e6, 0.5, g), _rec(1, 230e6, 0.6, g), _rec(2, 240e6, 0.65, g)]
+    costs = export.Costing().costs
+    # 240M is within 15% below 250M: the most accurate front member within the budget.
+    m = export.choose_member(fr, export.Tier("s", {"macs": 250e6}), costs)
+    assert (m.source, m.trial, m.accuracy) == ("front", 2, 0.65)
+    # Nothing near 400M: the nearest member (trial 2's genotype, MixNet-S) scaled up to just under it.
+    m = export.choose_member(fr, export.Tier("l", {"macs": 400e6}), costs)
+    assert m.source == "scaled" and m.trial == 2 and m.width > 1 and m.accuracy is None
+    assert 0.85 * 400e6 < count(m.genotype).macs <= 400e6
+
+
+SMALL = """
+resolution: 32
+stages:
+- blocks: [{out: 16, stride: 2, kernels: [3, 5]}, {out: 16, expand: 3}]
+- blocks: [{out: 32, stride: 2, kernels: [3, 5, 7], expand: 3}, {out: 32, expand: 6, exp_groups: 2, act: swish}]
+- blocks: [{out: 48, stride: 2, kernels: [3, 5], expand: 3, act: swish}]
+head: {features: 64, dropout: 0.1}
+"""
+
+
+def test_choose_member_prefers_a_trained_member_over_a_coarse_scaling():
+    """On a small network one width step jumps far: 627K MACs scaled under 500K lands at 213K, further from
+    the budget than a trained front member at 396K, which is then the member."""
+    from nas.genotype import loads
+
+    big = loads(SMALL)
+    costs = export.Costing(num_classes=10).costs
+    assert costs(big)["macs"] == 627456
+    fr = [_rec(1, 396e3, 0.48, big), _rec(0, 627456, 0.51, big)]
+    m = export.choose_member(fr, export.Tier("s", {"macs": 500e3}), costs)
+    assert (m.source, m.trial) == ("front", 1)
+    m = export.choose_member(fr[1:], export.Tier("s", {"macs": 500e3}), costs)  # nothing trained within budget
+    assert m.source == "scaled" and costs(m.genotype)["macs"] <= 500e3
+
+
+# -- exporting a study ------------------------------------------------------------
+
+def _check_onnx_against_torchscript(d):
+    g = load(d / "genotype.yaml")
+    x = torch.randn(3, g.in_chans, g.resolution, g.resolution)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript's notice; the file must still load
+        ts = torch.jit.load(str(d / "model.ts"))
+    with torch.inference_mode():
+        want = ts(x).numpy()
+    got = ort.InferenceSession(str(d / "model.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x.numpy()})[0]
+    assert got.shape == want.shape
+    assert np.abs(want).max() > 1e-2  # logits of a real size, so the tolerance below means something
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_export_family_from_synthetic_study(tmp_path):
+    study = make_study(tmp_path, n=24)
+    (study / "weights").mkdir()
+    records = read_records(study)
+    for r in records:  # the study kept proxy weights for every trained trial
+        if r["status"] == "complete":
+            torch.save({"w": torch.ones(1) * r["number"]}, study / "weights" / f"{r['number']}.pt")
+    (study / "baselines.json").write_text(json.dumps({"references": [
+        {"name": "mixnet_s", "macs": 900_000, "params": 50_000, "latency_ms": None, "accuracy": 0.5}]}))
+    out = export.export_family(study, tmp_path / "fam", tier_budgets="xs=0.12e6", measure=False)
+    fam = json.loads((out / "family.json").read_text())
+    assert [m["tier"] for m in fam["members"]] == ["s", "m", "l", "xs"]
+    fr = front(records, [{"metric": "accuracy", "direction": "maximize"}, {"metric": "macs", "direction": "minimize"}])
+    for m in fam["members"]:
+        d = out / m["tier"]
+        assert {"genotype.yaml", "model.ts", "model.onnx"} <= {p.name for p in d.iterdir()}
+        assert m["macs"] <= m["limits"]["macs"] and m["onnx_max_abs_diff"] <= 1e-4
+        g = load(d / "genotype.yaml")
+        assert count(g, num_classes=10).macs == m["macs"]
+        if m["source"] == "front":
+            rec = next(r for r in fr if r["number"] == m["trial"])
+            assert rec["hash"] == g.hash and m["accuracy"] == rec["accuracy"]
+            assert torch.load(d / "proxy_weights.pt", weights_only=True)["w"].item() == m["trial"]
+        else:
+            assert m["weights"] is None and not (d / "proxy_weights.pt").exists()
+    xs = fam["members"][-1]  # below every front member: the smallest one scaled down
+    assert xs["source"] == "scaled" and xs["width"] < 1
+    _check_onnx_against_torchscript(out / "s")
+    md = (out / "family.md").read_text()
+    assert "| s |" in md and "not trained" in md and "mixnet_s" in md
+
+
+def test_export_best_cli_bad_tier_writes_nothing(tmp_path, monkeypatch, capsys):
+    study = make_study(tmp_path, n=6)
+    monkeypatch.setattr(sys, "argv", ["nas", "export-best", "--study", str(study), "--tiers", "s,xl",
+                                      "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "family.xl" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_latency_tier_needs_a_lut(tmp_path):
+    study = make_study(tmp_path, n=4)
+    with pytest.raises(export.InputError, match="budgets.lut"):
+        export.export_family(study, tmp_path / "out", ["fast"], "fast=5ms", measure=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_best_arch_cli(tmp_path):
+    arch = tmp_path / "a.yaml"
+    arch.write_text(load(REF / "mixnet_s.yaml").replace(resolution=64, name="small_s").to_yaml())
+    r = CliRunner().invoke(app, ["export-best", "--arch", str(arch), "--out", str(tmp_path / "x"), "--no-measure",
+                                 "--num-classes", "10"])
+    assert r.exit_code == 0, r.output
+    _check_onnx_against_torchscript(tmp_path / "x" / "small_s")
+    fam = json.loads((tmp_path / "x" / "family.json").read_text())
+    assert fam["members"][0]["params"] == count(load(arch), num_classes=10).params
+
+
+@pytest.mark.slow
+def test_export_full_mixnet_s_at_224(tmp_path):
+    d = export.export_arch(load(REF / "mixnet_s.yaml"), tmp_path, measure=True)
+    _check_onnx_against_torchscript(d)
+    row = json.loads((tmp_path / "family.json").read_text())["members"][0]
+    assert row["params"] == count(load(REF / "mixnet_s.yaml")).params and row["latency_ms_measured"] > 0
+
+
+# -- baselines -------------------------------------------------------------------
+
+def test_baselines_cli(tmp_path):
+    study = make_study(tmp_path, n=8)
+    r = CliRunner().invoke(app, ["baselines", "--space", str(study / "space.yaml"), "--study", str(study),
+                                 "--refs", "mobilenetv2_100"])
+    assert r.exit_code == 0, r.output
+    data = json.loads((study / "baselines.json").read_text())
+    assert [b["name"] for b in data["references"]] == ["mobilenetv2_100"]
+    b = data["references"][0]
+    # Costs of the reference at the space's target (32 px, 10 classes), as every trial is costed.
+    c = count(load(REF / "mobilenetv2_100.yaml").replace(resolution=32), num_classes=10)
+    assert (b["macs"], b["params"]) == (c.macs, c.params)
+    assert 0 <= b["accuracy"] <= 1 and b["epochs"] == 1 and data["proxy"]["resolution"] == 16
+    assert "MobileNetV2" in (study / "pareto.html").read_text()  # the plots were redrawn with the reference
+
+
+def test_baselines_bad_reference_name(tmp_path, monkeypatch, capsys):
+    study = make_study(tmp_path, n=3)
+    monkeypatch.setattr(sys, "argv", ["nas", "baselines", "--space", str(study / "space.yaml"), "--study", str(study),
+                                      "--refs", "resnet50"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 2 and "resnet50" in capsys.readouterr().err
+    assert not (study / "baselines.json").exists()
+
+
+# -- a real (tiny) study ----------------------------------------------------------------
+
+def test_export_from_a_real_tiny_study(tmp_path):
+    """Search tiny.yaml for real (2 one-epoch trials on digits, W&B offline), then export its family."""
+    from nas.search.driver import SearchOptions, run_search
+
+    summary = run_search(SearchOptions(space="tiny.yaml", trials=2, out=tmp_path, wandb="offline", progress=False))
+    study = summary.study_dir
+    assert (study / "pareto.png").exists() and (study / "pareto.html").exists()  # written by StudyTracker.close
+    out = export.export_family(study, measure=True)
+    fam = json.loads((out / "family.json").read_text())
+    assert [m["tier"] for m in fam["members"]] == ["s", "m", "l"]  # tiny.yaml's family section
+    fr = {r["number"]: r for r in summary.front}
+    for m in fam["members"]:
+        d = out / m["tier"]
+        assert {"genotype.yaml", "model.ts", "model.onnx"} <= {p.name for p in d.iterdir()}
+        assert m["onnx_max_abs_diff"] <= 1e-4 and m["latency_ms_measured"] > 0
+        assert m["macs"] <= m["limits"]["macs"]
+        assert m["source"] in ("front", "scaled") and m["trial"] in fr
+        if m["source"] == "front":
+            assert m["hash"] == fr[m["trial"]]["hash"] and m["accuracy"] == fr[m["trial"]]["accuracy"]
+    _check_onnx_against_torchscript(out / fam["members"][0]["tier"])
+    assert "| s |" in (out / "family.md").read_text()
