@@ -282,7 +282,9 @@ class Costing:
             return None
         from nas.cost.latency import measure_genotype
 
-        return round(measure_genotype(g, self.measure_target, self.num_classes).ms, 4)
+        # Same unit as the table's predictions (probe-clock tables carry their probe latency).
+        unit = self.lut.unit_ms if self.lut is not None else None
+        return round(measure_genotype(g, self.measure_target, self.num_classes, unit_ms=unit).ms, 4)
 
 
 def costing_for_space(space: Any, *, measure: bool = True) -> Costing:
@@ -290,12 +292,9 @@ def costing_for_space(space: Any, *, measure: bool = True) -> Costing:
     lut = None
     b = getattr(space, "budgets", None)
     if b is not None and getattr(b, "lut", None):
-        from nas.cost.latency import load_lut
+        from nas.cost.latency import find_table, load_lut
 
-        p = Path(b.lut)
-        src = Path(getattr(space, "source", "."))
-        if not p.is_absolute() and not p.exists() and (src.parent / p).exists():
-            p = src.parent / p
+        p = find_table(b.lut, near=Path(getattr(space, "source", ".")).parent)
         lut = load_lut(p, b.target) if p.exists() else None
     return Costing(num_classes=space.target.num_classes, lut=lut, measure=measure)
 

@@ -464,23 +464,15 @@ class SearchSpace(_Model):
 
     def latency_fn(self) -> Callable[[Genotype], float]:
         """Predicted latency (ms) of the target network: the LUT ``budgets.lut`` (a path as given, else
-        beside the space file) or else this machine's LUT cache for ``budgets.target`` (``nas lut build``)."""
+        beside the space file, else among the shipped ``luts/``) or else this machine's LUT cache for
+        ``budgets.target`` (``nas lut build``)."""
         from nas.cost import latency as _latency
 
         b = self.budgets
-        if b.lut:
-            lut = Path(b.lut)
-            if not lut.exists() and not lut.is_absolute():
-                lut = Path(self.source).parent / lut
-            table = _latency.load_lut(lut, target=b.target)
-        elif b.target:
-            from nas.cost import lut as _lut
-
-            table = _lut.load_cache(_latency.get_target(b.target))
-        else:
+        if not (b.lut or b.target):
             raise InputError(f"{self.source}: budgets.target: latency needs a target or a LUT file")
-        num_classes = self.target.num_classes
-        return lambda g: _latency.predict(g, table, num_classes=num_classes)
+        lut = _latency.find_table(b.lut, near=Path(self.source).parent) if b.lut else None
+        return _latency.predictor(b.target, lut, num_classes=self.target.num_classes)
 
     def min_achievable(self) -> dict[str, int]:
         """Smallest MACs and params any architecture of the space has (exact; see :meth:`cheapest`)."""

@@ -691,11 +691,17 @@ def predict(genotype: Genotype, lut: LatencyTable, *, num_classes: int | None = 
     return float(lut.calibration["scale"]) * total + float(lut.calibration["offset_ms"])
 
 
-def _find_table(path: str | Path) -> Path:
-    # As typed; else relative to the checkout, where spaces name their shipped tables (luts/...).
+def find_table(path: str | Path, near: str | Path | None = None) -> Path:
+    """Where a LUT path written in a space or on a command line points: as typed; else
+    relative to ``near`` (the space file's folder); else relative to the checkout, where
+    shipped tables live (``luts/...``). The one resolver every caller uses."""
     p = Path(path)
-    repo = Path(__file__).resolve().parents[2]
-    return p if p.exists() or p.is_absolute() or not (repo / p).exists() else repo / p
+    if p.exists() or p.is_absolute():
+        return p
+    for base in ([Path(near)] if near is not None else []) + [Path(__file__).resolve().parents[2]]:
+        if (base / p).exists():
+            return base / p
+    return p
 
 
 @functools.lru_cache(maxsize=8)
@@ -717,7 +723,7 @@ def predictor(target: str | Target | None = None, lut: str | Path | None = None,
     this very machine; otherwise they are an InputError naming the part.
     """
     if lut is not None:
-        p = _find_table(lut)
+        p = find_table(lut)
         table = _load_lut_cached(str(p), p.stat().st_mtime_ns if p.exists() else 0, target)
     elif target is not None:
         from nas.cost.lut import load_cache
