@@ -337,8 +337,9 @@ def write_png(path: Path, records: Sequence[dict], baselines: Sequence[dict] = (
             for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
                 entries.setdefault(lab, h)
         labels_ = sorted(entries, key=_LEGEND_ORDER.index)
-        fig.legend([entries[k] for k in labels_], labels_, loc="outside lower center",
-                   ncol=len(labels_) if len(panels) > 1 else min(len(labels_), 3), frameon=False)
+        if labels_:  # none in a cost-only study (no accuracies to plot); an empty legend is an error
+            fig.legend([entries[k] for k in labels_], labels_, loc="outside lower center",
+                       ncol=len(labels_) if len(panels) > 1 else min(len(labels_), 3), frameon=False)
         fig.suptitle(_title(study, records, g), fontsize=12)
         fig.savefig(path, dpi=dpi)
         plt.close(fig)
@@ -381,18 +382,11 @@ _LEGEND_ORDER = ["Pareto front", "trial", "pruned early (partial training)", "ov
 # -- both --------------------------------------------------------------------
 
 def read_records(study_dir: Path) -> list[dict]:
-    """Finished trials of a study (``trials.jsonl``); a torn last line (crash mid-write) is skipped."""
-    p = Path(study_dir) / "trials.jsonl"
-    out = []
-    for line in p.read_text().splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+    """Finished trials of a study (``trials.jsonl``); a torn last line (an append in progress, or a crash
+    mid-write) is skipped, any other line that is not a record is an InputError naming the file and line."""
+    from nas.search.study import read_records as read_trials
+
+    return read_trials(Path(study_dir) / "trials.jsonl", skip_torn_tail=True)
 
 
 def write_plots(study_dir: Path, records: Sequence[dict] | None = None, baselines: Sequence[dict] | None = None,
