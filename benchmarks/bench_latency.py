@@ -43,7 +43,10 @@ def main() -> None:
     ap.add_argument("--networks", type=int, default=10, help="whole networks measured for the calibration")
     ap.add_argument("--rounds", type=int, default=8, help="interleaved measurement rounds per network (two passes)")
     ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument("--quick", action="store_true", help="20 architectures, 4 calibration networks, 3 rounds")
     args = ap.parse_args()
+    if args.quick:
+        args.n, args.networks, args.rounds = min(args.n, 20), min(args.networks, 4), min(args.rounds, 3)
 
     banner("latency LUT: predicted vs measured")
     space = load_space(args.space)

@@ -213,7 +213,10 @@ def main(argv: list[str] | None = None) -> None:
     # One thread by default: on a shared machine, OpenMP threads waiting on busy cores swamp the op time.
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     ap.add_argument("--reps", type=int, default=9, help="timed calls per variant (default 9)")
+    ap.add_argument("--quick", action="store_true", help="3 timed calls per variant (python -m benchmarks --quick)")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.reps = min(args.reps, 3)
     torch.set_num_threads(args.threads)
     banner("nas ops: MixConv and ACB")
     torch.manual_seed(0)

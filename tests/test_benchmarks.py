@@ -1,0 +1,252 @@
+"""The benchmark runner and the cores of bench_family / bench_scaling on toy configurations (seconds)."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _synth_study import make_study  # noqa: E402
+
+from benchmarks import __main__ as runner  # noqa: E402
+from benchmarks import bench_family as bf  # noqa: E402
+from benchmarks import bench_scaling as bs  # noqa: E402
+from nas.genotype import scale  # noqa: E402
+from nas.space import load_space  # noqa: E402
+from nas.train import TrainConfig  # noqa: E402
+
+# -- the runner -------------------------------------------------------------------------------------------------
+
+
+def test_runner_lists_the_suite_in_order_and_knows_who_accepts_quick(capsys):
+    names = runner.available()
+    assert {"bench_family", "bench_scaling"} <= set(names)
+    order = [n for n in runner.ORDER if n in names]
+    assert names[:len(order)] == order
+    assert runner.accepts_quick("bench_family") and runner.accepts_quick("bench_scaling")
+    assert runner.select(["family,bench_scaling"]) == ["bench_family", "bench_scaling"]
+    with pytest.raises(SystemExit, match="unknown benchmark"):
+        runner.select(["nope"])
+    assert runner.main(["--list", "--only", "family"]) == 0
+    assert "bench_family" in capsys.readouterr().out
+
+
+def _fake_suite(tmp_path: Path, monkeypatch) -> None:
+    pkg = tmp_path / "benchmarks"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "bench_yes.py").write_text(textwrap.dedent("""
+        import argparse, sys
+        ap = argparse.ArgumentParser()
+        ap.add_argument("--quick", action="store_true")
+        print("quick" if ap.parse_args().quick else "full")
+    """))
+    (pkg / "bench_no.py").write_text("import sys\nprint('args', sys.argv[1:])\nsys.exit(3)\n")
+    monkeypatch.setattr(runner, "HERE", pkg)
+    monkeypatch.setattr(runner, "ROOT", tmp_path)
+    monkeypatch.setattr(runner, "ORDER", ("bench_yes", "bench_no", "bench_absent"))
+
+
+def test_runner_runs_each_module_passes_quick_only_where_accepted_and_summarises(tmp_path, monkeypatch, capsys):
+    _fake_suite(tmp_path, monkeypatch)
+    rc = runner.main(["--quick", "--logs", str(tmp_path / "logs")])
+    out = capsys.readouterr().out
+    assert rc == 1  # bench_no exits 3
+    assert "quick\n" in out and "args []" in out  # bench_no declares no --quick: run with nothing
+    summary = out[out.index("== benchmark summary"):]
+    assert "bench_yes" in summary and "ok" in summary
+    assert "failed (rc 3)" in summary and "full (no --quick option)" in summary
+    assert "bench_absent" in summary and "missing" in summary
+    assert (tmp_path / "logs" / "bench_yes.log").read_text() == "quick\n"
+
+
+# -- bench_family ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    study = make_study(tmp_path_factory.mktemp("bench"))
+    return study, load_space(study / "space.yaml")
+
+
+def test_family_members_and_references_are_matched_to_the_tier_macs(synth):
+    study, space = synth
+    members = bf.family_members(study, space, ["s", "l"])
+    assert [m.tier for m in members] == ["s", "l"]
+    models, notes = bf.plan_models(members, space, bf.reference_genotypes(space))
+    for tier, budget in (("s", space.family["s"].macs), ("l", space.family["l"].macs)):
+        group = [m for m in models if m.tier == tier]
+        assert sum(m.kind == "searched" for m in group) == 1
+        refs = [m for m in group if m.kind == "reference"]
+        assert refs and all(m.macs <= budget for m in group)
+        for r in refs:  # the widest width within budget: the next wider network goes over
+            name = r.name.split(" x")[0]
+            g = bf.reference_genotypes(space, (name,))[name]
+            assert scale(g, r.width) == r.genotype.replace(name="")
+            w = r.width
+            while scale(g, w) == scale(g, r.width):
+                w += 0.001
+            assert bf.costs(scale(g, w), 10)["macs"] > budget
+        assert len(refs) + sum(f"tier {tier}:" in n for n in notes) == len(bf.REFERENCES)
+    # What cannot shrink that far is reported, not silently dropped.
+    assert all("cannot be scaled down" in n for n in notes)
+
+
+def test_family_models_train_on_the_same_seeds_and_are_judged(synth):
+    torch.set_num_threads(1)
+    study, space = synth
+    members = bf.family_members(study, space, ["s"])
+    models, _ = bf.plan_models(members, space, bf.reference_genotypes(space, ("mobilenetv2_100",)))
+    assert len(models) == 2
+    recipe = TrainConfig(resolution=8, subsample=64, epochs=1, batch_size=32, precise_bn=0, val_fraction=0.1)
+    lines = []
+    bf.train_models(models, recipe, [1, 2], workers=1, log=lines.append)
+    assert len(lines) == 4
+    for m in models:
+        assert len(m.accs) == 2 and all(0.0 <= a <= 1.0 for a in m.accs)
+    text, verdicts = bf.macs_table(models)
+    assert verdicts[0]["verdict"] in ("win", "lose", "tie") and "best reference" in text
+
+
+def _model(name: str, accs: list[float], kind: str = "reference", tier: str = "s", lat: float | None = None):
+    g = load_space(Path(bf.__file__).resolve().parents[1] / "search_spaces" / "tiny.yaml").sample(0)
+    return bf.Model(tier, name, kind, g, 1.0, 1000, 100, latency_ms=lat, accs=accs)
+
+
+def test_verdicts_need_a_difference_beyond_the_seed_noise(tmp_path):
+    member = _model("searched", [0.90, 0.91, 0.92], "searched", lat=5.0)
+    assert bf.verdict(member, _model("r", [0.80, 0.81, 0.82]))[0] == "win"
+    assert bf.verdict(member, _model("r", [0.95, 0.96, 0.97]))[0] == "lose"
+    assert bf.verdict(member, _model("r", [0.85, 0.91, 0.97]))[0] == "tie"
+    assert bf.verdict(_model("m", [0.9]), _model("r", [0.1]))[0] == "untested"
+    # Matched latency: only references at most as slow as the member count.
+    slow_better = _model("slow", [0.99, 0.99, 0.99], lat=9.0)
+    fast_worse = _model("fast", [0.50, 0.52, 0.51], lat=4.0)
+    text, vs = bf.latency_table_text([member, slow_better, fast_worse])
+    assert vs[0]["reference"] == "s/fast" and vs[0]["verdict"] == "win"
+    assert "matched MACs 0 win" in bf.headline([{"verdict": "lose"}], vs)
+    png = bf.write_plot([member, slow_better, fast_worse], tmp_path / "family.png", "toy")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_latency_is_predicted_from_a_table_and_missing_parts_are_reported(synth):
+    from nas.cost.latency import LatencyTable, get_target, part_keys
+
+    _, space = synth
+    a, b = (_model(n, [0.5, 0.5]) for n in "ab")
+    b.genotype = space.sample(1)
+    table = LatencyTable(target=get_target("torch-cpu"), device={"cpu": "another machine"}, num_classes=10,
+                         unit_ms=1.0, entries={k: {"ms": 0.5, "n": 1} for k in part_keys(a.genotype, 10)})
+    problem = bf.add_latency([a, b], table, 10)
+    assert a.latency_ms == pytest.approx(0.5 * len(part_keys(a.genotype, 10)))
+    assert b.latency_ms is None and "no entry" in problem
+
+
+def test_bench_space_overrides_proxy_search_and_tracking(tmp_path, synth):
+    study, _ = synth
+    p = bf.bench_space(study / "space.yaml", tmp_path, epochs=3, subsample=100, data=str(tmp_path), trials=7,
+                       concurrency=1)
+    s = load_space(p)
+    assert (s.proxy.epochs, s.proxy.subsample, s.proxy.dataset, s.proxy.path) == (3, 100, "auto", str(tmp_path))
+    assert (s.search.trials, s.search.concurrency, s.tracking.wandb) == (7, 1, "disabled")
+
+
+# -- bench_scaling ---------------------------------------------------------------------------------------------
+
+
+def test_wider_spaces_have_more_parts(tmp_path):
+    from nas.cli import resolve_path
+    from nas.cost.lut import space_parts
+
+    base = Path(resolve_path("tiny.yaml"))
+    sizes = [len(space_parts(load_space(base)))]
+    for name, stages in bs.WIDER.items():
+        sizes.append(len(space_parts(load_space(bs.derive_space(base, tmp_path, name, stages=stages)))))
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+
+
+def test_search_point_times_a_fresh_study(tmp_path):
+    from nas.cli import resolve_path
+
+    p = bs.search_point(Path(resolve_path("tiny.yaml")), tmp_path, 6, 1, 1, objective="cost")
+    assert p.counts and sum(v for k, v in p.counts.items() if k != "duplicate") == 6
+    assert p.wall_s > 0 and p.trained == 0  # cost-only: nothing is trained
+    assert "trials/h" in bs.search_table([p])
+
+
+def test_lut_point_builds_a_whole_table_and_a_sample_extrapolates(synth):
+    study, _ = synth
+    whole = bs.lut_point(study / "space.yaml", "torch-cpu", {"rounds": 1, "burst_s": 0.002, "networks": 0}, "t")
+    assert whole.parts == whole.measured_parts > 10 and whole.seconds > 0 and not whole.extrapolated
+    part = bs.lut_sample_point(study / "space.yaml", "torch-cpu", {"rounds": 1, "burst_s": 0.002, "networks": 0},
+                               "t", sample=2)
+    assert part.extrapolated and part.parts == whole.parts and part.sampled == 2 < part.carriers
+    assert 0 < part.measured_parts < part.parts and part.seconds > 0
+    assert "extrapolated: 2 of" in bs.lut_table([whole, part])
+
+
+def test_full_mode_runs_the_whole_grid_and_every_lut_space(monkeypatch, tmp_path, capsys):
+    import argparse
+
+    calls: list[tuple] = []
+
+    def fake_search(base, work, trials, conc, epochs, **kw):
+        calls.append(("search", trials, conc, epochs))
+        return bs.SearchPoint(trials, conc, epochs, float(trials * epochs) / conc, trials, {"complete": trials})
+
+    def fake_lut(path, target, setting, label):
+        calls.append(("lut", load_space(path).name, setting["rounds"]))
+        return bs.LutPoint(load_space(path).name, 10, 1.0, 10, label)
+
+    def fake_sample(path, target, setting, label, sample):
+        calls.append(("sample", load_space(path).name))
+        return bs.LutPoint(load_space(path).name, 100, 10.0, 5, label, extrapolated=True, carriers=20, sampled=sample)
+
+    monkeypatch.setattr(bs, "search_point", fake_search)
+    monkeypatch.setattr(bs, "lut_point", fake_lut)
+    monkeypatch.setattr(bs, "lut_sample_point", fake_sample)
+    monkeypatch.setattr(bs, "start_ray", lambda n=None: 0.0)
+    monkeypatch.setattr(bs, "stop_ray", lambda: None)
+    out = bs.run(argparse.Namespace(quick=False, space="tiny.yaml", target="torch-cpu", skip_search=False,
+                                    skip_lut=False, skip_gpu=True, keep=tmp_path))
+    grid = [c[1:] for c in calls if c[0] == "search"]
+    assert sorted(grid) == sorted((t, c, e) for t in (4, 8) for c in (1, 2) for e in (1, 2))
+    luts = [c[1:] for c in calls if c[0] != "search"]
+    assert luts == [("tiny", 1), ("tiny_wide", 1), ("tiny_wider", 1), ("cifar", 1), ("mixnet",), ("tiny", 3)]
+    assert len(out["search"]) == 8 and len(out["lut"]) == 6
+    text = capsys.readouterr().out
+    assert "0.50x" in text  # concurrency 2 halves the fake wall time: ratios are printed against the first point
+
+
+def test_gpu_section_says_skipped_without_cuda(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the section would measure")
+    assert bs.gpu_section(True, tmp_path, tmp_path) == {"gpu": None}
+    assert "no GPU: skipped" in capsys.readouterr().out
+
+
+def test_gpu_helpers_run_on_any_device(synth):
+    # The GPU section calls these with device/target cuda; the code path is the same on the CPU.
+    torch.set_num_threads(1)
+    study, _ = synth
+    recipe = TrainConfig(resolution=8, subsample=64, epochs=2, batch_size=32, precise_bn=0, val_fraction=0.1)
+    speed = bs.amp_throughput("mobilenetv2_100", device="cpu", epochs=2, recipe=recipe)
+    assert speed["amp"] > 0 and speed["fp32"] > 0
+    acc = bs.predictor_accuracy(study / "space.yaml", "torch-cpu", 4, {"rounds": 1, "burst_s": 0.002, "networks": 2})
+    assert acc["n"] == 4 and acc["parts"] > 10 and 0 <= acc["within_10pct"] <= 1 and acc["mape"] >= 0
+
+
+@pytest.mark.slow
+def test_search_point_on_ray_trains_every_trial(tmp_path):
+    from nas.cli import resolve_path
+
+    bs.start_ray(2)
+    try:
+        p = bs.search_point(Path(resolve_path("tiny.yaml")), tmp_path, 2, 2, 1, extra_proxy={"subsample": 64})
+    finally:
+        bs.stop_ray()
+    assert p.trained >= 1 and p.trials_per_hour > 0
