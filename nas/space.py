@@ -56,11 +56,12 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
+from nas.config import TrainConfig, check_config
 from nas.cost import macs as _macs
 from nas.errors import InputError
 from nas.genotype import (
@@ -72,9 +73,6 @@ from nas.genotype import (
     StemSpec,
     make_divisible,
 )
-
-if TYPE_CHECKING:
-    from nas.train import TrainConfig
 
 SHIPPED_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 COST_METRICS = ("macs", "params", "latency_ms")
@@ -342,7 +340,7 @@ class SearchSpace(_Model):
     budgets: Budgets = Field(default_factory=Budgets)
     objectives: Annotated[list[Annotated[Objective, BeforeValidator(_objective)]], Field(min_length=1)] = Field(
         default_factory=_default_objectives)
-    proxy: TrainConfig = Field(default_factory=lambda: _train_config()(),
+    proxy: TrainConfig = Field(default_factory=TrainConfig,
                                description="how candidates are trained (a smaller version of the target)")
     search: SearchSettings = Field(default_factory=SearchSettings)
     tracking: Tracking = Field(default_factory=Tracking)
@@ -1113,20 +1111,8 @@ def load_space(path: str | Path) -> SearchSpace:
     return space_from_dict(read_yaml(p), str(p), default_name=p.stem)
 
 
-def _train_config() -> type:
-    """``nas.train.TrainConfig``, imported on first use: nas.train imports torch, and ``import nas.space``
-    (path lookup, ``nas space list``) should not wait for it. Completes the schema's ``proxy`` type."""
-    from nas.train import TrainConfig
-
-    if not SearchSpace.__pydantic_complete__:
-        globals()["TrainConfig"] = TrainConfig
-        SearchSpace.model_rebuild()
-    return TrainConfig
-
-
 def space_from_dict(data: Any, source: str = "<space>", default_name: str = "space") -> SearchSpace:
     """Validate plain data as a search space; errors name ``source`` and the field path."""
-    _train_config()
     if not isinstance(data, dict):
         raise InputError(f"{source}: top level: expected a mapping of sections (stages, stem, head, budgets, ...), "
                          f"got {_type_name(data)}")
@@ -1160,8 +1146,6 @@ def _check(space: SearchSpace) -> None:
         if "ghost" in st.kind and any(len(ks) > 1 for ks in st.kernel_sets()):
             fail(f"stages[{i}].{'kernels' if st.kernels is not None else 'groups'}",
                  "a ghost bottleneck (kind ghost) has one depthwise kernel; use single-kernel choices")
-    from nas.train import check_config
-
     try:
         check_config(space.proxy)
     except InputError as e:
