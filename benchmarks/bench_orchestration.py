@@ -1,0 +1,186 @@
+"""Orchestration overhead: our driver against plain Ray Tune + OptunaSearch, and the cost of a rejected proposal.
+
+Every configuration runs the same trivial trials (sleep 2 s, report once), 20
+trials 2 at a time on one local Ray started once up front, so Ray's start is
+not timed. Overhead is ``wall / ideal - 1`` with ``ideal = trained trials * 2 s
+/ 2 workers``. "ours" is the whole ``run_search`` call (space, study files,
+Optuna storage, records, pareto.json) on a budget-free copy of tiny.yaml with
+the random sampler, so all 20 trials are trained; plain Ray Tune runs with its
+defaults (its loggers and experiment checkpoints on) and with
+``reuse_actors=True``.
+
+The second part times proposals the cost model rejects (every architecture over
+budget): ask, define-by-run suggest, analytic cost, record (grouped fsync),
+tell, and the storage mirror's queueing; the mirror thread's SQLite writes
+happen in the background and are timed separately.
+
+    python -m benchmarks.bench_orchestration [--trials 20] [--sleep 2] [--rounds 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from benchmarks._machine import banner
+
+WORKERS = 2
+
+
+def sleep_trial(config: dict) -> None:
+    """The trivial trial: sleep, then report once in the form the driver expects."""
+    from ray import tune
+
+    time.sleep(config.get("sleep_s", 2.0))
+    tune.report({"val_accuracy": config.get("x", 0.5), "epoch": 1, "final": True})
+
+
+def plain_tune(trials: int, sleep_s: float, reuse: bool, storage: Path) -> tuple[float, int]:
+    import optuna
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def trial(config: dict) -> None:
+        time.sleep(sleep_s)
+        tune.report({"val_accuracy": config["x"]})
+
+    t0 = time.perf_counter()
+    tuner = tune.Tuner(trial, param_space={"x": tune.uniform(0, 1)},
+                       tune_config=tune.TuneConfig(search_alg=OptunaSearch(metric="val_accuracy", mode="max"),
+                                                   num_samples=trials, max_concurrent_trials=WORKERS,
+                                                   reuse_actors=reuse),
+                       run_config=tune.RunConfig(storage_path=str(storage), verbose=0))
+    tuner.fit()
+    return time.perf_counter() - t0, trials
+
+
+def ours(trials: int, sleep_s: float, work: Path) -> tuple[float, int]:
+    import nas.search.tuning  # noqa: F401 - imports are outside the timing, as for the plain runs
+    from nas.search.driver import SearchOptions, run_search
+
+    space = _budget_free_tiny(work, sleep_s)
+    t0 = time.perf_counter()
+    s = run_search(SearchOptions(space=space, trials=trials, concurrency=WORKERS, sampler="random",
+                                 out=work / "ours", progress=False, track=False),
+                   trainable=_with_sleep(sleep_s))
+    wall = time.perf_counter() - t0
+    trained = sum(1 for r in s.records if r["epochs"] > 0 and r["duplicate_of"] is None)
+    return wall, trained
+
+
+def _with_sleep(sleep_s: float):
+    def trainable(config: dict) -> None:
+        sleep_trial({**config, "sleep_s": sleep_s, "x": (config["number"] % 10) / 10})
+
+    return trainable
+
+
+def _budget_free_tiny(work: Path, sleep_s: float) -> Path:
+    from nas.space import find_space_file
+
+    data = yaml.safe_load(find_space_file("tiny.yaml").read_text())
+    data.pop("budgets", None)
+    data.pop("family", None)
+    data["name"] = f"bench-{time.time_ns()}"
+    p = work / f"{data['name']}.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def rejected_proposals(space_name: str, sampler: str, n: int, work: Path) -> tuple[float, float]:
+    """(ms per over-budget proposal, s to flush the storage mirror afterwards)."""
+    import optuna
+
+    from nas.search.driver import _objectives, make_sampler
+    from nas.search.searcher import Proposer
+    from nas.search.study import Mirror, RecordWriter, StudyDir
+    from nas.space import load_space
+
+    space = load_space(space_name)
+    space.budgets.macs = 1.0  # nothing is within budget
+    objs = _objectives(space, "train")
+    sd = StudyDir(work / f"rej-{space.name}-{sampler}")
+    sd.root.mkdir(parents=True)
+    mirror = Mirror(sd, "sqlite", "r", [o["direction"] for o in objs], [o["metric"] for o in objs])
+    memory = optuna.create_study(directions=[o["direction"] for o in objs], sampler=make_sampler(sampler, 0, n))
+    writer = RecordWriter(sd.trials)
+    p = Proposer(space, memory, objectives=objs, target=n, records=[], write=writer.append, mirror=mirror.upsert)
+    t0 = time.perf_counter()
+    assert p.next() is None
+    answered = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    mirror.close()
+    writer.close()
+    return 1e3 * answered / n, time.perf_counter() - t1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--sleep", type=float, default=2.0)
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the three configurations (order rotates)")
+    ap.add_argument("--proposals", type=int, default=100, help="rejected proposals per space and sampler")
+    ap.add_argument("--quick", action="store_true", help="8 trials of 1 s, 30 rejected proposals")
+    args = ap.parse_args()
+    if args.quick:
+        args.trials, args.sleep, args.proposals = min(args.trials, 8), min(args.sleep, 1.0), min(args.proposals, 30)
+    banner("orchestration overhead: nas search vs plain Ray Tune + OptunaSearch")
+
+    import ray
+
+    # Start Ray once, as the driver would, before any of our Tune settings enter the environment, so the
+    # plain configurations run with Tune's defaults.
+    clean_env = dict(os.environ)
+    ray.init(num_cpus=WORKERS, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 2**20,
+             logging_level=logging.ERROR)
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    work = Path(tempfile.mkdtemp(prefix="bench_orch_"))
+    ideal_per_trial = args.sleep / WORKERS
+    configs = [("plain Ray Tune + OptunaSearch (defaults)", lambda: plain_tune(args.trials, args.sleep, False,
+                                                                             work / "plain")),
+               ("plain Ray Tune + OptunaSearch, reuse_actors=True", lambda: plain_tune(args.trials, args.sleep, True,
+                                                                                     work / "plain")),
+               ("ours (nas search driver)", lambda: ours(args.trials, args.sleep, work))]
+    results: dict[str, list[float]] = {name: [] for name, _ in configs}
+    try:
+        for r in range(args.rounds):
+            order = configs[r % len(configs):] + configs[: r % len(configs)]
+            for name, fn in order:
+                if name.startswith("plain"):
+                    os.environ.clear()
+                    os.environ.update(clean_env)
+                wall, trained = fn()
+                over = wall / (trained * ideal_per_trial) - 1
+                results[name].append(over)
+                print(f"  round {r + 1}: {name:52s} wall {wall:6.1f} s for {trained} trials "
+                      f"(ideal {trained * ideal_per_trial:.0f} s): overhead {100 * over:5.1f}%", flush=True)
+        print(f"\n{args.trials} trials of {args.sleep:g} s on {WORKERS} workers, mean over {args.rounds} round(s):")
+        for name, overs in results.items():
+            print(f"  {name:52s} overhead {100 * sum(overs) / len(overs):5.1f}%")
+        best_plain = min(sum(v) / len(v) for k, v in results.items() if k.startswith("plain"))
+        mine = sum(results[configs[2][0]]) / len(results[configs[2][0]])
+        print(f"  goal: ours <= 10% and below the best plain ({100 * best_plain:.1f}%): "
+              f"{'met' if mine <= 0.10 and mine < best_plain else 'NOT met'} ({100 * mine:.1f}%)")
+    finally:
+        ray.shutdown()
+
+    print(f"\nrejected (over-budget) proposals, {args.proposals} each, answered without Ray (goal < 10 ms):")
+    for space_name in ("tiny.yaml", "mixnet.yaml"):
+        for sampler in ("nsga2", "tpe", "random"):
+            ms, flush_s = rejected_proposals(space_name, sampler, args.proposals, work)
+            print(f"  {space_name:12s} {sampler:7s} {ms:6.2f} ms each; SQLite mirror drained "
+                  f"{flush_s:5.2f} s after the last answer")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,563 @@
+"""The study directory on disk: trials.jsonl, the Optuna storage, the lock, resume.
+
+Two copies of the Optuna study exist while a search runs. The sampler works on
+an in-memory study, because Optuna's relational storage writes every
+parameter with a couple of SQL round trips (a mixnet.yaml architecture has
+~110 parameters: 0.1-0.5 s per trial in SQLite), which would make answering
+an over-budget proposal cost far more than the 10 ms goal. Every trial is
+mirrored, in order, to the storage file by a writer process
+(:class:`Mirror`), so trial numbers agree between the two copies,
+``optuna-dashboard`` shows the study live, and a resumed run reloads it.
+
+``trials.jsonl`` is the source of truth for finished trials: a record is
+appended, flushed and fsync'ed before Optuna is told, so after any crash the
+storage can only lag behind it. :func:`reconcile` repairs the lag when a study
+is resumed (trials that finished but whose update was lost are completed from
+their records; trials still RUNNING are marked FAIL and their architectures
+queued again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime
+import fcntl
+import json
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.errors import InputError
+
+TRIALS_FILE = "trials.jsonl"
+SPACE_FILE = "space.yaml"
+SQLITE_FILE = "study.db"
+JOURNAL_FILE = "journal.log"
+LOCK_FILE = ".lock"
+STATUSES = ("complete", "pruned", "infeasible", "failed")
+GROUP_SYNC_S = 0.2
+
+
+@dataclass
+class StudyDir:
+    """Paths of one study directory (``<out>/<study>/``)."""
+
+    root: Path
+
+    @property
+    def trials(self) -> Path:
+        return self.root / TRIALS_FILE
+
+    @property
+    def space(self) -> Path:
+        return self.root / SPACE_FILE
+
+    @property
+    def ray(self) -> Path:
+        return self.root / "ray"
+
+    def storage_file(self, kind: str) -> Path:
+        return self.root / (SQLITE_FILE if kind == "sqlite" else JOURNAL_FILE)
+
+    def existing_storage(self) -> str | None:
+        """``sqlite`` or ``journal`` when the directory already holds that storage."""
+        for kind in ("sqlite", "journal"):
+            if self.storage_file(kind).exists():
+                return kind
+        return None
+
+
+# -- the lock --------------------------------------------------------------------------------------------------
+
+
+class StudyLock:
+    """An exclusive ``flock`` on ``<study>/.lock``: two searches on one study would number trials twice.
+
+    The storage writer (:class:`Mirror`) inherits the lock, so after a driver is killed a new run waits
+    (up to ``wait_s``) for the old writer to store what it had received instead of racing it; a live
+    driver holding the lock is an error at once.
+    """
+
+    WAIT_S = 120.0
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / LOCK_FILE
+        self.fd: int | None = None
+
+    def acquire(self, wait_s: float = WAIT_S) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if self._driver_alive() or time.monotonic() > deadline:
+                    os.close(fd)
+                    raise InputError(f"{self.path.parent}: study: another `nas search` is running on this study "
+                                     f"(lock {self.path})") from None
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def _driver_alive(self) -> bool:
+        try:
+            pid = int(self.path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def release(self) -> None:
+        # Close, not LOCK_UN: the writer process shares this lock until it exits. Clearing the pid tells a
+        # next run that whoever still holds the lock is that writer, worth waiting for.
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.close(self.fd)
+            self.fd = None
+
+
+# -- trials.jsonl ----------------------------------------------------------------------------------------------
+
+
+def read_records(path: Path, skip_torn_tail: bool = False) -> list[dict[str, Any]]:
+    """Finished-trial records; a line that is not a record is an InputError naming file and line.
+
+    ``skip_torn_tail`` (readers of a study another process may be appending to): a last line that has no
+    newline yet and is not JSON, an append in progress or cut short by a crash, is left out instead.
+    """
+    if not path.exists():
+        return []
+    records: list[dict[str, Any]] = []
+    numbers: dict[int, int] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read ({e.__class__.__name__})") from None
+    lines = text.splitlines()
+    if skip_torn_tail and lines and not text.endswith("\n"):
+        try:
+            json.loads(lines[-1])
+        except ValueError:
+            lines.pop()
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as e:
+            raise InputError(f"{path}: line {i}: corrupt record ({e.msg}); repair or remove the line to resume, "
+                             "nothing was changed") from None
+        problem = _record_problem(rec)
+        if problem:
+            raise InputError(f"{path}: line {i}: {problem}; repair or remove the line to resume, nothing was changed")
+        if rec["number"] in numbers:
+            raise InputError(f"{path}: line {i}: trial number {rec['number']} already recorded on line "
+                             f"{numbers[rec['number']]}")
+        numbers[rec["number"]] = i
+        records.append(rec)
+    return records
+
+
+def _record_problem(rec: Any) -> str | None:
+    if not isinstance(rec, dict):
+        return "expected a JSON object"
+    for key, types in (("number", int), ("hash", str), ("genotype", dict), ("status", str)):
+        if not isinstance(rec.get(key), types) or isinstance(rec.get(key), bool):
+            return f"{key}: missing or not a {types.__name__}"
+    if rec["status"] not in STATUSES:
+        return f"status: {rec['status']!r} is not one of {', '.join(STATUSES)}"
+    return None
+
+
+class RecordWriter:
+    """Appends one JSON line per finished trial, flushed at once.
+
+    ``durable`` records (trained trials) are fsync'ed before ``append``
+    returns; answered ones (infeasible, duplicate, cost-only: milliseconds
+    each) are fsync'ed in groups at most :data:`GROUP_SYNC_S` apart, since an
+    fsync costs more than answering them. A killed process loses nothing
+    either way (the data is in the OS); an OS crash may lose the last group of
+    answered records, which a resumed search simply answers again.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # A line cut short by a crash mid-write would glue onto the next record; start on a fresh line.
+        needs_newline = path.exists() and path.stat().st_size > 0 and not _ends_with_newline(path)
+        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole search
+        if needs_newline:
+            self._f.write("\n")
+        self._dirty = False
+        self._synced = time.monotonic()
+
+    def append(self, record: dict[str, Any], durable: bool = True) -> None:
+        self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._f.flush()
+        self._dirty = True
+        if durable or time.monotonic() - self._synced >= GROUP_SYNC_S:
+            self.sync()
+
+    def sync(self) -> None:
+        if self._dirty:
+            os.fsync(self._f.fileno())
+            self._dirty = False
+        self._synced = time.monotonic()
+
+    def close(self) -> None:
+        self.sync()
+        self._f.close()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+# -- the Optuna storage ------------------------------------------------------------------------------------------
+
+
+def open_storage(sd: StudyDir, kind: str) -> BaseStorage:
+    """The study's storage file (``study.db`` or ``journal.log``); a file that is not one is an InputError."""
+    path = sd.storage_file(kind)
+    if kind == "journal":
+        _check_journal_tail(path)
+    try:
+        if kind == "sqlite":
+            return RDBStorage(f"sqlite:///{path.resolve()}", engine_kwargs={"connect_args": {"timeout": 60}})
+        return JournalStorage(JournalFileBackend(str(path.resolve())))
+    except Exception as e:  # Optuna raises several types for a foreign or corrupt file
+        raise InputError(f"{path}: unreadable Optuna storage ({e.__class__.__name__}: "
+                         f"{' '.join(str(e).split())[:160]})") from None
+
+
+def _check_journal_tail(path: Path) -> None:
+    """A journal whose last entry was cut short (a crash mid-append) is refused before anything is appended.
+
+    Optuna skips such a tail when reading, but its next append would glue onto it and leave a corrupt line
+    in the middle of the journal, which makes the whole study unreadable from then on.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with open(path, "rb") as f:
+        f.seek(max(0, size - 65536))
+        tail = f.read()
+    if tail.endswith(b"\n"):
+        return
+    cut = tail.rfind(b"\n")
+    keep = size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 65536 else None)
+    remedy = f"`truncate -s {keep} {path}` drops it" if keep is not None else "remove it"
+    raise InputError(f"{path}: the last entry is cut short (a crash while writing?); {remedy} (trials.jsonl "
+                     "restores what it held) to resume, nothing was changed")
+
+
+def load_or_create(storage: BaseStorage, name: str, directions: Sequence[str], metric_names: Sequence[str],
+                   source: Path) -> optuna.Study:
+    """The persistent study; its objectives must be those of this run."""
+    try:
+        study = optuna.create_study(storage=storage, study_name=name, directions=list(directions),
+                                    load_if_exists=True)
+    except Exception as e:
+        raise InputError(f"{source}: unreadable Optuna storage ({e.__class__.__name__}: "
+                         f"{' '.join(str(e).split())[:160]})") from None
+    have = [d.name.lower() for d in study.directions]
+    want = [StudyDirection.MAXIMIZE.name.lower() if d == "maximize" else "minimize" for d in directions]
+    stored_names = study.metric_names
+    if have != want or (stored_names and list(stored_names) != list(metric_names)):
+        shown = ", ".join(stored_names or have)
+        raise InputError(f"{source}: objectives: the study was created with objectives ({shown}), this run asks for "
+                         f"({', '.join(metric_names)}); use another --study or the same objectives")
+    if not stored_names:
+        study.set_metric_names(list(metric_names))
+    return study
+
+
+class Mirror:
+    """Copies trials of the in-memory study to the storage file, in order, from a writer process.
+
+    ``upsert(frozen)`` creates the trial the first time its number is seen and
+    afterwards writes what changed (parameters, attributes, state and values).
+    The writer is a separate process (``python -m nas.search.study``, fed
+    pickled trials on its stdin by a feeder thread) because Optuna's
+    relational storage spends 0.1-0.5 s of Python per trial in SQLAlchemy: on
+    a thread that would hold the GIL the Ray Tune event loop needs. Updates
+    queued behind a slow write are merged per trial (a trial created and
+    finished while the writer was busy is written once). When the driver dies
+    the pipe closes, and the writer stores what it has received and exits. A
+    failed write is raised on the next call or on :meth:`close`.
+    """
+
+    def __init__(self, sd: StudyDir, kind: str, study_name: str, directions: Sequence[str] = (),
+                 metric_names: Sequence[str] = (), pass_fds: Sequence[int] = ()) -> None:
+        # ``directions``: create the study if the storage lacks it (a new study is created by the writer, off the
+        # driver's critical path). Its own session: a Ctrl-C at the terminal is the driver's to handle; the writer
+        # stops when its stdin closes.
+        spec = json.dumps({"directions": list(directions), "metric_names": list(metric_names)})
+        self._proc = subprocess.Popen([sys.executable, "-m", "nas.search.study", str(sd.root), kind, study_name, spec],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      start_new_session=True, pass_fds=tuple(pass_fds))
+        self._items: queue.Queue[FrozenTrial | None] = queue.Queue()
+        self._sent = 0
+        self._merged = 0
+        self._processed = 0
+        self._error: str | None = None
+        self._acked = threading.Condition()
+        self._feeder = threading.Thread(target=self._feed, name="nas-mirror-feed", daemon=True)
+        self._reader = threading.Thread(target=self._read, name="nas-mirror-read", daemon=True)
+        self._feeder.start()
+        self._reader.start()
+
+    def upsert(self, frozen: FrozenTrial) -> None:
+        self._raise()
+        self._items.put(_snapshot(frozen))
+        self._sent += 1
+
+    def pending(self) -> int:
+        return self._sent - self._merged - self._processed
+
+    def close(self) -> None:
+        """Wait until every update is committed, then let the writer exit on its own.
+
+        Its shutdown (interpreter exit, SQLite checkpoint) overlaps whatever comes next; it keeps the
+        study lock until it is gone, so a following run on the study waits for it.
+        """
+        self._items.put(None)
+        self._feeder.join()
+        with self._acked:
+            self._acked.wait_for(lambda: self.pending() <= 0 or not self._reader.is_alive())
+        if self.pending() > 0:  # the writer died before storing everything
+            self._reader.join()
+            self._proc.wait()
+            if self._error is None:
+                err = self._proc.stderr.read().decode(errors="replace").strip().splitlines()
+                self._error = f"exit status {self._proc.returncode}" + (f" ({err[-1]})" if err else "")
+        threading.Thread(target=self._reap, name="nas-mirror-reap", daemon=True).start()
+        self._raise()
+
+    def _reap(self) -> None:
+        self._reader.join()
+        self._proc.wait()
+        self._proc.stderr.close()
+
+    def _feed(self) -> None:
+        pipe = self._proc.stdin
+        done = False
+        try:
+            while not done:
+                batch: dict[int, FrozenTrial] = {}  # latest snapshot per trial, in order of first appearance
+                item = self._items.get()
+                while True:
+                    if item is None:
+                        done = True
+                        break
+                    self._merged += item.number in batch
+                    batch[item.number] = item
+                    try:
+                        item = self._items.get_nowait()
+                    except queue.Empty:
+                        break
+                for frozen in batch.values():
+                    data = pickle.dumps(frozen, protocol=pickle.HIGHEST_PROTOCOL)
+                    pipe.write(struct.pack("<I", len(data)) + data)
+                pipe.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the writer died; its status and message are reported by close()
+        finally:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+    def _read(self) -> None:
+        for line in self._proc.stdout:
+            text = line.decode(errors="replace").strip()
+            if text != "ok" and self._error is None:
+                self._error = text.removeprefix("error ")
+            with self._acked:
+                self._processed += 1
+                self._acked.notify_all()
+        self._proc.stdout.close()
+        with self._acked:
+            self._acked.notify_all()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"writing the Optuna storage failed: {self._error}")
+
+
+def _writer_main(root: str, kind: str, study_name: str, spec: str) -> None:
+    """The mirror's writer process: framed pickled trials on stdin, one ``ok``/``error ...`` line each."""
+    with contextlib.suppress(OSError):
+        os.nice(10)  # background work: the driver and the trials come first
+    storage = open_storage(StudyDir(Path(root)), kind)
+    if isinstance(storage, RDBStorage) and storage.engine.dialect.name == "sqlite":
+        _fast_sqlite(storage)
+    new = json.loads(spec)
+    if new["directions"]:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(storage=storage, study_name=study_name, directions=new["directions"],
+                                    load_if_exists=True)
+        if new["metric_names"] and not study.metric_names:
+            study.set_metric_names(new["metric_names"])
+    writer = _TrialWriter(storage, storage.get_study_id_from_name(study_name))
+    src, out = sys.stdin.buffer, sys.stdout
+    failed = False
+    while len(head := src.read(4)) == 4:
+        size = struct.unpack("<I", head)[0]
+        body = src.read(size)
+        if len(body) < size:  # the driver died mid-write: that trial is repaired on resume
+            break
+        frozen = pickle.loads(body)
+        if failed:
+            out.write("skipped\n")
+        else:
+            try:
+                writer.write(frozen)
+                out.write("ok\n")
+            except Exception as e:  # noqa: BLE001 - reported to the driver, which stops the search
+                out.write(f"error {e.__class__.__name__}: {' '.join(str(e).split())[:300]}\n")
+                failed = True
+        out.flush()
+
+
+def _fast_sqlite(storage: RDBStorage) -> None:
+    """WAL journal, no fsync per commit: the storage is a mirror of trials.jsonl (which is fsync'ed), so a lost
+    last commit is repaired on resume, and fsyncs here would slow the driver's own (shared disk)."""
+    from sqlalchemy import event
+
+    event.listen(storage.engine, "connect", lambda conn, _: conn.execute("PRAGMA synchronous=NORMAL"))
+    storage.engine.dispose()  # connections opened so far lack the pragma
+    with storage.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+
+class _TrialWriter:
+    def __init__(self, storage: BaseStorage, study_id: int) -> None:
+        self.storage, self.study_id = storage, study_id
+        self._written = {t.number: t for t in storage.get_all_trials(study_id, deepcopy=False)}
+        self._ids = {n: t._trial_id for n, t in self._written.items()}
+
+    def write(self, t: FrozenTrial) -> None:
+        old = self._written.get(t.number)
+        if old is None:
+            tid = self.storage.create_new_trial(self.study_id, template_trial=t)
+            number = self.storage.get_trial_number_from_id(tid)
+            if number != t.number:
+                raise RuntimeError(f"storage numbered trial {t.number} as {number}")
+            self._ids[t.number] = tid
+        else:
+            tid = self._ids[t.number]
+            for name, value in t.params.items():
+                if name not in old.params:
+                    dist = t.distributions[name]
+                    self.storage.set_trial_param(tid, name, dist.to_internal_repr(value), dist)
+            for key, value in t.user_attrs.items():
+                if old.user_attrs.get(key, _MISSING) != value:
+                    self.storage.set_trial_user_attr(tid, key, value)
+            for key, value in t.system_attrs.items():
+                if old.system_attrs.get(key, _MISSING) != value:
+                    self.storage.set_trial_system_attr(tid, key, value)
+            if t.state != old.state:
+                if old.state == TrialState.WAITING and t.state != TrialState.RUNNING:
+                    # merged updates skipped RUNNING, the transition that stamps datetime_start
+                    self.storage.set_trial_state_values(tid, TrialState.RUNNING)
+                self.storage.set_trial_state_values(tid, t.state, t.values if t.state == TrialState.COMPLETE
+                                                    else None)
+        self._written[t.number] = t
+
+
+_MISSING = object()
+
+
+def _snapshot(t: FrozenTrial) -> FrozenTrial:
+    # The in-memory storage replaces trial objects instead of mutating them, but the dicts may be shared.
+    s = copy.copy(t)
+    s.params = dict(t.params)
+    s.distributions = dict(t.distributions)
+    s.user_attrs = dict(t.user_attrs)
+    s.system_attrs = dict(t.system_attrs)
+    return s
+
+
+# -- resume ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Reconciled:
+    trials: list[FrozenTrial]  # every trial of the persistent study, all finished now, in number order
+    requeue: list[dict[str, Any]] = field(default_factory=list)  # params of interrupted architectures
+    repaired: int = 0  # storage trials completed from trials.jsonl
+    abandoned: int = 0  # RUNNING/WAITING trials marked FAIL
+
+
+def reconcile(study: optuna.Study, records: Sequence[dict[str, Any]],
+              outcome: Callable[[dict[str, Any]], tuple[TrialState, list[float] | None]],
+              rebuild: Callable[[dict[str, Any]], FrozenTrial]) -> Reconciled:
+    """Bring the persistent study in line with ``trials.jsonl`` after a crash or a Ctrl-C.
+
+    ``outcome(record)`` gives the Optuna state and values of a record;
+    ``rebuild(record)`` a finished FrozenTrial for a record whose trial never
+    reached the storage.
+    """
+    storage, sid = study._storage, study._study_id
+    by_number = {r["number"]: r for r in records}
+    done_hashes = {r["hash"] for r in records}
+    out = Reconciled(trials=[])
+    for t in study.get_trials(deepcopy=False):
+        if t.state in (TrialState.RUNNING, TrialState.WAITING):
+            rec = by_number.get(t.number)
+            if rec is not None and t.user_attrs.get("hash") in (None, rec["hash"]):
+                state, values = outcome(rec)
+                for k, v in rebuild(rec).user_attrs.items():
+                    storage.set_trial_user_attr(t._trial_id, k, v)
+                storage.set_trial_state_values(t._trial_id, state, values)
+                out.repaired += 1
+            else:
+                storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+                params = t.params or t.system_attrs.get("fixed_params") or {}
+                if params and t.user_attrs.get("hash") not in done_hashes:
+                    out.requeue.append(dict(params))
+                out.abandoned += 1
+    n_stored = len(study.get_trials(deepcopy=False, states=None))
+    for n in range(n_stored, max(by_number, default=-1) + 1):
+        rec = by_number.get(n)
+        template = rebuild(rec) if rec is not None else optuna.trial.create_trial(state=TrialState.FAIL)
+        tid = storage.create_new_trial(sid, template_trial=template)
+        if storage.get_trial_number_from_id(tid) != n:
+            raise InputError(f"{study.study_name}: storage: trial numbers of the storage and trials.jsonl "
+                             "disagree; the study cannot be resumed safely")
+        out.repaired += rec is not None
+    out.trials = study.get_trials(deepcopy=False)
+    for t in out.trials:  # older runs could finish a queued trial without a start time; Optuna rejects that
+        if t.state != TrialState.WAITING and t.datetime_start is None:
+            t.datetime_start = t.datetime_complete or datetime.datetime.now()
+    return out
+
+
+if __name__ == "__main__":
+    _writer_main(*sys.argv[1:5])

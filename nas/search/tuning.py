@@ -1,0 +1,196 @@
+"""Ray Tune glue: local or joined Ray, our Searcher, ASHA/FIFO, a lean Tuner.
+
+Per-trial overhead is what this module is about. Trials reuse their actors
+(no process start or import per trial), Tune's experiment checkpoints, result
+loggers and console reporter are off (the study directory records
+everything), trials keep the driver's working directory, and the searcher
+concurrency is limited so that Tune starts every free slot's trial at once.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Read by Tune when it runs; set before Ray is imported so that the import-time ones apply too.
+TUNE_ENV = {
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "TUNE_GLOBAL_CHECKPOINT_S": "86400",
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",  # the driver's handler stops the run cleanly and keeps the study resumable
+    "TUNE_WARN_THRESHOLD_S": "60",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "3600",
+    "RAY_CHDIR_TO_TRIAL_DIR": "0",
+    "RAY_DEDUP_LOGS": "0",
+}
+
+
+def apply_environment() -> None:
+    """Set :data:`TUNE_ENV` where the user has not set the variable."""
+    for k, v in TUNE_ENV.items():
+        os.environ.setdefault(k, v)
+
+
+apply_environment()
+
+import logging  # noqa: E402
+import math  # noqa: E402
+import threading  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler  # noqa: E402
+from ray.tune.search import Searcher  # noqa: E402
+
+from nas.errors import InputError  # noqa: E402
+from nas.search.searcher import Launch, Proposer  # noqa: E402
+
+OBJECT_STORE_BYTES = 200 * 2**20  # trials exchange small dicts only
+TRIAL_RETRIES = 2  # Tune restarts of a trial whose worker process died
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Start local Ray (``num_cpus`` CPUs, small object store, no dashboard) or join ``address``.
+
+    Returns whether this call started Ray (and so should shut it down); an initialised Ray is used as is.
+    """
+    apply_environment()
+    if ray.is_initialized():
+        return False
+    kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    try:
+        if address:
+            ray.init(address=address, **kw)
+        else:
+            ray.init(num_cpus=num_cpus, object_store_memory=OBJECT_STORE_BYTES, **kw)
+    except ConnectionError as e:
+        raise InputError(f"--address: cannot connect to a Ray cluster at {address!r} ({e})") from None
+    quiet_ray()
+    return True
+
+
+def quiet_ray() -> None:
+    for name in ("ray", "ray.tune", "ray.train", "ray.air", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class TuneSearcher(Searcher):
+    """Hands out the proposer's launches and records their results (see :mod:`nas.search.searcher`).
+
+    Tune's ``ConcurrencyLimiter`` wraps it (``max_concurrent_trials``), which also lets Tune start as many
+    trials at once as there are slots. Tune does not checkpoint it: the study directory is the checkpoint.
+    """
+
+    def __init__(self, proposer: Proposer, stop: threading.Event,
+                 on_launch: Callable[[Launch], None] | None = None,
+                 on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> None:
+        super().__init__(metric="val_accuracy", mode="max")
+        self.proposer, self.stop = proposer, stop
+        self.on_launch, self.on_epoch = on_launch, on_epoch
+        self._numbers: dict[str, int] = {}
+
+    def set_search_properties(self, metric: Any, mode: Any, config: dict, **spec: Any) -> bool:
+        return True
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        if self.stop.is_set():
+            return Searcher.FINISHED
+        launch = self.proposer.next()
+        if launch is None:
+            return Searcher.FINISHED if self.proposer.exhausted else None
+        self._numbers[trial_id] = launch.number
+        if self.on_launch is not None:
+            self.on_launch(launch)
+        return launch.config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        number = self._numbers.get(trial_id)
+        if number is not None and self.on_epoch is not None:
+            self.on_epoch(number, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        number = self._numbers.pop(trial_id, None)
+        if number is None:
+            return
+        if self.stop.is_set() or (result is None and not error):
+            self.proposer.abandon(number)  # interrupted: stays RUNNING in the storage, re-runs on resume
+            return
+        self.proposer.complete(number, result, "the trial's worker process failed" if error else None)
+
+    def save(self, checkpoint_path: str) -> None:
+        return None
+
+    def restore(self, checkpoint_path: str) -> None:
+        return None
+
+    def __getstate__(self) -> dict:
+        # Tune pickles its configuration for Tuner.restore, which nas does not use.
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+
+class InterruptStopper(tune.Stopper):
+    """Stops every trial once ``event`` is set (Ctrl-C / SIGTERM in the driver)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.event.is_set()
+
+    def __getstate__(self) -> dict:  # see TuneSearcher.__getstate__
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+
+ASHA_REDUCTION = 2  # half the trials go on at each rung: searches of tens of trials still complete several
+
+
+def scheduler_for(kind: str, epochs: int, grace_period: int) -> Any:
+    """ASHA on validation accuracy per epoch (``training_iteration``), or FIFO (also when there is one epoch)."""
+    if kind == "asha" and epochs > 1:
+        return ASHAScheduler(time_attr="training_iteration", metric="val_accuracy", mode="max", max_t=epochs,
+                             grace_period=min(grace_period, epochs), reduction_factor=ASHA_REDUCTION)
+    return FIFOScheduler()
+
+
+def run_tune(proposer: Proposer, trainable: Callable[[dict], Any], *, storage: Path, concurrency: int,
+             cpus_per_trial: float, gpus_per_trial: float, scheduler: Any, stop: threading.Event,
+             on_launch: Callable[[Launch], None] | None = None,
+             on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> None:
+    """Train the proposer's launches until it is exhausted or ``stop`` is set. Ray must be initialised."""
+    apply_environment()
+    quiet_ray()
+    searcher = TuneSearcher(proposer, stop, on_launch, on_epoch)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial}),
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1, reuse_actors=True,
+                                    max_concurrent_trials=concurrency,
+                                    trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+        run_config=tune.RunConfig(
+            name="tune", storage_path=str(storage.resolve()), verbose=0, log_to_file=False,
+            stop=InterruptStopper(stop), callbacks=[],
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=0, checkpoint_at_end=False),
+            failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES)),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tuner.fit()
+
+
+def local_cpus(concurrency: int, cpus_per_trial: float) -> int:
+    return max(1, math.ceil(concurrency * cpus_per_trial))
+
+
+def _trial_name(trial: Any) -> str:
+    return f"trial_{trial.config.get('number', trial.trial_id)}"
