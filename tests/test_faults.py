@@ -37,6 +37,28 @@ def _records(study_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (study_dir / "trials.jsonl").read_text().splitlines() if line.strip()]
 
 
+def _wait_for_storage_writer(study_dir: Path, timeout: float = 120.0) -> None:
+    """A killed driver's storage writer lives on until it has stored what it received, holding the study lock
+    (as ``nas search`` itself does on resume, wait for it before reading the storage)."""
+    import fcntl
+
+    fd = os.open(study_dir / ".lock", os.O_RDWR)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    msg = f"the storage writer still holds {study_dir / '.lock'} after {timeout} s"
+                    raise AssertionError(msg) from None
+                time.sleep(0.1)
+    finally:
+        os.close(fd)
+
+
 def _storage_trials(study_dir: Path, name: str) -> list[optuna.trial.FrozenTrial]:
     if (study_dir / "journal.log").exists():
         storage = JournalStorage(JournalFileBackend(str(study_dir / "journal.log")))
@@ -155,6 +177,7 @@ def test_sigkill_in_cost_only_mode_then_resume(storage, tmp_path):
     before = (sd / "trials.jsonl").read_bytes()
     n_before = before.count(b"\n")
     assert 10 <= n_before < total, "the kill came too late to test anything"
+    _wait_for_storage_writer(sd)
     stored_before = len(_storage_trials(sd, "tiny"))
 
     done = subprocess.run(_nas_search(tmp_path, total, storage), capture_output=True, text=True, timeout=300)
