@@ -14,7 +14,7 @@ budget): ask, define-by-run suggest, analytic cost, record (grouped fsync),
 tell, and the storage mirror's queueing; the mirror thread's SQLite writes
 happen in the background and are timed separately.
 
-    python -m benchmarks.bench_orchestration [--trials 20] [--sleep 2] [--rounds 1]
+    python -m benchmarks.bench_orchestration [--quick] [--trials 20] [--sleep 2] [--rounds 1]
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ accuracy.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 import time
@@ -117,6 +118,7 @@ def main() -> None:
         verdict = "met" if got >= target else "NOT met"
         print(f"  goal: best sampler at {args.check} ({best}, {got:.4f}) >= random at {args.trials} "
               f"({target:.4f}): {verdict}")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

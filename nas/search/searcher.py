@@ -10,12 +10,17 @@ answers at once, without training, every proposal that needs none:
   samplers read in place of the deprecated ``constraints_func``): NSGA-II
   ranks infeasible trials by total violation, TPE and GP model feasibility,
   so the sampler learns where the budget wall is;
-* already evaluated (same ``Genotype.hash``) -> the earlier result is told
-  again and recorded with ``duplicate_of``; a proposal identical to an
-  architecture still training waits for that trial's result;
+* already evaluated (same ``Genotype.hash``) -> the earlier result (complete,
+  pruned or failed alike) is told again and recorded with ``duplicate_of``,
+  without training time; a proposal identical to an architecture still
+  training waits for that trial's result (an infeasible architecture is
+  simply costed again: that is as cheap as looking it up);
 * in cost-only mode every feasible proposal is ``complete`` on its costs.
 
-Anything else is handed out as a :class:`Launch` to be trained. A trial the
+Anything else is handed out as a :class:`Launch` to be trained. A trial
+process that dies is retried by Tune (``tuning.TRIAL_RETRIES``) before it is
+recorded ``failed`` (FAIL in Optuna); an exception in training is ``failed``
+at once, with its message. A trial the
 scheduler (ASHA) stops early is recorded ``pruned`` with its last accuracy and
 told to Optuna as PRUNED: multi-objective studies accept no intermediate
 values, and a partial accuracy told as final would make every pruned
