@@ -248,5 +248,9 @@ def test_export_from_a_real_tiny_study(tmp_path):
         assert m["source"] in ("front", "scaled") and m["trial"] in fr
         if m["source"] == "front":
             assert m["hash"] == fr[m["trial"]]["hash"] and m["accuracy"] == fr[m["trial"]]["accuracy"]
+            # the trained proxy's weights, kept by the trial, travel with the member and load safely
+            assert m["weights"] == "proxy_weights.pt"
+            state = torch.load(d / "proxy_weights.pt", weights_only=True)
+            assert state and all(isinstance(v, torch.Tensor) for v in state.values())
     _check_onnx_against_torchscript(out / fam["members"][0]["tier"])
     assert "| s |" in (out / "family.md").read_text()

@@ -217,7 +217,7 @@ def _run_locked(space: Any, st: _Settings, objectives: list[dict[str, str]], sd:
             mirror=mirror.upsert, emit=lambda r: (book.add(r), tracker.call("trial_finished", r)),
             latency_fn=latency_fn, cost_only=opts.objective == "cost", planned_epochs=int(space.proxy.epochs),
             make_config=lambda n, g: trial_config(n, g, space.proxy, space.target.num_classes,
-                                                  math.ceil(st.cpus_per_trial)),
+                                                  math.ceil(st.cpus_per_trial), weights_dir=sd.root / "weights"),
             seed=int(space.proxy.seed))
         book.start(rec)
         if proposer.exhausted:

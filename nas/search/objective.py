@@ -27,14 +27,19 @@ from typing import Any
 from nas.genotype import Genotype, from_dict
 
 
-def trial_config(number: int, genotype: Genotype, proxy: Any, num_classes: int | None, threads: int) -> dict[str, Any]:
-    """What the trainable receives: plain data only (it crosses process and machine boundaries)."""
+def trial_config(number: int, genotype: Genotype, proxy: Any, num_classes: int | None, threads: int,
+                 weights_dir: Path | None = None) -> dict[str, Any]:
+    """What the trainable receives: plain data only (it crosses process and machine boundaries).
+
+    ``weights_dir``: where a trial that trains to its last epoch saves its proxy ``state_dict`` as
+    ``<number>.pt`` (``nas export-best`` ships it with the family); on a cluster, a shared path."""
     cfg = dataclasses.asdict(proxy)
     if cfg.get("path"):
         # Trial processes may start in another working directory (Tune's trial dirs, other nodes).
         cfg["path"] = str(Path(cfg["path"]).expanduser().resolve())
     return {"number": number, "genotype": genotype.to_dict(), "proxy": cfg, "num_classes": num_classes,
-            "threads": max(1, int(threads)), "epochs": int(proxy.epochs)}
+            "threads": max(1, int(threads)), "epochs": int(proxy.epochs),
+            "weights_dir": None if weights_dir is None else str(Path(weights_dir).resolve())}
 
 
 def evaluate(config: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -69,11 +74,23 @@ def evaluate(config: dict[str, Any], report: Callable[[dict[str, Any]], None]) -
 
     try:
         genotype = from_dict(config["genotype"], f"trial {config.get('number')}")
-        train(genotype, TrainConfig(**config["proxy"]), num_classes=config.get("num_classes"), callback=on_epoch)
+        result = train(genotype, TrainConfig(**config["proxy"]), num_classes=config.get("num_classes"),
+                       callback=on_epoch)
+        if config.get("weights_dir") and result.model is not None and not result.diverged:
+            _save_weights(result.model, Path(config["weights_dir"]), int(config["number"]))
     except Exception as e:  # noqa: BLE001 - any training failure is the trial's result, not the driver's
         last = {**last, "error": _one_line(e), "final": True}
         report(last)
     return last
+
+
+def _save_weights(model: Any, weights_dir: Path, number: int) -> None:
+    import torch
+
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    tmp = weights_dir / f".{number}.pt.tmp"
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    tmp.replace(weights_dir / f"{number}.pt")  # never a half-written file under the final name
 
 
 def run_trial(config: dict[str, Any]) -> None:
