@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _cli import run_cli
 
 from nas import cli
 from nas.cost.macs import REFERENCES, count
@@ -25,12 +26,6 @@ head: {features: 64}
 """
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["nas", *args])
-    with pytest.raises(SystemExit) as e:
-        cli.main()
-    out = capsys.readouterr()
-    return e.value.code or 0, out.out, out.err
 
 
 def test_json_for_a_shipped_reference_found_by_name(monkeypatch, capsys, tmp_path):

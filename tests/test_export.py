@@ -23,12 +23,7 @@ from nas.search.pareto import front
 REF = export.REFERENCE_DIR
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- tiers and the scaler ------------------------------------------------------

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
 
 import pytest
 import torch
+from _cli import run_cli
 from torch import nn
 
-from nas import cli
 from nas.cost.latency import (
     LatencyTable,
     block_fields,
@@ -45,12 +44,7 @@ ARCH = {"resolution": 16, "stem": {"out": 8}, "stages": [{"blocks": [{"out": 8, 
         "head": {"features": 32}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +63,6 @@ def built(space, tmp_path_factory):
     return table, stats, d / "lut.json"
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["nas", *args])
-    with pytest.raises(SystemExit) as e:
-        cli.main()
-    out = capsys.readouterr()
-    return e.value.code or 0, out.out, out.err
 
 
 # -- measurement -----------------------------------------------------------------------

@@ -31,12 +31,7 @@ TINY = loads(TINY_YAML)
 FAST = TrainConfig(resolution=16, width=1.0, epochs=1, subsample=256, batch_size=32, lr=0.01, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_learns_digits_fast_config():
