@@ -1,10 +1,13 @@
 """Orchestration overhead: our driver against plain Ray Tune + OptunaSearch, and the cost of a rejected proposal.
 
 Every configuration runs the same trivial trials (sleep 2 s, report once), 20
-trials 2 at a time on one local Ray started once up front, so Ray's start is
-not timed. Overhead is ``wall / ideal - 1`` with ``ideal = trained trials * 2 s
-/ 2 workers``. "ours" is the whole ``run_search`` call (space, study files,
-Optuna storage, records, pareto.json) on a budget-free copy of tiny.yaml with
+trials 2 at a time on one local Ray started once up front the way ``nas
+search`` starts it (``nas.search.tuning.start_ray``), so Ray's start is not
+timed and every configuration runs on the same cluster. Each configuration first runs an untimed warm-up (4 short
+trials) so that no timed run pays the driver's first imports. Overhead is
+``wall / ideal - 1`` with ``ideal = trained trials * 2 s / 2 workers``, as
+the mean of ``--rounds`` rounds (order rotates). "ours" is the whole
+``run_search`` call (space, study files, Optuna storage, records, pareto.json) on a budget-free copy of tiny.yaml with
 the random sampler, so all 20 trials are trained; plain Ray Tune runs with its
 defaults (its loggers and experiment checkpoints on) and with
 ``reuse_actors=True``.
@@ -14,7 +17,7 @@ budget): ask, define-by-run suggest, analytic cost, record (grouped fsync),
 tell, and the storage mirror's queueing; the mirror thread's SQLite writes
 happen in the background and are timed separately.
 
-    python -m benchmarks.bench_orchestration [--quick] [--trials 20] [--sleep 2] [--rounds 1]
+    python -m benchmarks.bench_orchestration [--quick] [--trials 20] [--sleep 2] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -127,38 +131,46 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--sleep", type=float, default=2.0)
-    ap.add_argument("--rounds", type=int, default=1, help="repeat the three configurations (order rotates)")
+    ap.add_argument("--rounds", type=int, default=3, help="repeat the three configurations (order rotates)")
     ap.add_argument("--proposals", type=int, default=100, help="rejected proposals per space and sampler")
     ap.add_argument("--quick", action="store_true", help="8 trials of 1 s, 30 rejected proposals")
     args = ap.parse_args()
     if args.quick:
         args.trials, args.sleep, args.proposals = min(args.trials, 8), min(args.sleep, 1.0), min(args.proposals, 30)
+        args.rounds = 1
     banner("orchestration overhead: nas search vs plain Ray Tune + OptunaSearch")
 
     import ray
 
-    # Start Ray once, as the driver would, before any of our Tune settings enter the environment, so the
+    # Start Ray once, as the driver would, but keep the environment from before our Tune settings, so the
     # plain configurations run with Tune's defaults.
     clean_env = dict(os.environ)
-    ray.init(num_cpus=WORKERS, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 2**20,
-             logging_level=logging.ERROR)
+    from nas.search import tuning
+
+    tuning.start_ray(None, WORKERS)
     logging.getLogger("ray").setLevel(logging.ERROR)
     work = Path(tempfile.mkdtemp(prefix="bench_orch_"))
     ideal_per_trial = args.sleep / WORKERS
-    configs = [("plain Ray Tune + OptunaSearch (defaults)", lambda: plain_tune(args.trials, args.sleep, False,
-                                                                             work / "plain")),
-               ("plain Ray Tune + OptunaSearch, reuse_actors=True", lambda: plain_tune(args.trials, args.sleep, True,
-                                                                                     work / "plain")),
-               ("ours (nas search driver)", lambda: ours(args.trials, args.sleep, work))]
+    configs = [("plain Ray Tune + OptunaSearch (defaults)",
+                lambda n, s: plain_tune(n, s, False, work / "plain")),
+               ("plain Ray Tune + OptunaSearch, reuse_actors=True",
+                lambda n, s: plain_tune(n, s, True, work / "plain")),
+               ("ours (nas search driver)", lambda n, s: ours(n, s, work))]
     results: dict[str, list[float]] = {name: [] for name, _ in configs}
+
+    def run(name: str, fn: Any, n: int, sleep_s: float) -> tuple[float, int]:
+        if name.startswith("plain"):
+            os.environ.clear()
+            os.environ.update(clean_env)
+        return fn(n, sleep_s)
+
     try:
+        for name, fn in configs:  # warm-up, untimed: imports and first-use costs of each driver
+            run(name, fn, min(4, args.trials), 0.1)
         for r in range(args.rounds):
             order = configs[r % len(configs):] + configs[: r % len(configs)]
             for name, fn in order:
-                if name.startswith("plain"):
-                    os.environ.clear()
-                    os.environ.update(clean_env)
-                wall, trained = fn()
+                wall, trained = run(name, fn, args.trials, args.sleep)
                 over = wall / (trained * ideal_per_trial) - 1
                 results[name].append(over)
                 print(f"  round {r + 1}: {name:52s} wall {wall:6.1f} s for {trained} trials "
