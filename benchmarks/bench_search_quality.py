@@ -17,6 +17,7 @@ accuracy.
 
     python -m benchmarks.bench_search_quality --quick
     python -m benchmarks.bench_search_quality [--space tiny.yaml] [--seeds 3] [--trials 100] [--out DIR]
+                                              [--concurrency 2] [--short]
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--check", type=int, default=50, help="the smaller budget compared with random's full one")
+    ap.add_argument("--short", action="store_true",
+                    help="samplers other than random stop at --check trials (all the goal compares; ~1/3 less work)")
     ap.add_argument("--concurrency", type=int, default=None, help="trials trained at once (default: the space's)")
     ap.add_argument("--out", type=Path, default=None,
                     help="study directory root (default: results/bench_quality; a temp dir with --quick)")
@@ -90,10 +93,11 @@ def main() -> None:
     objs_shown = None
     for sampler in samplers:
         for seed in range(args.seeds):
-            records, objs, ref, wall = run_study(space, sampler, seed, args.trials, out, objective, args.concurrency)
+            n = args.check if args.short and sampler != "random" else args.trials
+            records, objs, ref, wall = run_study(space, sampler, seed, n, out, objective, args.concurrency)
             objs_shown = objs_shown or ", ".join(f"{o['metric']} ({o['direction']})" for o in objs)
             row = []
-            for k in budgets:
+            for k in (k for k in budgets if k <= n):
                 v = hypervolume(records[:k], objs, ref)
                 hv[sampler][k].append(v)
                 row.append(f"HV@{k} {v:.4f}")
@@ -108,6 +112,9 @@ def main() -> None:
         cells = []
         for k in budgets:
             vals = hv[sampler][k]
+            if not vals:
+                cells.append("-")
+                continue
             sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
             cells.append(f"{statistics.mean(vals):.4f} +- {sd:.4f}")
         print(f"  {sampler:8s}" + "".join(f"{c:>20s}" for c in cells))

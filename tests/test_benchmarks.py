@@ -250,3 +250,26 @@ def test_search_point_on_ray_trains_every_trial(tmp_path):
     finally:
         bs.stop_ray()
     assert p.trained >= 1 and p.trials_per_hour > 0
+
+
+# -- bench_search_quality -----------------------------------------------------------------------------------------
+
+def test_search_quality_short_runs_random_to_the_full_budget_and_the_others_to_the_check(tmp_path, monkeypatch,
+                                                                                         capsys):
+    from benchmarks import bench_search_quality as bq
+
+    out = tmp_path / "q"
+    monkeypatch.setattr(sys, "argv", ["bench_search_quality", "--quick", "--space", "tiny.yaml", "--seeds", "2",
+                                      "--trials", "12", "--check", "6", "--short", "--out", str(out)])
+    bq.main()
+    text = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ") and "+-" in line}
+    assert set(rows) == {"random", "nsga2", "tpe"}
+    assert rows["random"].count("+-") == 2  # HV@6 and HV@12
+    for s in ("nsga2", "tpe"):
+        assert rows[s].count("+-") == 1 and rows[s].rstrip().endswith("-")  # HV@6 only
+    for s, n in (("random", 12), ("nsga2", 6), ("tpe", 6)):
+        for seed in range(2):
+            lines = (out / f"{s}-s{seed}" / "trials.jsonl").read_text().splitlines()
+            assert len(lines) == n
+    assert "goal: best sampler at 6" in text and "random at 12" in text
