@@ -17,7 +17,7 @@ accuracy.
 
     python -m benchmarks.bench_search_quality --quick
     python -m benchmarks.bench_search_quality [--space tiny.yaml] [--seeds 3] [--trials 100] [--out DIR]
-                                              [--concurrency 2] [--short]
+                                              [--epochs N] [--concurrency 2] [--short]
 """
 
 from __future__ import annotations
@@ -48,6 +48,18 @@ def _cost_space(space: str, work: Path) -> Path:
     return p
 
 
+def _with_epochs(space: str, epochs: int, work: Path) -> Path:
+    """The space with a proxy of ``epochs`` epochs (a longer proxy ranks architectures with less noise)."""
+    from nas.space import find_space_file
+
+    data = yaml.safe_load(find_space_file(space).read_text())
+    data.setdefault("proxy", {})["epochs"] = epochs
+    data["name"] = f"{data.get('name', 'space')}-{epochs}ep"
+    p = work / f"{data['name']}.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
 def run_study(space: Path | str, sampler: str, seed: int, trials: int, out: Path, objective: str,
               concurrency: int | None) -> tuple[list[dict], list[dict], list[float], float]:
     from nas.search.driver import SearchOptions, run_search
@@ -72,6 +84,7 @@ def main() -> None:
     ap.add_argument("--check", type=int, default=50, help="the smaller budget compared with random's full one")
     ap.add_argument("--short", action="store_true",
                     help="samplers other than random stop at --check trials (all the goal compares; ~1/3 less work)")
+    ap.add_argument("--epochs", type=int, default=None, help="proxy epochs (default: the space's)")
     ap.add_argument("--concurrency", type=int, default=None, help="trials trained at once (default: the space's)")
     ap.add_argument("--out", type=Path, default=None,
                     help="study directory root (default: results/bench_quality; a temp dir with --quick)")
@@ -84,6 +97,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_quality_"))
     space = args.space or ("mixnet.yaml" if args.quick else "tiny.yaml")
     objective = "cost" if args.quick else "train"
+    if args.epochs is not None and not args.quick:
+        space = _with_epochs(space, args.epochs, work)
     if args.quick:
         space = _cost_space(space, work)
     out = args.out or (work if args.quick else Path("results") / "bench_quality")
