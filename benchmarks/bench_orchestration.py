@@ -3,12 +3,13 @@
 Every configuration runs the same trivial trials (sleep 2 s, report once), 20
 trials 2 at a time on one local Ray started once up front the way ``nas
 search`` starts it (``nas.search.tuning.start_ray``), so Ray's start is not
-timed and every configuration runs on the same cluster. Each configuration first runs an untimed warm-up (4 short
-trials) so that no timed run pays the driver's first imports. Overhead is
-``wall / ideal - 1`` with ``ideal = trained trials * 2 s / 2 workers``, as
-the mean of ``--rounds`` rounds (order rotates). "ours" is the whole
-``run_search`` call (space, study files, Optuna storage, records, pareto.json) on a budget-free copy of tiny.yaml with
-the random sampler, so all 20 trials are trained; plain Ray Tune runs with its
+timed and every configuration runs on the same cluster. Each configuration
+first runs an untimed warm-up (4 short trials) so that no timed run pays the
+driver's first imports. Overhead is ``wall / ideal - 1`` with ``ideal =
+trained trials * 2 s / 2 workers``, as the mean of ``--rounds`` rounds (order
+rotates). "ours" is the whole ``run_search`` call (space, study files, Optuna
+storage, records, pareto.json) on a budget-free copy of tiny.yaml with the
+random sampler, so all 20 trials are trained; plain Ray Tune runs with its
 defaults (its loggers and experiment checkpoints on) and with
 ``reuse_actors=True``.
 

@@ -77,6 +77,29 @@ def test_over_budget_architectures_are_answered_without_training():
     assert len(written) + len(launches) == len(trials)
 
 
+def test_the_storage_sees_answered_trials_once_finished_and_launched_ones_while_running():
+    space = load_space("tiny.yaml")
+    space.budgets.macs = space.min_achievable()["macs"] * 2.5
+    objs = _objectives(space, "train")
+    study = optuna.create_study(directions=[o["direction"] for o in objs], sampler=make_sampler("random", 0, 200))
+    mirrored: list[tuple[int, TrialState, dict]] = []
+    p = Proposer(space, study, objectives=objs, target=200, records=[], write=lambda r, durable=True: None,
+                 mirror=lambda t: mirrored.append((t.number, t.state, dict(t.params))), planned_epochs=1)
+    launches = [p.next() for _ in range(3)]
+    numbers = [n for n, _, _ in mirrored]
+    assert numbers == sorted(numbers)  # the writer creates trials in number order
+    launched = {launch.number for launch in launches}
+    for n, state, params in mirrored:
+        assert params == study.get_trials(deepcopy=False)[n].params  # stored with every parameter
+        if n in launched:
+            assert state == TrialState.RUNNING  # a resume finds it and re-runs it
+        else:
+            assert state == TrialState.COMPLETE and numbers.count(n) == 1  # infeasible: one finished update
+    assert launched <= set(numbers) and len(set(numbers)) == len(study.trials)
+    p.complete(launches[0].number, {"val_accuracy": 0.5, "epoch": 1, "final": True})
+    assert mirrored[-1][:2] == (launches[0].number, TrialState.COMPLETE)
+
+
 def test_duplicates_are_answered_from_results_and_outcomes_reach_optuna():
     space = load_space("tiny.yaml")
     space.budgets.macs = space.budgets.params = None
