@@ -11,3 +11,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local 2-CPU Ray for one test module, started as ``nas search`` starts it; shut down after the module
+    unless it was already running."""
+    import ray
+
+    from nas.search import tuning
+
+    started = tuning.start_ray(num_cpus=2)
+    yield
+    if started:
+        ray.shutdown()

@@ -96,18 +96,6 @@ def _dying_trainable(marker_dir: str):
     return trainable
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    from nas.search import tuning
-
-    started = tuning.start_ray(num_cpus=2)
-    yield
-    if started:
-        ray.shutdown()
-
-
 @pytest.mark.slow  # three worker processes start one after the other: about a minute on 2 cores
 def test_dead_workers_are_retried_and_the_retries_are_bounded(local_ray, tmp_path):
     from nas.search.driver import SearchOptions, run_search

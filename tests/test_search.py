@@ -269,19 +269,7 @@ def test_sigkill_then_resume_loses_nothing_and_trains_nothing_twice(tmp_path):
 # -- real searches on Ray Tune ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    from nas.search import tuning
-
-    started = tuning.start_ray(num_cpus=2)
-    yield
-    if started:
-        ray.shutdown()
-
-
-def test_search_end_to_end_on_ray(ray_local, tmp_path):
+def test_search_end_to_end_on_ray(local_ray, tmp_path):
     s = run_search(SearchOptions(space="tiny.yaml", trials=3, concurrency=2, out=tmp_path, progress=False,
                                  wandb="disabled"))
     sd = tmp_path / "tiny"
@@ -311,7 +299,7 @@ def test_search_end_to_end_on_ray(ray_local, tmp_path):
     assert [m["number"] for m in members] == [m["number"] for m in front(recs, objs)]
 
 
-def test_asha_pruned_trials_are_recorded_and_pruned_in_optuna(ray_local, tmp_path):
+def test_asha_pruned_trials_are_recorded_and_pruned_in_optuna(local_ray, tmp_path):
     def sleepy(config: dict) -> None:
         """Three fake epochs whose accuracy follows the trial number: ASHA must prune the weak ones.
         (Defined here so that Ray pickles it by value: workers cannot import test modules.)"""
