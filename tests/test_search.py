@@ -324,3 +324,42 @@ def test_asha_pruned_trials_are_recorded_and_pruned_in_optuna(local_ray, tmp_pat
     assert all(r["epochs"] == 3 for r in recs if r["status"] == "complete" and r["duplicate_of"] is None)
     states = {t.number: t.state for t in _storage_trials(s.study_dir, "tiny")}
     assert all(states[r["number"]] == TrialState.PRUNED for r in pruned)
+
+
+def test_trials_on_local_ray_inherit_the_drivers_environment(local_ray, tmp_path, monkeypatch):
+    """On the local Ray that nas starts, Tune's actors carry no runtime_env (so Ray can hand them its prestarted
+    workers); the variables Tune would have given them still reach the trials, through the inherited environment,
+    and trials keep the driver's working directory."""
+    from ray.tune.execution.class_cache import _ActorClassCache
+
+    from nas.search import tuning
+
+    class Probe:
+        pass
+
+    with tuning._inherited_actor_env() as inherited:
+        opts = _ActorClassCache().get(Probe)._default_options
+    assert inherited and not (opts.get("runtime_env") or {}).get("env_vars"), opts
+    with monkeypatch.context() as m:
+        m.setattr(tuning, "_LOCAL", None)  # e.g. a joined cluster: Tune's own runtime_env is kept
+        with tuning._inherited_actor_env() as inherited:
+            opts = _ActorClassCache().get(Probe)._default_options
+        assert not inherited and opts["runtime_env"]["env_vars"]["PL_DISABLE_FORK"] == "1"
+
+    out = tmp_path / "seen"
+    out.mkdir()
+
+    def probe(config: dict) -> None:
+        from ray import tune
+
+        keys = ("PL_DISABLE_FORK", "RAY_CHDIR_TO_TRIAL_DIR")
+        (out / f"{config['number']}.json").write_text(json.dumps(
+            {"cwd": os.getcwd(), "env": {k: os.environ.get(k) for k in keys}}))
+        tune.report({"val_accuracy": 0.5, "epoch": 1, "final": True})
+
+    space = _variant(tmp_path, budgets={"macs": None, "params": None}, proxy={"epochs": 1})
+    run_search(SearchOptions(space=space, trials=2, concurrency=2, out=tmp_path, progress=False, wandb="disabled",
+                             sampler="random"), trainable=probe)
+    seen = [json.loads(p.read_text()) for p in out.iterdir()]
+    assert seen and all(s["cwd"] == os.getcwd() for s in seen), seen
+    assert all(s["env"] == {"PL_DISABLE_FORK": "1", "RAY_CHDIR_TO_TRIAL_DIR": "0"} for s in seen), seen

@@ -5,6 +5,19 @@ Per-trial overhead is what this module is about. Trials reuse their actors
 loggers and console reporter are off (the study directory records
 everything), trials keep the driver's working directory, and the searcher
 concurrency is limited so that Tune starts every free slot's trial at once.
+
+On a local Ray that this module started, the trial actors also start on the
+worker processes Ray prestarted at ``ray.init``, which import Ray Tune as they
+start (:data:`WORKER_PRELOAD`), instead of on new ones. Tune gives each
+trainable class a ``runtime_env`` holding a few environment variables, and Ray
+never hands a prestarted worker to an actor with a ``runtime_env``: every
+search would wait for fresh worker processes to start and import Ray Tune
+(about 2 s on a 2-core machine, see ``benchmarks/bench_orchestration.py``).
+Local workers inherit the driver's environment, where :data:`TUNE_ENV`
+already holds those variables, so during :func:`run_tune` the trainable
+classes are registered without one (:func:`_inherited_actor_env`). A joined
+cluster (``--address``) keeps Tune's behaviour: its workers do not share our
+environment.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ TUNE_ENV = {
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "3600",
     "RAY_CHDIR_TO_TRIAL_DIR": "0",
     "RAY_DEDUP_LOGS": "0",
+    "PL_DISABLE_FORK": "1",  # what Tune gives its actors (ray-project/ray#28197); inherited by local workers
 }
 
 
@@ -32,11 +46,12 @@ def apply_environment() -> None:
 
 apply_environment()
 
+import contextlib  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 import threading  # noqa: E402
 import warnings  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -50,6 +65,10 @@ from nas.search.searcher import Launch, Proposer  # noqa: E402
 
 OBJECT_STORE_BYTES = 200 * 2**20  # trials exchange small dicts only
 TRIAL_RETRIES = 2  # Tune restarts of a trial whose worker process died
+# Imported by local Ray's workers as they start, before any trial needs them: a trial actor then starts in
+# milliseconds on a prestarted worker instead of importing Ray Tune (about 1 s) first. Torch is left out: Ray may
+# start workers that never run a trial, and each would spend seconds importing it.
+WORKER_PRELOAD = ("ray.tune.trainable.function_trainable",)
 
 
 def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
@@ -57,6 +76,7 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
 
     Returns whether this call started Ray (and so should shut it down); an initialised Ray is used as is.
     """
+    global _LOCAL
     apply_environment()
     if ray.is_initialized():
         return False
@@ -65,11 +85,51 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         if address:
             ray.init(address=address, **kw)
         else:
-            ray.init(num_cpus=num_cpus, object_store_memory=OBJECT_STORE_BYTES, **kw)
+            ray.init(num_cpus=num_cpus, object_store_memory=OBJECT_STORE_BYTES,
+                     _system_config={"preload_python_modules": list(WORKER_PRELOAD)}, **kw)
     except ConnectionError as e:
         raise InputError(f"--address: cannot connect to a Ray cluster at {address!r} ({e})") from None
+    _LOCAL = None if address else (_gcs_address(), dict(os.environ))
     quiet_ray()
     return True
+
+
+# The local Ray that start_ray started (its GCS address) and the environment its workers inherited.
+_LOCAL: tuple[str | None, dict[str, str]] | None = None
+
+
+def _gcs_address() -> str | None:
+    try:
+        return ray.get_runtime_context().gcs_address
+    except Exception:  # noqa: BLE001 - not initialised, or an API change: then nothing is assumed
+        return None
+
+
+@contextlib.contextmanager
+def _inherited_actor_env() -> Iterator[bool]:
+    """Register Tune's trainable actors without a ``runtime_env`` when the workers inherit ours (see the
+    module docstring); yields whether it did. Tune's module layout is private: if it changes, Tune's
+    behaviour is kept."""
+    try:
+        from ray.tune.execution import class_cache
+    except ImportError:  # pragma: no cover - a Tune without the module
+        yield False
+        return
+    names = ("DEFAULT_ENV_VARS", "ENV_VARS_TO_PROPAGATE")
+    wanted = {**getattr(class_cache, "DEFAULT_ENV_VARS", {}),
+              **{k: os.environ[k] for k in getattr(class_cache, "ENV_VARS_TO_PROPAGATE", ()) if k in os.environ}}
+    local = _LOCAL is not None and _LOCAL[0] is not None and ray.is_initialized() and _gcs_address() == _LOCAL[0]
+    inherited = local and all(_LOCAL[1].get(k) == v for k, v in wanted.items())
+    if not (inherited and all(hasattr(class_cache, n) for n in names)):
+        yield False
+        return
+    saved = {n: getattr(class_cache, n) for n in names}
+    class_cache.DEFAULT_ENV_VARS, class_cache.ENV_VARS_TO_PROPAGATE = {}, set()
+    try:
+        yield True
+    finally:
+        for n, v in saved.items():
+            setattr(class_cache, n, v)
 
 
 def quiet_ray() -> None:
@@ -183,7 +243,7 @@ def run_tune(proposer: Proposer, trainable: Callable[[dict], Any], *, storage: P
             checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=0, checkpoint_at_end=False),
             failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES)),
     )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _inherited_actor_env():
         warnings.simplefilter("ignore")
         tuner.fit()
 
