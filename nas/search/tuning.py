@@ -10,7 +10,7 @@ On a local Ray that this module started, the trial actors also start on the
 worker processes Ray prestarted at ``ray.init``, which import Ray Tune as they
 start (:data:`WORKER_PRELOAD`), instead of on new ones. Tune gives each
 trainable class a ``runtime_env`` holding a few environment variables, and Ray
-never hands a prestarted worker to an actor with a ``runtime_env``: every
+does not hand a prestarted worker to an actor with a ``runtime_env``: every
 search would wait for fresh worker processes to start and import Ray Tune
 (about 2 s on a 2-core machine, see ``benchmarks/bench_orchestration.py``).
 Local workers inherit the driver's environment, where :data:`TUNE_ENV`
@@ -65,9 +65,9 @@ from nas.search.searcher import Launch, Proposer  # noqa: E402
 
 OBJECT_STORE_BYTES = 200 * 2**20  # trials exchange small dicts only
 TRIAL_RETRIES = 2  # Tune restarts of a trial whose worker process died
-# Imported by local Ray's workers as they start, before any trial needs them: a trial actor then starts in
-# milliseconds on a prestarted worker instead of importing Ray Tune (about 1 s) first. Torch is left out: Ray may
-# start workers that never run a trial, and each would spend seconds importing it.
+# Imported by local Ray's workers as they start, before any trial needs them: a trial actor then starts in a
+# fraction of a second on a prestarted worker instead of importing Ray Tune (about 1 s) first. Torch is left out:
+# Ray may start workers that never run a trial, and each would spend seconds importing it.
 WORKER_PRELOAD = ("ray.tune.trainable.function_trainable",)
 
 
