@@ -27,6 +27,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -36,28 +37,32 @@ from benchmarks._machine import banner
 SAMPLERS = ("random", "nsga2", "tpe")
 
 
-def _cost_space(space: str, work: Path) -> Path:
-    """The space with MACs and params as objectives (cost-only mode drops accuracy)."""
+def _variant(space: str, work: Path, suffix: str, edit: Callable[[dict], None]) -> Path:
+    """A copy of ``space`` changed by ``edit`` and named ``<name>-<suffix>``, written under ``work``."""
     from nas.space import find_space_file
 
     data = yaml.safe_load(find_space_file(space).read_text())
-    data["objectives"] = ["accuracy", "macs", "params"]
-    data["name"] = f"{data.get('name', 'space')}-cost"
+    edit(data)
+    data["name"] = f"{data.get('name', 'space')}-{suffix}"
     p = work / f"{data['name']}.yaml"
     p.write_text(yaml.safe_dump(data))
     return p
+
+
+def _cost_space(space: str, work: Path) -> Path:
+    """The space with MACs and params as objectives (cost-only mode drops accuracy)."""
+    def edit(data: dict) -> None:
+        data["objectives"] = ["accuracy", "macs", "params"]
+
+    return _variant(space, work, "cost", edit)
 
 
 def _with_epochs(space: str, epochs: int, work: Path) -> Path:
     """The space with a proxy of ``epochs`` epochs (a longer proxy ranks architectures with less noise)."""
-    from nas.space import find_space_file
+    def edit(data: dict) -> None:
+        data.setdefault("proxy", {})["epochs"] = epochs
 
-    data = yaml.safe_load(find_space_file(space).read_text())
-    data.setdefault("proxy", {})["epochs"] = epochs
-    data["name"] = f"{data.get('name', 'space')}-{epochs}ep"
-    p = work / f"{data['name']}.yaml"
-    p.write_text(yaml.safe_dump(data))
-    return p
+    return _variant(space, work, f"{epochs}ep", edit)
 
 
 def run_study(space: Path | str, sampler: str, seed: int, trials: int, out: Path, objective: str,
