@@ -105,6 +105,16 @@ def _gcs_address() -> str | None:
         return None
 
 
+def _workers_inherit(class_cache: Any) -> bool:
+    """Ray is the local one start_ray started, and its workers inherited every variable Tune would give them."""
+    if _LOCAL is None or _LOCAL[0] is None or not ray.is_initialized() or _gcs_address() != _LOCAL[0]:
+        return False
+    env = _LOCAL[1]
+    wanted = {**class_cache.DEFAULT_ENV_VARS,
+              **{k: os.environ[k] for k in class_cache.ENV_VARS_TO_PROPAGATE if k in os.environ}}
+    return all(env.get(k) == v for k, v in wanted.items())
+
+
 @contextlib.contextmanager
 def _inherited_actor_env() -> Iterator[bool]:
     """Register Tune's trainable actors without a ``runtime_env`` when the workers inherit ours (see the
@@ -113,14 +123,9 @@ def _inherited_actor_env() -> Iterator[bool]:
     try:
         from ray.tune.execution import class_cache
     except ImportError:  # pragma: no cover - a Tune without the module
-        yield False
-        return
+        class_cache = None
     names = ("DEFAULT_ENV_VARS", "ENV_VARS_TO_PROPAGATE")
-    wanted = {**getattr(class_cache, "DEFAULT_ENV_VARS", {}),
-              **{k: os.environ[k] for k in getattr(class_cache, "ENV_VARS_TO_PROPAGATE", ()) if k in os.environ}}
-    local = _LOCAL is not None and _LOCAL[0] is not None and ray.is_initialized() and _gcs_address() == _LOCAL[0]
-    inherited = local and all(_LOCAL[1].get(k) == v for k, v in wanted.items())
-    if not (inherited and all(hasattr(class_cache, n) for n in names)):
+    if class_cache is None or not all(hasattr(class_cache, n) for n in names) or not _workers_inherit(class_cache):
         yield False
         return
     saved = {n: getattr(class_cache, n) for n in names}
