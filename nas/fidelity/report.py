@@ -41,7 +41,7 @@ class RecipeStats:
 @dataclass(frozen=True)
 class FidelityReport:
     """Statistics of a finished study; ``saturated`` when the reference's spread between architectures is
-    below its own seed noise (it cannot rank them, so no recipe's agreement with it means much)."""
+    not above its own seed noise (it cannot rank them, so no recipe's agreement with it means much)."""
 
     settings: Mapping[str, Any]
     architectures: tuple[Genotype, ...]
@@ -101,7 +101,7 @@ def build(settings: Mapping[str, Any], architectures: Sequence[Genotype], candid
                            seconds(recipe.name), tuple(float(m) for m in acc.mean(axis=1)))
 
     reference_stats = entry(reference)
-    saturated = reference_stats.noise.arch_std < reference_stats.noise.seed_std
+    saturated = reference_stats.noise.arch_std <= reference_stats.noise.seed_std  # both 0: all equal
     notes = list(notes)
     if saturated:
         n = reference_stats.noise

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from scipy import stats as _stats
 
+_EQUAL = 1e-12  # accuracies closer than this are the same accuracy
+
 
 @dataclass(frozen=True)
 class Agreement:
@@ -91,7 +93,8 @@ def noise(acc: Any) -> Noise:
     i, j = np.triu_indices(a.shape[1], k=1)
     seed_abs_diff = float(np.abs(a[:, i] - a[:, j]).mean(axis=1).mean())
     means = a.mean(axis=1)
-    arch_std = float(means.std(ddof=1)) if len(means) >= 2 else 0.0
+    # Equal means can differ in the last bits (float sums); they do not differ.
+    arch_std = float(means.std(ddof=1)) if len(means) >= 2 and np.ptp(means) > _EQUAL else 0.0
     ratio = seed_std / arch_std if arch_std > 0 else None
     return Noise(seed_std, seed_abs_diff, arch_std, ratio, float(means.min()), float(means.max()))
 
