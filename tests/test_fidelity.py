@@ -292,8 +292,8 @@ def test_bad_arguments_are_one_line(tmp_path, kw, where):
 
 def test_the_real_trainer_runs_a_small_study(tmp_path, one_thread):
     rep = run_fidelity(TINY, tmp_path, n=2, seeds=(1, 2), executor="local",
-                       recipes=[{"name": "tiny", "subsample": 128, "batch_size": 32}],
-                       reference={"name": "ref", "subsample": 128, "batch_size": 32, "epochs": 2})
+                       recipes=[{"name": "half", "subsample": 64, "batch_size": 32, "width": 0.5}],
+                       reference={"name": "ref", "subsample": 64, "batch_size": 32})
     assert len(rep.runs) == 8 and all(0 <= r.accuracy <= 1 and r.seconds > 0 for r in rep.runs)
     assert rep.reference.seconds_per_run > 0
 
@@ -307,3 +307,17 @@ def test_a_study_runs_as_ray_tasks(local_ray, tmp_path):
                        executor="ray", cpus_per_trial=1, train_fn=on_ray)
     assert len(rep.runs) == 12 and rep.recipes[0].agreement.kendall_tau == pytest.approx(1.0)
     assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 12
+
+
+def test_the_benchmark_prints_the_machine_and_the_table(monkeypatch, capsys, tmp_path):
+    import nas.fidelity
+    from benchmarks import bench_fidelity
+
+    real = nas.fidelity.run_fidelity
+    monkeypatch.setattr(nas.fidelity, "run_fidelity", lambda *a, **kw: real(*a, **{**kw, "train_fn": fake_accuracy}))
+    assert bench_fidelity.main(["--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("== proxy fidelity ==\nmachine: ") and "[ 24/24]" in out
+    table = out[out.index("recipe "):].splitlines()
+    assert [line.split()[0] for line in table[2:5]] == ["e1", "e1-w0.5", "e2"]
+    assert (tmp_path / "report.json").exists() and (tmp_path / "ranks.png").exists()

@@ -124,6 +124,7 @@ def write_plot(report: FidelityReport, path: Path, dpi: int = 110) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     ref_ranks = stats.ranks(np.array(report.reference.means)[:, None])
     n = len(report.architectures)
@@ -142,6 +143,8 @@ def write_plot(report: FidelityReport, path: Path, dpi: int = 110) -> Path:
         ax.set_xlim(0.5, n + 0.5)
         ax.set_ylim(0.5, n + 0.5)
         ax.set_aspect("equal")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in list(axes.flat)[panels:]:
         ax.axis("off")
     fig.suptitle(f"ranks of {n} architectures (1 = best)" + (" - reference saturated" if report.saturated else ""),
