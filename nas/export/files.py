@@ -86,8 +86,8 @@ def write_torchscript(module, x, path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript's deprecation notice; tracing is still the portable form
         traced = torch.jit.trace(module, x, check_trace=False)
-    buf = io.BytesIO()
-    torch.jit.save(traced, buf)
+        buf = io.BytesIO()
+        torch.jit.save(traced, buf)
     atomic_write(path, buf.getvalue())
 
 
