@@ -7,19 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.io import atomic_open
-from nas.plots.panels import (
-    FRONT_COLOR,
-    GREY,
-    TRIAL_COLOR,
-    acc_range,
-    active_panels,
-    display_name,
-    front_2d,
-    groups,
-    title,
-    value,
-    x_axis,
-)
+from nas.plots import panels as pn
 
 
 def write_png(path: Path, records: Sequence[dict], baselines: Sequence[dict] = (), *, study: str = "study",
@@ -31,9 +19,9 @@ def write_png(path: Path, records: Sequence[dict], baselines: Sequence[dict] = (
     import matplotlib.ticker
     from matplotlib.transforms import blended_transform_factory
 
-    g = groups(records, baselines)
-    panels = active_panels(records, baselines)
-    lo, hi = acc_range(g)
+    g = pn.groups(records, baselines)
+    panels = pn.active_panels(records, baselines)
+    lo, hi = pn.acc_range(g)
     rc = {"font.size": 12, "axes.labelsize": 13, "axes.titlesize": 13, "legend.fontsize": 11,
           "xtick.labelsize": 11, "ytick.labelsize": 11, "font.family": "DejaVu Sans"}
     with plt.rc_context(rc):
@@ -42,39 +30,39 @@ def write_png(path: Path, records: Sequence[dict], baselines: Sequence[dict] = (
         labels: list[list[Any]] = []
         for ax, panel in zip(axes[0], panels, strict=True):
             def xy(rs, panel=panel):
-                pts = [(value(r, panel), 100 * r["accuracy"]) for r in rs if value(r, panel) is not None]
+                pts = [(pn.value(r, panel), 100 * r["accuracy"]) for r in rs if pn.value(r, panel) is not None]
                 return [p[0] for p in pts], [p[1] for p in pts]
 
-            xs = [value(r, panel) for r in g.infeasible if value(r, panel) is not None]
+            xs = [pn.value(r, panel) for r in g.infeasible if pn.value(r, panel) is not None]
             if xs:
                 bottom = blended_transform_factory(ax.transData, ax.transAxes)
-                ax.scatter(xs, [0.035] * len(xs), transform=bottom, marker="x", s=28, color=GREY, linewidths=1.2,
+                ax.scatter(xs, [0.035] * len(xs), transform=bottom, marker="x", s=28, color=pn.GREY, linewidths=1.2,
                            label="over budget (not trained)", zorder=2, clip_on=False)
             x, y = xy(g.pruned)
             if x:
-                ax.scatter(x, y, s=22, color="#d4d4d4", edgecolors=GREY, linewidths=0.5,
+                ax.scatter(x, y, s=22, color="#d4d4d4", edgecolors=pn.GREY, linewidths=0.5,
                            label="pruned early (partial training)", zorder=2)
-            fr = front_2d([(value(r, panel), 100 * r["accuracy"], r) for r in g.trained
-                           if value(r, panel) is not None])
+            fr = pn.front_2d([(pn.value(r, panel), 100 * r["accuracy"], r) for r in g.trained
+                              if pn.value(r, panel) is not None])
             on_front = {id(p[2]) for p in fr}
             x, y = xy([r for r in g.trained if id(r) not in on_front])
             if x:
-                ax.scatter(x, y, s=26, color=TRIAL_COLOR, alpha=0.7, edgecolors="white", linewidths=0.4,
+                ax.scatter(x, y, s=26, color=pn.TRIAL_COLOR, alpha=0.7, edgecolors="white", linewidths=0.4,
                            label="trial", zorder=3)
             if fr:
-                ax.plot([p[0] for p in fr], [p[1] for p in fr], drawstyle="steps-post", color=FRONT_COLOR, lw=2,
-                        marker="o", ms=7.5, mfc=FRONT_COLOR, mec="black", mew=0.8, zorder=5, label="Pareto front")
+                ax.plot([p[0] for p in fr], [p[1] for p in fr], drawstyle="steps-post", color=pn.FRONT_COLOR, lw=2,
+                        marker="o", ms=7.5, mfc=pn.FRONT_COLOR, mec="black", mew=0.8, zorder=5, label="Pareto front")
             x, y = xy(g.baselines)
             if x:
                 ax.scatter(x, y, s=150, marker="*", color="black", zorder=6, label="reference")
-                names = [display_name(b) for b in g.baselines if value(b, panel) is not None]
+                names = [pn.display_name(b) for b in g.baselines if pn.value(b, panel) is not None]
                 labels.append([ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(0, -9), ha="center",
                                            va="top", fontsize=10, zorder=3.5,
                                            bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.7))
                                for xi, yi, name in zip(x, y, names, strict=True)])
             budget = (budgets or {}).get(panel.budget_key)
             if budget:
-                ax.axvline(budget * panel.factor, color=GREY, ls="--", lw=1.2, zorder=1)
+                ax.axvline(budget * panel.factor, color=pn.GREY, ls="--", lw=1.2, zorder=1)
                 ax.annotate("budget", (budget * panel.factor, 0.98), xycoords=("data", "axes fraction"),
                             xytext=(4, 0), textcoords="offset points", va="top", fontsize=10, color="#555555")
             ax.set_xlabel(panel.label)
@@ -82,7 +70,7 @@ def write_png(path: Path, records: Sequence[dict], baselines: Sequence[dict] = (
             ax.grid(True, color="#e6e6e6", lw=0.8, zorder=0)
             ax.set_axisbelow(True)
             ax.set_ylim(lo, hi)
-            xa = x_axis(g, panel, budget)
+            xa = pn.x_axis(g, panel, budget)
             if xa is not None:
                 if xa.log:
                     ax.set_xscale("log")
@@ -102,7 +90,7 @@ def write_png(path: Path, records: Sequence[dict], baselines: Sequence[dict] = (
         if labels_:  # none in a cost-only study (no accuracies to plot); an empty legend is an error
             fig.legend([entries[k] for k in labels_], labels_, loc="outside lower center",
                        ncol=len(labels_) if len(panels) > 1 else min(len(labels_), 3), frameon=False)
-        fig.suptitle(title(study, records, g), fontsize=12)
+        fig.suptitle(pn.title(study, records, g), fontsize=12)
         with atomic_open(path, "wb") as f:
             fig.savefig(f, dpi=dpi, format="png")
         plt.close(fig)
