@@ -23,7 +23,7 @@ app.add_typer(lut_app, name="lut")
 console = Console()
 err_console = Console(stderr=True)
 
-SHIPPED_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+SHIPPED_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 
 
 def resolve_path(path: str | Path) -> Path:
