@@ -96,12 +96,12 @@ def merged(model: BaseModel, **overrides: Any) -> Any:
     except ValidationError as e:
         err = e.errors(include_url=False)[0]
         name = str(err["loc"][0])
-        allowed = get_args(type(model).model_fields[name].annotation)
         if err["type"] == "literal_error":
+            allowed = get_args(type(model).model_fields[name].annotation)
             problem = f"{err['input']!r} is not one of {', '.join(map(str, allowed))}"
         else:
             problem = str(err["msg"]).removeprefix("Value error, ")
-            if not problem.endswith(f"got {err['input']!r}") and not problem.endswith(f"got {err['input']}"):
+            if "got " not in problem:
                 problem += f", got {err['input']!r}"
         raise OptionError(name, problem) from None
 
