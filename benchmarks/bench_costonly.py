@@ -113,7 +113,7 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="bench_costonly_"))
     rss_imported = rss_mb()
     opts = SearchOptions(space=args.space, trials=args.trials, out=out, objective="cost", storage=args.storage,
-                         sampler=args.sampler, wandb="disabled", progress=False)
+                         sampler=args.sampler, wandb="disabled")
     from nas.cli import resolve_path
     from nas.space import load_space
 

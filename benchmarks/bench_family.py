@@ -182,8 +182,7 @@ def run_search(space_path: Path, out: Path, trials: int, concurrency: int) -> Pa
     from nas.search.driver import SearchOptions
     from nas.search.driver import run_search as _run
 
-    s = _run(SearchOptions(space=space_path, trials=trials, concurrency=concurrency, out=out, wandb="disabled",
-                           progress=False))
+    s = _run(SearchOptions(space=space_path, trials=trials, concurrency=concurrency, out=out, wandb="disabled"))
     c = s.counts
     print(f"search: {len(s.records)} trials in {s.wall_s:.0f} s (complete {c.get('complete', 0)}, pruned "
           f"{c.get('pruned', 0)}, infeasible {c.get('infeasible', 0)}, failed {c.get('failed', 0)}); "

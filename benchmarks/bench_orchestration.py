@@ -88,7 +88,7 @@ def ours(trials: int, sleep_s: float, work: Path) -> tuple[float, int]:
     space = _budget_free_tiny(work, sleep_s)
     t0 = time.perf_counter()
     s = run_search(SearchOptions(space=space, trials=trials, concurrency=WORKERS, sampler="random",
-                                 out=work / "ours", progress=False, track=False),
+                                 out=work / "ours"),
                    trainable=_with_sleep(sleep_s))
     wall = time.perf_counter() - t0
     trained = sum(1 for r in s.records if r["epochs"] > 0 and r["duplicate_of"] is None)
@@ -118,14 +118,16 @@ def rejected_proposals(space_name: str, sampler: str, n: int, work: Path) -> tup
     """(ms per over-budget proposal, s to flush the storage mirror afterwards)."""
     import optuna
 
-    from nas.search.driver import _objectives, make_sampler
+    from nas.results.store import RecordWriter, StudyDir
+    from nas.search.samplers import make_sampler
     from nas.search.searcher import Proposer
-    from nas.search.study import Mirror, RecordWriter, StudyDir
+    from nas.search.settings import search_objectives
+    from nas.search.storage import Mirror
     from nas.space import load_space
 
     space = load_space(space_name)
     space.budgets.macs = 1.0  # nothing is within budget
-    objs = _objectives(space, "train")
+    objs = search_objectives(space, "train")
     sd = StudyDir(work / f"rej-{space.name}-{sampler}")
     sd.root.mkdir(parents=True)
     mirror = Mirror(sd, "sqlite", "r", [o["direction"] for o in objs], [o["metric"] for o in objs])
@@ -149,7 +151,7 @@ def tpe_alone(n_params: int, history: int, n: int) -> float:
 
     import optuna
 
-    from nas.search.driver import make_sampler
+    from nas.search.samplers import make_sampler
 
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("tpe", 0, history + n))
     rng = random.Random(0)

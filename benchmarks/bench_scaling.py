@@ -103,7 +103,7 @@ def search_point(base: Path, work: Path, trials: int, concurrency: int, epochs: 
                          search={"trials": trials, "concurrency": concurrency, "seed": seed, "scheduler": "none",
                                  **(extra_search or {})})
     t0 = time.perf_counter()
-    s = run_search(SearchOptions(space=space, out=work / "studies", progress=False, wandb="disabled",
+    s = run_search(SearchOptions(space=space, out=work / "studies", wandb="disabled",
                                  objective=objective))
     wall = time.perf_counter() - t0
     trained = sum(1 for r in s.records if r.get("epochs", 0) > 0 and r.get("duplicate_of") is None)

@@ -67,13 +67,13 @@ def _with_epochs(space: str, epochs: int, work: Path) -> Path:
 
 def run_study(space: Path | str, sampler: str, seed: int, trials: int, out: Path, objective: str,
               concurrency: int | None) -> tuple[list[dict], list[dict], list[float], float]:
+    from nas.results.pareto import read_reference_point
     from nas.search.driver import SearchOptions, run_search
-    from nas.search.pareto import read_reference_point
 
     t0 = time.perf_counter()
     s = run_search(SearchOptions(space=space, trials=trials, sampler=sampler, seed=seed, out=out,
                                  study=f"{sampler}-s{seed}", objective=objective, concurrency=concurrency,
-                                 storage="journal" if objective == "cost" else None, progress=False, track=False))
+                                 storage="journal" if objective == "cost" else None))
     ref = read_reference_point(s.study_dir, len(s.objectives))
     records = sorted(s.records, key=lambda r: r["number"])
     return records, s.objectives, ref, time.perf_counter() - t0
@@ -97,7 +97,7 @@ def main() -> None:
     mode = "quick, costs only" if args.quick else "full, trained proxies"
     banner(f"search quality: hypervolume at equal trial budgets ({mode})")
 
-    from nas.search.pareto import hypervolume
+    from nas.results.front import hypervolume
 
     work = Path(tempfile.mkdtemp(prefix="bench_quality_"))
     space = args.space or ("mixnet.yaml" if args.quick else "tiny.yaml")

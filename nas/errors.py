@@ -3,8 +3,21 @@
 Anything a user can get wrong (a file, a field, a flag) raises ``InputError``
 with a single line ``"<file>: <field>: <problem>"``; the CLI prints that line
 and exits with status 2, without a traceback and without writing anything.
+
+A bad *option* of a library call (``run_search(sampler=...)``) has no file:
+it is an :class:`OptionError` that names the option's field; the CLI, which
+alone knows its flags, prints it as ``--sampler: <problem>``.
 """
 
 
 class InputError(ValueError):
     """Bad user input; ``str(e)`` is one line naming the file, the field and the problem."""
+
+
+class OptionError(InputError):
+    """A bad value of the option ``field`` (a settings field, not a flag); ``str(e)`` is ``field: problem``."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem

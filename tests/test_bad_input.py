@@ -89,7 +89,7 @@ def study_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from nas.search.driver import SearchOptions, run_search
 
     out = tmp_path_factory.mktemp("studies")
-    s = run_search(SearchOptions(space=TINY, trials=6, out=out, objective="cost", progress=False, wandb="disabled"))
+    s = run_search(SearchOptions(space=TINY, trials=6, out=out, objective="cost", wandb="disabled"))
     assert len(s.records) == 6
     return s.study_dir
 
@@ -442,7 +442,7 @@ def test_search_resume_refuses_other_space(study, work, monkeypatch, capsys):
 
 
 def test_second_driver_on_a_study_is_refused(study, monkeypatch, capsys):
-    from nas.search.study import StudyLock
+    from nas.results.store import StudyLock
 
     lock = StudyLock(study)
     lock.acquire()
@@ -489,8 +489,8 @@ def test_console_script_usage_error_names_option(work):
 
 def test_records_of_a_good_study_are_readable(study):
     """The fixture study itself is valid: the corruptions above are what the errors are about."""
-    from nas.search.study import read_records
+    from nas.results.store import read_records
 
     recs = read_records(study / "trials.jsonl")
     assert [r["number"] for r in recs] == list(range(6))
-    assert all(json.dumps(r) for r in recs)
+    assert all(json.dumps(r.to_dict()) for r in recs)

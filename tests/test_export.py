@@ -16,9 +16,11 @@ from typer.testing import CliRunner
 from nas import export
 from nas.cli import app, main
 from nas.cost.macs import REFERENCES, count
-from nas.genotype import load
-from nas.plots import read_records
-from nas.search.pareto import front
+from nas.errors import InputError, OptionError
+from nas.genotype import load, scale
+from nas.results.front import front
+from nas.results.store import study_records
+from nas.tracking import StudyTracker
 
 REF = export.REFERENCE_DIR
 
@@ -37,9 +39,9 @@ def test_parse_tier_budgets():
 
 @pytest.mark.parametrize("bad", ["s", "s=", "s=abc", "s=-5", "s=flops:3M", "=3M", ","])
 def test_parse_tier_budgets_rejects(bad):
-    with pytest.raises(export.InputError) as e:
+    with pytest.raises(OptionError) as e:
         export.parse_tier_budgets(bad)
-    assert "\n" not in str(e.value) and str(e.value).startswith("--tier-budget")
+    assert "\n" not in str(e.value) and e.value.field == "tier_budget" and str(e.value).startswith("tier_budget: ")
 
 
 def test_scaler_reproduces_mixnet_l_from_mixnet_m():
@@ -62,7 +64,7 @@ def test_scaler_lands_just_under_budget():
         macs = count(g).macs
         assert macs <= budget
         # The next 8-channel step up would break the budget: no wider network of this shape fits.
-        assert count(export.scale(s, w * 1.03)).macs > budget or export.scale(s, w * 1.03) == g
+        assert count(scale(s, w * 1.03)).macs > budget or scale(s, w * 1.03) == g
 
 
 def _rec(n, macs, acc, g):
@@ -128,7 +130,7 @@ def _check_onnx_against_torchscript(d):
 def test_export_family_from_synthetic_study(tmp_path):
     study = make_study(tmp_path, n=24)
     (study / "weights").mkdir()
-    records = read_records(study)
+    records = study_records(study)
     for r in records:  # the study kept proxy weights for every trained trial
         if r["status"] == "complete":
             torch.save({"w": torch.ones(1) * r["number"]}, study / "weights" / f"{r['number']}.pt")
@@ -171,7 +173,7 @@ def test_export_best_cli_bad_tier_writes_nothing(tmp_path, monkeypatch, capsys):
 
 def test_latency_tier_needs_a_lut(tmp_path):
     study = make_study(tmp_path, n=4)
-    with pytest.raises(export.InputError, match="budgets.lut"):
+    with pytest.raises(InputError, match="budgets.lut"):
         export.export_family(study, tmp_path / "out", ["fast"], "fast=5ms", measure=False)
     assert not (tmp_path / "out").exists()
 
@@ -228,7 +230,8 @@ def test_export_from_a_real_tiny_study(tmp_path):
     """Search tiny.yaml for real (2 one-epoch trials on digits, W&B offline), then export its family."""
     from nas.search.driver import SearchOptions, run_search
 
-    summary = run_search(SearchOptions(space="tiny.yaml", trials=2, out=tmp_path, wandb="offline", progress=False))
+    summary = run_search(SearchOptions(space="tiny.yaml", trials=2, out=tmp_path, wandb="offline"),
+                         listeners=[StudyTracker()])
     study = summary.study_dir
     assert (study / "pareto.png").exists() and (study / "pareto.html").exists()  # written by StudyTracker.close
     out = export.export_family(study, measure=True)

@@ -103,7 +103,7 @@ def test_dead_workers_are_retried_and_the_retries_are_bounded(local_ray, tmp_pat
 
     markers = tmp_path / "markers"
     markers.mkdir()
-    s = run_search(SearchOptions(space=TINY, trials=4, concurrency=2, out=tmp_path, progress=False,
+    s = run_search(SearchOptions(space=TINY, trials=4, concurrency=2, out=tmp_path,
                                  wandb="disabled"), trainable=_dying_trainable(str(markers)))
     recs = _records(s.study_dir)
     assert sorted(r["number"] for r in recs) == list(range(4))  # every requested trial is recorded
@@ -201,7 +201,7 @@ out = tempfile.mkdtemp()
 sampler = Sampler(__import__("pathlib").Path(out) / "tiny" / "trials.jsonl", period=0.05)
 sampler.start()
 s = run_search(SearchOptions(space=sys.argv[1], trials=200, out=out, objective="cost", storage="journal",
-                             wandb="disabled", progress=False))
+                             wandb="disabled"))
 sampler.stop()
 print(json.dumps({"n": len(s.records), "rss100": sampler.rss_at(100), "rss200": sampler.rss_at(200)}))
 """
@@ -228,7 +228,7 @@ def test_torn_journal_tail_is_refused_then_resumes_once_cut(tmp_path):
     from nas.errors import InputError
     from nas.search.driver import SearchOptions, run_search
 
-    opts = dict(space=TINY, out=tmp_path, objective="cost", progress=False, wandb="disabled")
+    opts = dict(space=TINY, out=tmp_path, objective="cost", wandb="disabled")
     run_search(SearchOptions(trials=8, storage="journal", **opts))
     sd = tmp_path / "tiny"
     journal = sd / "journal.log"

@@ -1,4 +1,4 @@
-"""Pareto front and hypervolume of study records (nas.search.pareto)."""
+"""Pareto front and hypervolume of study records (nas.results.front, nas.results.pareto)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nas.search.pareto import (
-    front,
-    hypervolume,
-    is_feasible,
-    objective_values,
-    read_reference_point,
-    write_pareto_json,
-)
+from nas.results.front import front, hypervolume, is_feasible, objective_values
+from nas.results.pareto import read_reference_point, write_pareto_json
 
 OBJS = [{"metric": "accuracy", "direction": "maximize"}, {"metric": "macs", "direction": "minimize"}]
 BUDGET = 1000.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -14,6 +15,8 @@ from typer.testing import CliRunner
 
 from nas import plots
 from nas.cli import app, main
+from nas.results.front import is_feasible
+from nas.results.store import study_records
 
 
 def _brute_front(points):
@@ -36,7 +39,7 @@ def test_front_2d_matches_definition():
 @pytest.fixture()
 def study(tmp_path):
     d = make_study(tmp_path, n=30, seed=1)
-    records = plots.read_records(d)
+    records = study_records(d)
     refs = [{"name": "mixnet_s", "macs": 1_000_000, "params": 50_000, "latency_ms": 55.0, "accuracy": 0.61,
              "genotype": records[0]["genotype"], "hash": "ref"}]
     (d / "baselines.json").write_text(json.dumps({"references": refs}))
@@ -48,8 +51,8 @@ def test_write_plots_html_and_png(study):
     text = html.read_text()
     # plotly.js is embedded (the page works offline), not loaded from a CDN.
     assert len(text) > 3_000_000 and re.search(r"<script[^>]*\ssrc=", text) is None
-    records = plots.read_records(study)
-    trained = [r for r in records if plots.is_feasible(r) and r["accuracy"] is not None]
+    records = study_records(study)
+    trained = [r for r in records if is_feasible(r) and r["accuracy"] is not None]
     macs_front = plots.front_2d([(r["macs"], r["accuracy"], r) for r in trained])
     for _, _, r in macs_front:  # every front member's hover (hash, summary) is on the page
         assert r["hash"] in text
@@ -62,9 +65,7 @@ def test_write_plots_html_and_png(study):
 
 def test_latency_panel_dropped_without_latency(tmp_path):
     d = make_study(tmp_path, n=12, seed=2)
-    records = plots.read_records(d)
-    for r in records:
-        r["latency_ms"] = None
+    records = [dataclasses.replace(r, latency_ms=None) for r in study_records(d)]
     fig = plots.figure_html(records, study="x")
     assert fig.layout.xaxis.title.text == "MACs (M)" and "xaxis2" not in fig.layout.to_plotly_json()
     png = plots.write_png(tmp_path / "p.png", records)
@@ -88,7 +89,7 @@ def test_cli_plot_not_a_study(tmp_path, monkeypatch, capsys):
 
 
 def test_far_references_switch_to_a_log_axis(study):
-    records = plots.read_records(study)
+    records = study_records(study)
     refs = [{"name": "mixnet_m", "macs": 340_000_000, "params": 5_000_000, "latency_ms": None, "accuracy": 0.7}]
     fig = plots.figure_html(records, refs, study="x")
     axes = {k: v for k, v in fig.layout.to_plotly_json().items() if k.startswith("xaxis")}

@@ -16,12 +16,16 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from nas.errors import InputError
+from nas.errors import InputError, OptionError
 from nas.genotype import from_dict
-from nas.search.driver import SearchOptions, _objectives, make_sampler, run_search
-from nas.search.pareto import front, is_feasible, objective_values
+from nas.results.front import front, is_feasible, objective_values
+from nas.results.optuna_compat import storage_of
+from nas.results.store import StudyLock
+from nas.search import budgets
+from nas.search.driver import SearchOptions, run_search
+from nas.search.samplers import make_sampler
 from nas.search.searcher import Proposer
-from nas.search.study import StudyLock
+from nas.search.settings import search_objectives
 from nas.space import find_space_file, load_space
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,7 +40,7 @@ def _storage_trials(study_dir: Path, name: str = "tiny") -> list:
 
 
 def _proposer(space, target: int, cost_only: bool = False, sampler: str = "random"):
-    objs = _objectives(space, "cost" if cost_only else "train")
+    objs = search_objectives(space, "cost" if cost_only else "train")
     study = optuna.create_study(directions=[o["direction"] for o in objs], sampler=make_sampler(sampler, 0, target))
     written: list[dict] = []
     p = Proposer(space, study, objectives=objs, target=target, records=[],
@@ -60,7 +64,7 @@ def _variant(tmp_path: Path, **changes) -> Path:
 
 def test_over_budget_architectures_are_answered_without_training():
     space = load_space("tiny.yaml")
-    space.budgets.macs = space.min_achievable()["macs"] * 2.5  # ~80% of the space is over budget
+    space.budgets.macs = budgets.min_achievable(space)["macs"] * 2.5  # ~80% of the space is over budget
     p, study, written = _proposer(space, target=200)
     launches = [p.next() for _ in range(5)]
     assert written and all(r["status"] == "infeasible" and r["violations"]["macs"] > 0 for r in written)
@@ -72,15 +76,15 @@ def test_over_budget_architectures_are_answered_without_training():
     for launch in launches:
         running = trials[launch.number]
         assert running.state == TrialState.RUNNING and running.constraints["macs"] <= 0
-        assert space.cost(launch.genotype).macs <= space.budgets.macs
+        assert budgets.target_cost(space, launch.genotype).macs <= space.budgets.macs
         assert launch.config["genotype"] == launch.genotype.to_dict()
     assert len(written) + len(launches) == len(trials)
 
 
 def test_the_storage_sees_answered_trials_once_finished_and_launched_ones_while_running():
     space = load_space("tiny.yaml")
-    space.budgets.macs = space.min_achievable()["macs"] * 2.5
-    objs = _objectives(space, "train")
+    space.budgets.macs = budgets.min_achievable(space)["macs"] * 2.5
+    objs = search_objectives(space, "train")
     study = optuna.create_study(directions=[o["direction"] for o in objs], sampler=make_sampler("random", 0, 200))
     mirrored: list[tuple[int, TrialState, dict]] = []
     p = Proposer(space, study, objectives=objs, target=200, records=[], write=lambda r, durable=True: None,
@@ -147,7 +151,7 @@ def test_duplicates_are_answered_from_results_and_outcomes_reach_optuna():
 
 
 def test_cost_only_search_resumes_and_repairs_the_storage(tmp_path):
-    opts = dict(space="tiny.yaml", out=tmp_path, objective="cost", progress=False, wandb="disabled")
+    opts = dict(space="tiny.yaml", out=tmp_path, objective="cost", wandb="disabled")
     s = run_search(SearchOptions(trials=25, **opts))
     sd = tmp_path / "tiny"
     recs = _records(sd)
@@ -161,11 +165,13 @@ def test_cost_only_search_resumes_and_repairs_the_storage(tmp_path):
     # a crash left a trial RUNNING in the storage: it is marked FAIL and its architecture runs again
     space = load_space("tiny.yaml")
     known = {r["hash"] for r in recs}
-    g = next(g for i in range(1000) if (g := space.sample(1000 + i)).hash not in known and space.is_feasible(g))
+    g = next(g for i in range(1000)
+             if (g := space.sample(1000 + i)).hash not in known and budgets.is_feasible(space, g))
     fixed = optuna.trial.FixedTrial(space.params_of(g))
     space.suggest(fixed)
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{sd / 'study.db'}")
-    study._storage.create_new_trial(study._study_id, optuna.trial.create_trial(
+    storage, study_id = storage_of(study)
+    storage.create_new_trial(study_id, optuna.trial.create_trial(
         state=TrialState.RUNNING, params=fixed.params, distributions=fixed.distributions,
         user_attrs={"hash": g.hash}))
     run_search(SearchOptions(trials=30, **opts))
@@ -179,9 +185,10 @@ def test_cost_only_search_resumes_and_repairs_the_storage(tmp_path):
     # a crash lost the storage write of a finished trial: it is rebuilt from its record
     lost = dict(recs2[-1], number=len(trials), hash=None)
     g2 = next(g for i in range(1000) if (g := space.sample(5000 + i)).hash not in {r["hash"] for r in recs2})
-    c = space.cost(g2)
+    c = budgets.target_cost(space, g2)
     lost.update(hash=g2.hash, genotype=g2.to_dict(), macs=c.macs, params=c.params,
-                violations=space.violations(g2, c), status="complete" if space.is_feasible(g2) else "infeasible")
+                violations=budgets.violations(space, g2, c),
+                status="complete" if budgets.is_feasible(space, g2) else "infeasible")
     with open(sd / "trials.jsonl", "a") as f:
         f.write(json.dumps(lost) + "\n")
     run_search(SearchOptions(trials=33, **opts))
@@ -193,7 +200,7 @@ def test_cost_only_search_resumes_and_repairs_the_storage(tmp_path):
 
 
 def test_bad_study_input_is_one_line_and_changes_nothing(tmp_path):
-    opts = dict(out=tmp_path, objective="cost", progress=False, wandb="disabled")
+    opts = dict(out=tmp_path, objective="cost", wandb="disabled")
     run_search(SearchOptions(space="tiny.yaml", trials=5, **opts))
     sd = tmp_path / "tiny"
     with open(sd / "trials.jsonl", "a") as f:
@@ -214,10 +221,16 @@ def test_bad_study_input_is_one_line_and_changes_nothing(tmp_path):
             run_search(SearchOptions(space="tiny.yaml", trials=8, **opts))
     finally:
         lock.release()
-    for bad, match in ((dict(sampler="cmaes"), "--sampler"), (dict(objective="loss"), "--objective"),
-                       (dict(study="a/b"), "--study")):
-        with pytest.raises(InputError, match=match):
-            run_search(SearchOptions(space="tiny.yaml", trials=8, **{**opts, **bad}))
+    # a bad option names its field (the CLI prints it as the flag: tests/test_bad_input.py)
+    for bad, field, problem in ((dict(sampler="cmaes"), "sampler", "'cmaes' is not one of nsga2, tpe, gp, random"),
+                                (dict(objective="loss"), "objective", "'loss' is not one of train, cost"),
+                                (dict(study="a/b"), "study", "'a/b' is not a usable study name"),
+                                (dict(storage="redis"), "storage", "'redis' is not one of sqlite, journal"),
+                                (dict(wandb="maybe"), "wandb", "'maybe' is not one of online, offline, disabled"),
+                                (dict(trials=0), "trials", "must be > 0, got 0")):
+        with pytest.raises(OptionError, match=f"^{field}: {problem}") as e:
+            run_search(SearchOptions(space="tiny.yaml", **{**opts, "trials": 8, **bad}))
+        assert e.value.field == field
 
 
 # -- a crash and a resume (its own Ray, before the module's Ray starts) ---------------------------------
@@ -270,7 +283,7 @@ def test_sigkill_then_resume_loses_nothing_and_trains_nothing_twice(tmp_path):
 
 
 def test_search_end_to_end_on_ray(local_ray, tmp_path):
-    s = run_search(SearchOptions(space="tiny.yaml", trials=3, concurrency=2, out=tmp_path, progress=False,
+    s = run_search(SearchOptions(space="tiny.yaml", trials=3, concurrency=2, out=tmp_path,
                                  wandb="disabled"))
     sd = tmp_path / "tiny"
     recs = _records(sd)
@@ -282,7 +295,7 @@ def test_search_end_to_end_on_ray(local_ray, tmp_path):
         assert 0.0 <= r["accuracy"] <= 1.0 and r["epochs"] == 1 and len(r["history"]) == 1
         assert r["train_s"] > 0 and r["images_per_s"] > 0 and r["node"]
         g = from_dict(r["genotype"])
-        assert g.hash == r["hash"] and space.cost(g).macs == r["macs"]
+        assert g.hash == r["hash"] and budgets.target_cost(space, g).macs == r["macs"]
     trials = _storage_trials(sd)
     assert len(trials) == 3 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
 
@@ -314,7 +327,7 @@ def test_asha_pruned_trials_are_recorded_and_pruned_in_optuna(local_ray, tmp_pat
 
     space = _variant(tmp_path, proxy={"epochs": 3},
                      search={"scheduler": "asha", "grace_period": 1, "concurrency": 2, "trials": 10})
-    s = run_search(SearchOptions(space=space, out=tmp_path, progress=False, wandb="disabled"),
+    s = run_search(SearchOptions(space=space, out=tmp_path, wandb="disabled"),
                    trainable=sleepy)
     recs = _records(s.study_dir)
     assert len(recs) == 10
@@ -358,7 +371,7 @@ def test_trials_on_local_ray_inherit_the_drivers_environment(local_ray, tmp_path
         tune.report({"val_accuracy": 0.5, "epoch": 1, "final": True})
 
     space = _variant(tmp_path, budgets={"macs": None, "params": None}, proxy={"epochs": 1})
-    run_search(SearchOptions(space=space, trials=2, concurrency=2, out=tmp_path, progress=False, wandb="disabled",
+    run_search(SearchOptions(space=space, trials=2, concurrency=2, out=tmp_path, wandb="disabled",
                              sampler="random"), trainable=probe)
     seen = [json.loads(p.read_text()) for p in out.iterdir()]
     assert seen and all(s["cwd"] == os.getcwd() for s in seen), seen

@@ -8,10 +8,10 @@ import pytest
 from _synth_study import make_study
 
 from nas import tracking
-from nas.errors import InputError
+from nas.errors import OptionError
 from nas.genotype import from_dict
-from nas.plots import read_records
-from nas.search.pareto import front, front_history, hypervolume
+from nas.results.front import front, front_history, hypervolume
+from nas.results.store import study_records
 from nas.space import load_space
 
 OBJ = [{"metric": "accuracy", "direction": "maximize"}, {"metric": "macs", "direction": "minimize"}]
@@ -31,7 +31,7 @@ def _replay(tracker, records):
 @pytest.fixture()
 def study(tmp_path):
     d = make_study(tmp_path, n=10, seed=4)
-    return d, read_records(d), load_space(d / "space.yaml")
+    return d, study_records(d), load_space(d / "space.yaml")
 
 
 def test_front_history_rises_to_the_final_hypervolume(study):
@@ -115,7 +115,8 @@ def test_mode_resolution(study, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     assert tracking.resolve_mode(None, space) == "offline"  # the space's tracking.wandb
     assert tracking.resolve_mode("online", space) == "online"
-    with pytest.raises(InputError, match="--wandb"):
+    with pytest.raises(OptionError, match="^wandb: 'sometimes' is not one of") as e:
         tracking.resolve_mode("sometimes", None)
+    assert e.value.field == "wandb"
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert tracking.resolve_mode("online", space) == "disabled"

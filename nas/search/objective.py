@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.genotype import Genotype, from_dict
+from nas.io import atomic_open
 
 
 def trial_config(number: int, genotype: Genotype, proxy: Any, num_classes: int | None, threads: int,
@@ -88,9 +89,8 @@ def _save_weights(model: Any, weights_dir: Path, number: int) -> None:
     import torch
 
     weights_dir.mkdir(parents=True, exist_ok=True)
-    tmp = weights_dir / f".{number}.pt.tmp"
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-    tmp.replace(weights_dir / f"{number}.pt")  # never a half-written file under the final name
+    with atomic_open(weights_dir / f"{number}.pt", "wb") as f:  # never a half-written file under the final name
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, f)
 
 
 def run_trial(config: dict[str, Any]) -> None:

@@ -33,26 +33,22 @@ is simply not a parent; its constraint values are still recorded.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-try:  # Study.tell without the deep copy of the trial it returns (1 ms for a 100-parameter trial)
-    from optuna.study._tell import _tell_with_warning
-except ImportError:  # pragma: no cover - a future Optuna without it: the public call
-    _tell_with_warning = None
-
 from nas.errors import InputError
 from nas.genotype import Genotype
-from nas.search.pareto import objective_spec, objective_values
-
-COST_METRICS = ("macs", "params", "latency_ms")
-RESULT_KEYS = ("val_accuracy", "epoch", "final")  # what a trainable must report (see nas.search.objective)
+from nas.results.front import objective_spec, objective_values
+from nas.results.optuna_compat import stored_trial, tell
+from nas.results.record import COST_METRICS, TrialRecord
+from nas.search import budgets
 
 
 def constraint_metrics(space: Any) -> list[str]:
@@ -60,56 +56,19 @@ def constraint_metrics(space: Any) -> list[str]:
     return [m for m in COST_METRICS if getattr(space.budgets, m, None) is not None]
 
 
-def outcome(record: dict[str, Any], objectives: Sequence[dict[str, str]]) -> tuple[TrialState, list[float] | None]:
+def outcome(record: Mapping[str, Any], objectives: Sequence[dict[str, str]]) -> tuple[TrialState, list[float] | None]:
     """Optuna state and values for a record (see the module docstring for the choices)."""
     status = record["status"]
     if status == "pruned":
         return TrialState.PRUNED, None
     if status == "failed":
         return TrialState.FAIL, None
-    rec = dict(record)
-    if status == "infeasible" or rec.get("accuracy") is None:
-        rec["accuracy"] = 0.0
-    values = list(objective_values(rec, objectives))
+    untrained = status == "infeasible" or record.get("accuracy") is None
+    values = [0.0 if untrained and o["metric"] == "accuracy" else v
+              for o, v in zip(objective_spec(objectives), objective_values(record, objectives), strict=True)]
     if any(math.isnan(v) for v in values):
         return TrialState.FAIL, None
     return TrialState.COMPLETE, values
-
-
-def new_record(number: int, genotype: Genotype, *, macs: int, params: int, latency_ms: float | None,
-               violations: dict[str, float], status: str, seed: int) -> dict[str, Any]:
-    """A ``trials.jsonl`` object with nothing trained yet."""
-    return {"number": number, "hash": genotype.hash, "genotype": genotype.to_dict(), "status": status,
-            "accuracy": None, "best_accuracy": None, "macs": int(macs), "params": int(params),
-            "latency_ms": latency_ms, "latency_ms_measured": None, "epochs": 0, "train_s": None,
-            "images_per_s": None, "history": [], "violations": violations, "duplicate_of": None, "error": None,
-            "node": None, "seed": seed, "time": time.time()}
-
-
-def apply_result(record: dict[str, Any], result: dict[str, Any] | None, planned_epochs: int) -> dict[str, Any]:
-    """Fill a record from a trial's last report; sets the status (complete, pruned or failed)."""
-    result = result or {}
-    hist = result.get("history") or []
-    record["history"] = [{"epoch": int(h["epoch"]), "val_accuracy": float(h["val_accuracy"]),
-                          "train_loss": float(h["train_loss"])} for h in hist]
-    epoch = int(result.get("epoch") or len(hist) or 0)
-    record["epochs"] = epoch
-    acc = result.get("val_accuracy")
-    record["accuracy"] = float(acc) if acc is not None and epoch > 0 else None
-    best = result.get("best_accuracy", acc)
-    record["best_accuracy"] = float(best) if best is not None and epoch > 0 else None
-    for key in ("train_s", "images_per_s"):
-        if result.get(key) is not None:
-            record[key] = float(result[key])
-    record["node"] = result.get("node")
-    record["time"] = time.time()
-    if result.get("error"):
-        record["status"], record["error"] = "failed", str(result["error"])
-    elif result.get("final") or epoch >= planned_epochs:
-        record["status"] = "complete"
-    else:
-        record["status"] = "pruned"
-    return record
 
 
 @dataclass
@@ -124,9 +83,9 @@ class Launch:
 @dataclass
 class _Active:
     trial: optuna.Trial
-    record: dict[str, Any]  # the record so far (costs); completed when the trial finishes
+    record: TrialRecord  # the record so far (costs); completed when the trial finishes
     genotype: Genotype
-    waiting: list[tuple[optuna.Trial, dict[str, Any]]] = field(default_factory=list)
+    waiting: list[tuple[optuna.Trial, TrialRecord]] = field(default_factory=list)
 
 
 class Proposer:
@@ -139,8 +98,8 @@ class Proposer:
     """
 
     def __init__(self, space: Any, study: optuna.Study, *, objectives: Sequence[Any], target: int,
-                 records: Sequence[dict[str, Any]], write: Callable[..., None],
-                 mirror: Callable[[FrozenTrial], None], emit: Callable[[dict[str, Any]], None] | None = None,
+                 records: Sequence[TrialRecord], write: Callable[..., None],
+                 mirror: Callable[[FrozenTrial], None], emit: Callable[[TrialRecord], None] | None = None,
                  latency_fn: Callable[[Genotype], float] | None = None, cost_only: bool = False,
                  make_config: Callable[[int, Genotype], dict[str, Any]] | None = None,
                  planned_epochs: int = 1, seed: int = 0) -> None:
@@ -156,10 +115,10 @@ class Proposer:
         self._make_config = make_config or (lambda n, g: {"number": n, "genotype": g.to_dict()})
         self._constraints = constraint_metrics(space)
         self.n_finished = len(records)
-        self.done: dict[str, dict[str, Any]] = {}  # hash -> the original record of that architecture
+        self.done: dict[str, TrialRecord] = {}  # hash -> the original record of that architecture
         for r in records:
-            if r.get("duplicate_of") is None:
-                self.done.setdefault(r["hash"], r)
+            if r.duplicate_of is None:
+                self.done.setdefault(r.hash, r)
         self.active: dict[int, _Active] = {}
         self._active_hash: dict[str, int] = {}
         self.propose_s = 0.0  # time spent proposing (ask, suggest, cost), for the benchmarks
@@ -188,8 +147,8 @@ class Proposer:
                 g = self.space.suggest(trial)
                 record = self._costed(trial, g)
             except InputError:  # e.g. a latency table without an entry: the user must fix it, so stop
-                _tell(self.study, trial, None, TrialState.FAIL)
-                self._mirror(self._frozen(trial))
+                tell(self.study, trial, None, TrialState.FAIL)
+                self._mirror(stored_trial(self.study, trial))
                 raise
             launch = self._dispatch(trial, g, record)
             self.propose_s += time.perf_counter() - t0
@@ -198,32 +157,31 @@ class Proposer:
                 return launch
         return None
 
-    def _costed(self, trial: optuna.Trial, g: Genotype) -> dict[str, Any]:
-        cost = self.space.cost(g)
+    def _costed(self, trial: optuna.Trial, g: Genotype) -> TrialRecord:
+        cost = budgets.target_cost(self.space, g)
         latency = self._latency_fn(g) if self._latency_fn is not None else None
-        violations = self.space.violations(g, cost, latency_ms=latency,
-                                           latency_fn=self._latency_fn) if self._constraints else {}
+        violations = budgets.violations(self.space, g, cost, latency_ms=latency,
+                                        latency_fn=self._latency_fn) if self._constraints else {}
         trial.set_user_attr("hash", g.hash)
         for m in self._constraints:
             trial.set_constraint(m, float(violations.get(m, 0.0)))
-        return new_record(trial.number, g, macs=cost.macs, params=cost.params, latency_ms=latency,
-                          violations=violations, status="complete", seed=self.seed)
+        return TrialRecord.costed(trial.number, g, macs=cost.macs, params=cost.params, latency_ms=latency,
+                                  violations=violations, seed=self.seed)
 
-    def _dispatch(self, trial: optuna.Trial, g: Genotype, record: dict[str, Any]) -> Launch | None:
-        if any(v > 0 for v in record["violations"].values()):
-            record["status"] = "infeasible"
-            self._finish(trial, record)
+    def _dispatch(self, trial: optuna.Trial, g: Genotype, record: TrialRecord) -> Launch | None:
+        if any(v > 0 for v in record.violations.values()):
+            self._finish(trial, dataclasses.replace(record, status="infeasible"))
             return None
         prior = self.done.get(g.hash)
         if prior is not None:
-            self._finish(trial, _duplicate(record, prior))
+            self._finish(trial, record.answered_from(prior))
             return None
         if self.cost_only:
             self._finish(trial, record)
             return None
         # A trial answered at once is stored once, finished; one that waits or trains is stored now (RUNNING,
         # with its parameters), so that a resume finds and re-runs it.
-        self._mirror(self._frozen(trial))
+        self._mirror(stored_trial(self.study, trial))
         running = self._active_hash.get(g.hash)
         if running is not None:
             self.active[running].waiting.append((trial, record))
@@ -234,16 +192,14 @@ class Proposer:
 
     # -- finishing --------------------------------------------------------------------------------------------
 
-    def complete(self, number: int, result: dict[str, Any] | None, error: str | None = None) -> dict[str, Any]:
+    def complete(self, number: int, result: dict[str, Any] | None, error: str | None = None) -> TrialRecord:
         """Record a trained trial from its last report (``error``: the trial process failed)."""
         act = self.active.pop(number)
         self._active_hash.pop(act.genotype.hash, None)
-        record = apply_result(act.record, result, self.planned_epochs)
-        if error and not record.get("error"):
-            record["status"], record["error"] = "failed", error
+        record = act.record.with_result(result, self.planned_epochs, error)
         self._finish(act.trial, record, trained=True)
         for trial, waiting in act.waiting:
-            self._finish(trial, _duplicate(waiting, record))
+            self._finish(trial, waiting.answered_from(record))
         return record
 
     def abandon(self, number: int) -> None:
@@ -258,34 +214,12 @@ class Proposer:
             raise ValueError("answer_all is for cost-only mode")
         self.next()
 
-    def _finish(self, trial: optuna.Trial, record: dict[str, Any], trained: bool = False) -> None:
+    def _finish(self, trial: optuna.Trial, record: TrialRecord, trained: bool = False) -> None:
         self._write(record, durable=trained)
         state, values = outcome(record, self.objectives)
-        _tell(self.study, trial, values, state)
-        self._mirror(self._frozen(trial))
+        tell(self.study, trial, values, state)
+        self._mirror(stored_trial(self.study, trial))
         self.n_finished += 1
-        if record["duplicate_of"] is None and record["status"] != "infeasible":
-            self.done.setdefault(record["hash"], record)
+        if record.duplicate_of is None and record.status != "infeasible":
+            self.done.setdefault(record.hash, record)
         self._emit(record)
-
-    def _frozen(self, trial: optuna.Trial) -> FrozenTrial:
-        return self.study._storage.get_trial(trial._trial_id)
-
-
-def _tell(study: optuna.Study, trial: optuna.Trial, values: list[float] | None, state: TrialState) -> None:
-    if _tell_with_warning is None:
-        study.tell(trial, values=values, state=state, skip_if_finished=True)
-    else:
-        _tell_with_warning(study=study, trial=trial, value_or_values=values, state=state, skip_if_finished=True,
-                           suppress_warning=True)
-
-
-def _duplicate(record: dict[str, Any], prior: dict[str, Any]) -> dict[str, Any]:
-    """``record`` answered from ``prior``'s result: nothing is trained, so no time or speed is claimed."""
-    for key in ("status", "accuracy", "best_accuracy", "epochs", "history", "error", "node",
-                "latency_ms_measured"):
-        record[key] = prior.get(key)
-    record["duplicate_of"] = prior["number"] if prior.get("duplicate_of") is None else prior["duplicate_of"]
-    record["train_s"] = record["images_per_s"] = None
-    record["time"] = time.time()
-    return record

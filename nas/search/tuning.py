@@ -60,7 +60,7 @@ from ray import tune  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler  # noqa: E402
 from ray.tune.search import Searcher  # noqa: E402
 
-from nas.errors import InputError  # noqa: E402
+from nas.errors import OptionError  # noqa: E402
 from nas.search.searcher import Launch, Proposer  # noqa: E402
 
 OBJECT_STORE_BYTES = 200 * 2**20  # trials exchange small dicts only
@@ -88,7 +88,7 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
             ray.init(num_cpus=num_cpus, object_store_memory=OBJECT_STORE_BYTES,
                      _system_config={"preload_python_modules": list(WORKER_PRELOAD)}, **kw)
     except ConnectionError as e:
-        raise InputError(f"--address: cannot connect to a Ray cluster at {address!r} ({e})") from None
+        raise OptionError("address", f"cannot connect to a Ray cluster at {address!r} ({e})") from None
     _LOCAL = None if address else (_gcs_address(), dict(os.environ))
     quiet_ray()
     return True

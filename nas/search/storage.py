@@ -1,4 +1,4 @@
-"""The study directory on disk: trials.jsonl, the Optuna storage, the lock, resume.
+"""The Optuna storage of a study (``study.db`` or ``journal.log``) and the process that mirrors trials to it.
 
 Two copies of the Optuna study exist while a search runs. The sampler works on
 an in-memory study, because Optuna's relational storage writes every
@@ -9,20 +9,15 @@ mirrored, in order, to the storage file by a writer process
 (:class:`Mirror`), so trial numbers agree between the two copies,
 ``optuna-dashboard`` shows the study live, and a resumed run reloads it.
 
-``trials.jsonl`` is the source of truth for finished trials: a record is
-appended, flushed and fsync'ed before Optuna is told, so after any crash the
-storage can only lag behind it. :func:`reconcile` repairs the lag when a study
-is resumed (trials that finished but whose update was lost are completed from
-their records; trials still RUNNING are marked FAIL and their architectures
-queued again).
+``trials.jsonl`` (:mod:`nas.results.store`) is the source of truth for
+finished trials, so the storage can only lag behind it after a crash;
+:func:`nas.search.resume.reconcile` repairs the lag when a study is resumed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import datetime
-import fcntl
 import json
 import os
 import pickle
@@ -31,11 +26,8 @@ import struct
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
@@ -44,200 +36,8 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import InputError
-
-TRIALS_FILE = "trials.jsonl"
-SPACE_FILE = "space.yaml"
-SQLITE_FILE = "study.db"
-JOURNAL_FILE = "journal.log"
-LOCK_FILE = ".lock"
-STATUSES = ("complete", "pruned", "infeasible", "failed")
-GROUP_SYNC_S = 0.2
-
-
-@dataclass
-class StudyDir:
-    """Paths of one study directory (``<out>/<study>/``)."""
-
-    root: Path
-
-    @property
-    def trials(self) -> Path:
-        return self.root / TRIALS_FILE
-
-    @property
-    def space(self) -> Path:
-        return self.root / SPACE_FILE
-
-    @property
-    def ray(self) -> Path:
-        return self.root / "ray"
-
-    def storage_file(self, kind: str) -> Path:
-        return self.root / (SQLITE_FILE if kind == "sqlite" else JOURNAL_FILE)
-
-    def existing_storage(self) -> str | None:
-        """``sqlite`` or ``journal`` when the directory already holds that storage."""
-        for kind in ("sqlite", "journal"):
-            if self.storage_file(kind).exists():
-                return kind
-        return None
-
-
-# -- the lock --------------------------------------------------------------------------------------------------
-
-
-class StudyLock:
-    """An exclusive ``flock`` on ``<study>/.lock``: two searches on one study would number trials twice.
-
-    The storage writer (:class:`Mirror`) inherits the lock, so after a driver is killed a new run waits
-    (up to ``wait_s``) for the old writer to store what it had received instead of racing it; a live
-    driver holding the lock is an error at once.
-    """
-
-    WAIT_S = 120.0
-
-    def __init__(self, root: Path) -> None:
-        self.path = root / LOCK_FILE
-        self.fd: int | None = None
-
-    def acquire(self, wait_s: float = WAIT_S) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError:
-                if self._driver_alive() or time.monotonic() > deadline:
-                    os.close(fd)
-                    raise InputError(f"{self.path.parent}: study: another `nas search` is running on this study "
-                                     f"(lock {self.path})") from None
-                time.sleep(0.2)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self.fd = fd
-
-    def _driver_alive(self) -> bool:
-        try:
-            pid = int(self.path.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
-    def release(self) -> None:
-        # Close, not LOCK_UN: the writer process shares this lock until it exits. Clearing the pid tells a
-        # next run that whoever still holds the lock is that writer, worth waiting for.
-        if self.fd is not None:
-            os.ftruncate(self.fd, 0)
-            os.close(self.fd)
-            self.fd = None
-
-
-# -- trials.jsonl ----------------------------------------------------------------------------------------------
-
-
-def read_records(path: Path, skip_torn_tail: bool = False) -> list[dict[str, Any]]:
-    """Finished-trial records; a line that is not a record is an InputError naming file and line.
-
-    ``skip_torn_tail`` (readers of a study another process may be appending to): a last line that has no
-    newline yet and is not JSON, an append in progress or cut short by a crash, is left out instead.
-    """
-    if not path.exists():
-        return []
-    records: list[dict[str, Any]] = []
-    numbers: dict[int, int] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read ({e.__class__.__name__})") from None
-    lines = text.splitlines()
-    if skip_torn_tail and lines and not text.endswith("\n"):
-        try:
-            json.loads(lines[-1])
-        except ValueError:
-            lines.pop()
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as e:
-            raise InputError(f"{path}: line {i}: corrupt record ({e.msg}); repair or remove the line to resume, "
-                             "nothing was changed") from None
-        problem = _record_problem(rec)
-        if problem:
-            raise InputError(f"{path}: line {i}: {problem}; repair or remove the line to resume, nothing was changed")
-        if rec["number"] in numbers:
-            raise InputError(f"{path}: line {i}: trial number {rec['number']} already recorded on line "
-                             f"{numbers[rec['number']]}")
-        numbers[rec["number"]] = i
-        records.append(rec)
-    return records
-
-
-def _record_problem(rec: Any) -> str | None:
-    if not isinstance(rec, dict):
-        return "expected a JSON object"
-    for key, types in (("number", int), ("hash", str), ("genotype", dict), ("status", str)):
-        if not isinstance(rec.get(key), types) or isinstance(rec.get(key), bool):
-            return f"{key}: missing or not a {types.__name__}"
-    if rec["status"] not in STATUSES:
-        return f"status: {rec['status']!r} is not one of {', '.join(STATUSES)}"
-    return None
-
-
-class RecordWriter:
-    """Appends one JSON line per finished trial, flushed at once.
-
-    ``durable`` records (trained trials) are fsync'ed before ``append``
-    returns; answered ones (infeasible, duplicate, cost-only: milliseconds
-    each) are fsync'ed in groups at most :data:`GROUP_SYNC_S` apart, since an
-    fsync costs more than answering them. A killed process loses nothing
-    either way (the data is in the OS); an OS crash may lose the last group of
-    answered records, which a resumed search simply answers again.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        # A line cut short by a crash mid-write would glue onto the next record; start on a fresh line.
-        needs_newline = path.exists() and path.stat().st_size > 0 and not _ends_with_newline(path)
-        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole search
-        if needs_newline:
-            self._f.write("\n")
-        self._dirty = False
-        self._synced = time.monotonic()
-
-    def append(self, record: dict[str, Any], durable: bool = True) -> None:
-        self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._f.flush()
-        self._dirty = True
-        if durable or time.monotonic() - self._synced >= GROUP_SYNC_S:
-            self.sync()
-
-    def sync(self) -> None:
-        if self._dirty:
-            os.fsync(self._f.fileno())
-            self._dirty = False
-        self._synced = time.monotonic()
-
-    def close(self) -> None:
-        self.sync()
-        self._f.close()
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
-
-
-# -- the Optuna storage ------------------------------------------------------------------------------------------
+from nas.results.optuna_compat import trial_id
+from nas.results.store import StudyDir
 
 
 def open_storage(sd: StudyDir, kind: str) -> BaseStorage:
@@ -304,7 +104,7 @@ class Mirror:
 
     ``upsert(frozen)`` creates the trial the first time its number is seen and
     afterwards writes what changed (parameters, attributes, state and values).
-    The writer is a separate process (``python -m nas.search.study``, fed
+    The writer is a separate process (``python -m nas.search.storage``, fed
     pickled trials on its stdin by a feeder thread) because Optuna's
     relational storage spends 0.1-0.5 s of Python per trial in SQLAlchemy: on
     a thread that would hold the GIL the Ray Tune event loop needs. Updates
@@ -320,8 +120,8 @@ class Mirror:
         # driver's critical path). Its own session: a Ctrl-C at the terminal is the driver's to handle; the writer
         # stops when its stdin closes.
         spec = json.dumps({"directions": list(directions), "metric_names": list(metric_names)})
-        self._proc = subprocess.Popen([sys.executable, "-m", "nas.search.study", str(sd.root), kind, study_name, spec],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cmd = [sys.executable, "-m", "nas.search.storage", str(sd.root), kind, study_name, spec]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       start_new_session=True, pass_fds=tuple(pass_fds))
         self._items: queue.Queue[FrozenTrial | None] = queue.Queue()
         self._sent = 0
@@ -360,6 +160,12 @@ class Mirror:
                 self._error = f"exit status {self._proc.returncode}" + (f" ({err[-1]})" if err else "")
         threading.Thread(target=self._reap, name="nas-mirror-reap", daemon=True).start()
         self._raise()
+
+    def wait(self, timeout: float) -> None:
+        """After :meth:`close`: wait (at most ``timeout`` s) for the writer to exit, so that the storage file is
+        no longer written to when the search returns."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout)
 
     def _reap(self) -> None:
         self._reader.join()
@@ -460,7 +266,7 @@ class _TrialWriter:
     def __init__(self, storage: BaseStorage, study_id: int) -> None:
         self.storage, self.study_id = storage, study_id
         self._written = {t.number: t for t in storage.get_all_trials(study_id, deepcopy=False)}
-        self._ids = {n: t._trial_id for n, t in self._written.items()}
+        self._ids = {n: trial_id(t) for n, t in self._written.items()}
 
     def write(self, t: FrozenTrial) -> None:
         old = self._written.get(t.number)
@@ -502,61 +308,6 @@ def _snapshot(t: FrozenTrial) -> FrozenTrial:
     s.user_attrs = dict(t.user_attrs)
     s.system_attrs = dict(t.system_attrs)
     return s
-
-
-# -- resume ----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Reconciled:
-    trials: list[FrozenTrial]  # every trial of the persistent study, all finished now, in number order
-    requeue: list[dict[str, Any]] = field(default_factory=list)  # params of interrupted architectures
-    repaired: int = 0  # storage trials completed from trials.jsonl
-    abandoned: int = 0  # RUNNING/WAITING trials marked FAIL
-
-
-def reconcile(study: optuna.Study, records: Sequence[dict[str, Any]],
-              outcome: Callable[[dict[str, Any]], tuple[TrialState, list[float] | None]],
-              rebuild: Callable[[dict[str, Any]], FrozenTrial]) -> Reconciled:
-    """Bring the persistent study in line with ``trials.jsonl`` after a crash or a Ctrl-C.
-
-    ``outcome(record)`` gives the Optuna state and values of a record;
-    ``rebuild(record)`` a finished FrozenTrial for a record whose trial never
-    reached the storage.
-    """
-    storage, sid = study._storage, study._study_id
-    by_number = {r["number"]: r for r in records}
-    done_hashes = {r["hash"] for r in records}
-    out = Reconciled(trials=[])
-    for t in study.get_trials(deepcopy=False):
-        if t.state in (TrialState.RUNNING, TrialState.WAITING):
-            rec = by_number.get(t.number)
-            if rec is not None and t.user_attrs.get("hash") in (None, rec["hash"]):
-                state, values = outcome(rec)
-                for k, v in rebuild(rec).user_attrs.items():
-                    storage.set_trial_user_attr(t._trial_id, k, v)
-                storage.set_trial_state_values(t._trial_id, state, values)
-                out.repaired += 1
-            else:
-                storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-                params = t.params or t.system_attrs.get("fixed_params") or {}
-                if params and t.user_attrs.get("hash") not in done_hashes:
-                    out.requeue.append(dict(params))
-                out.abandoned += 1
-    n_stored = len(study.get_trials(deepcopy=False, states=None))
-    for n in range(n_stored, max(by_number, default=-1) + 1):
-        rec = by_number.get(n)
-        template = rebuild(rec) if rec is not None else optuna.trial.create_trial(state=TrialState.FAIL)
-        tid = storage.create_new_trial(sid, template_trial=template)
-        if storage.get_trial_number_from_id(tid) != n:
-            raise InputError(f"{study.study_name}: storage: trial numbers of the storage and trials.jsonl "
-                             "disagree; the study cannot be resumed safely")
-        out.repaired += rec is not None
-    out.trials = study.get_trials(deepcopy=False)
-    for t in out.trials:  # older runs could finish a queued trial without a start time; Optuna rejects that
-        if t.state != TrialState.WAITING and t.datetime_start is None:
-            t.datetime_start = t.datetime_complete or datetime.datetime.now()
-    return out
 
 
 if __name__ == "__main__":

@@ -1,51 +1,27 @@
-"""Study tracking: W&B runs (one per trial plus one study run) and the local Pareto plots.
+"""The W&B runs of a study (one per trial plus one study run) and its local Pareto plots, as a search listener.
 
-The search driver calls :class:`StudyTracker` as trials start, report epochs
-and finish. W&B work happens on one background thread fed by a queue, so a
-slow or failing W&B never holds up or kills the search: a call only enqueues,
-the first W&B error is logged once and switches W&B off for the rest of the
-study, and :meth:`StudyTracker.close` waits a bounded time. The plots
-(``pareto.html``/``pareto.png``, :mod:`nas.plots`) are written by ``close``
-whatever the W&B mode.
-
-W&B layout
-----------
-* one run per trial (``job_type="trial"``, grouped by study): config = the
-  genotype flattened (``s1.b0.kernels``, ...), per-epoch metrics, costs and
-  status in the summary;
-* one study run (``job_type="study"``): ``hypervolume`` and front size after
-  every finished trial, and (at most every ``table_every_s`` seconds and at
-  close) the ``trials`` and ``pareto_front`` tables, scatter charts of the
-  front (accuracy vs MACs, vs latency) and the hypervolume history.
-
-Offline by default, under ``<study_dir>/wandb`` (``wandb sync`` uploads it
-later); ``mode`` is ``online``, ``offline`` or ``disabled``; the environment
-variable ``WANDB_MODE=disabled`` also turns it off. Project and entity come
-from ``WANDB_PROJECT``/``WANDB_ENTITY`` when set, else the space's
-``tracking`` section. Nothing here reads or writes an API key: W&B itself
-takes it from its own login or ``WANDB_API_KEY``.
-
-An offline run's data is its ``run-<id>.wandb`` file (protobuf records in a
-LevelDB-log-style container); :func:`read_run` reads config, summary and
-history back without network or account.
+See :mod:`nas.tracking` for the layout of the runs and the modes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import queue
-import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nas.errors import InputError
-from nas.genotype import Genotype, from_dict
+from nas.errors import OptionError
+from nas.genotype import Genotype
+from nas.results.front import front, front_history
+from nas.results.pareto import space_budgets, study_objectives, study_reference_point
+from nas.results.record import TrialRecord, as_record
+from nas.results.store import StudyDir, study_records
+from nas.search.events import SearchInfo, SearchListener, SearchSummary
 
 log = logging.getLogger("nas.tracking")
 
@@ -71,50 +47,24 @@ def flatten_genotype(g: Genotype) -> dict[str, Any]:
 
 
 def resolve_mode(mode: str | None, space: Any = None) -> str:
+    """``mode``, else the space's ``tracking.wandb``, else offline; ``WANDB_MODE=disabled`` wins."""
     if os.environ.get("WANDB_MODE") == "disabled":
         return "disabled"
     mode = mode or getattr(getattr(space, "tracking", None), "wandb", None) or "offline"
     if mode not in MODES:
-        raise InputError(f"--wandb: {mode!r} is not one of {', '.join(MODES)}")
+        raise OptionError("wandb", f"{mode!r} is not one of {', '.join(MODES)}")
     return mode
 
 
-def study_objectives(space: Any) -> list[dict[str, str]]:
-    objs = getattr(space, "objectives", None) or []
-    out = [{"metric": o.metric, "direction": o.direction or ("maximize" if o.metric == "accuracy" else "minimize")}
-           for o in objs]
-    return out or [{"metric": "accuracy", "direction": "maximize"}, {"metric": "macs", "direction": "minimize"}]
-
-
-def space_budgets(space: Any) -> dict[str, float]:
-    b = getattr(space, "budgets", None)
-    return {m: float(v) for m in ("macs", "params", "latency_ms") if (v := getattr(b, m, None)) is not None}
-
-
-def study_reference_point(study_dir: Path, objectives: list[dict[str, str]], budgets: dict[str, float],
-                          records: Sequence[dict]) -> list[float]:
-    """The hypervolume reference: pareto.json's (what the search reports), else the budgets, else the data's."""
-    from nas.search.pareto import default_reference_point, read_reference_point
-
-    ref = read_reference_point(study_dir, len(objectives))
-    if ref is not None:
-        return ref
-    if all(o["direction"] == "maximize" or o["metric"] in budgets for o in objectives):
-        return [0.0 if o["direction"] == "maximize" else budgets[o["metric"]] for o in objectives]
-    return default_reference_point(records, objectives)
-
-
-def _row(r: dict, on_front: bool) -> list[Any]:
+def _row(r: TrialRecord, on_front: bool) -> list[Any]:
     try:
-        summary = from_dict(r["genotype"]).summary()
+        summary = r.to_genotype().summary()
     except Exception:
         summary = ""
-    acc = r.get("accuracy")
-    viol = max((r.get("violations") or {}).values(), default=0.0)
-    return [r["number"], r.get("hash"), r.get("status"), on_front, None if acc is None else 100 * acc,
-            r["macs"] / 1e6 if r.get("macs") is not None else None,
-            r["params"] / 1e6 if r.get("params") is not None else None,
-            r.get("latency_ms"), r.get("latency_ms_measured"), r.get("epochs"), viol, summary]
+    viol = max((r.violations or {}).values(), default=0.0)
+    return [r.number, r.hash, r.status, on_front, None if r.accuracy is None else 100 * r.accuracy,
+            r.macs / 1e6 if r.macs is not None else None, r.params / 1e6 if r.params is not None else None,
+            r.latency_ms, r.latency_ms_measured, r.epochs, viol, summary]
 
 
 class _Worker:
@@ -150,27 +100,40 @@ class _Worker:
         return not self.thread.is_alive()
 
 
-class StudyTracker:
-    """W&B runs and local plots of one study; see the module docstring."""
+class StudyTracker(SearchListener):
+    """W&B runs and local plots of one study; see :mod:`nas.tracking`.
 
-    def __init__(self, study_dir: Path, space: Any, mode: str | None = "offline", *, table_every_s: float = 30.0,
-                 close_timeout_s: float = 120.0):
-        self.study_dir = Path(study_dir)
+    Given a study directory it tracks that study at once; without one (``StudyTracker()``, what ``nas search``
+    passes to :func:`nas.search.driver.run_search`) it starts on ``search_started`` with the search's study
+    directory, space and W&B mode. ``search_finished`` closes it.
+    """
+
+    def __init__(self, study_dir: Path | None = None, space: Any = None, mode: str | None = None, *,
+                 table_every_s: float = 30.0, close_timeout_s: float = 120.0):
+        self.table_every_s = table_every_s
+        self.close_timeout_s = close_timeout_s
+        self.mode = mode
+        self._lock = threading.Lock()
+        self._worker: _Worker | None = None
+        self._closed = False
+        self._started = False
+        if study_dir is not None:
+            self._start(Path(study_dir), space, mode)
+
+    def _start(self, study_dir: Path, space: Any, mode: str | None) -> None:
+        self.study_dir = study_dir
         self.space = space
         self.mode = resolve_mode(mode, space)
         self.study = getattr(space, "name", "") or self.study_dir.name
         self.objectives = study_objectives(space)
         self.budgets = space_budgets(space)
-        self.table_every_s = table_every_s
-        self.close_timeout_s = close_timeout_s
-        self.records: dict[int, dict] = {r["number"]: r for r in self._existing()}
-        self._lock = threading.Lock()
+        self.records: dict[int, TrialRecord] = {r.number: r for r in self._existing()}
         self._runs: dict[int, Any] = {}
         self._study_run: Any = None
         self._last_tables = 0.0
         self._wandb: Any = None
         self._worker = _Worker() if self.mode != "disabled" else None
-        self._closed = False
+        self._started = True
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray Tune pickles its searcher, and the driver's callbacks that reach this tracker with it, into
@@ -182,7 +145,11 @@ class StudyTracker:
         self.__dict__.update(state)
         self._lock, self._worker, self._runs, self._study_run, self._wandb = threading.Lock(), None, {}, None, None
 
-    # -- the driver's interface --------------------------------------------------
+    # -- the search listener -----------------------------------------------------
+
+    def search_started(self, info: SearchInfo) -> None:
+        if not self._started:
+            self._start(info.study_dir, info.space, self.mode or info.wandb)
 
     def trial_started(self, number: int, genotype: Genotype) -> None:
         self._submit(self._start_run, number, genotype)
@@ -190,15 +157,19 @@ class StudyTracker:
     def trial_epoch(self, number: int, epoch: int, metrics: dict) -> None:
         self._submit(self._log_epoch, number, epoch, dict(metrics))
 
-    def trial_finished(self, record: dict) -> None:
+    def trial_finished(self, record: Mapping[str, Any]) -> None:
+        record = as_record(record)
         with self._lock:
-            self.records[record["number"]] = record
+            self.records[record.number] = record
             snapshot = list(self.records.values())
-        self._submit(self._finish_run, dict(record), snapshot)
+        self._submit(self._finish_run, record, snapshot)
+
+    def search_finished(self, summary: SearchSummary) -> None:
+        self.close()
 
     def close(self) -> None:
         """Finish every W&B run (bounded wait), then write ``pareto.html``/``pareto.png``."""
-        if self._closed:
+        if self._closed or not self._started:
             return
         self._closed = True
         if self._worker is not None:
@@ -218,18 +189,13 @@ class StudyTracker:
 
         on_disk = self._existing()
         with self._lock:
-            records = {**{r["number"]: r for r in on_disk}, **self.records}
-        return write_plots(self.study_dir, sorted(records.values(), key=lambda r: r["number"]),
-                           budgets=self.budgets)
+            records = {**{r.number: r for r in on_disk}, **self.records}
+        return write_plots(self.study_dir, sorted(records.values(), key=lambda r: r.number), budgets=self.budgets)
 
     # -- internals (the worker thread) --------------------------------------------
 
-    def _existing(self) -> list[dict]:
-        if not (self.study_dir / "trials.jsonl").exists():
-            return []
-        from nas.plots import read_records
-
-        return read_records(self.study_dir)
+    def _existing(self) -> list[TrialRecord]:
+        return study_records(self.study_dir) if StudyDir(self.study_dir).trials.exists() else []
 
     def _submit(self, fn: Callable[..., None], *args: Any) -> None:
         if self._worker is not None and not self._closed:
@@ -262,17 +228,17 @@ class StudyTracker:
         if run is not None:
             run.log({"epoch": epoch, **metrics}, step=epoch)
 
-    def _finish_run(self, record: dict, snapshot: list[dict]) -> None:
-        n = record["number"]
+    def _finish_run(self, record: TrialRecord, snapshot: list[TrialRecord]) -> None:
+        n = record.number
         run = self._runs.pop(n, None)
         if run is None:  # never started here (over budget, a duplicate, a resumed study): log it whole
-            self._start_run(n, from_dict(record["genotype"], f"trial {n}"))
+            self._start_run(n, record.to_genotype())
             run = self._runs.pop(n)
-            for h in record.get("history") or []:
+            for h in record.history or []:
                 run.log(dict(h), step=h.get("epoch", 0))
         for k in TRIAL_SUMMARY:
-            run.summary[k] = record.get(k)
-        for k, v in (record.get("violations") or {}).items():
+            run.summary[k] = getattr(record, k)
+        for k, v in (record.violations or {}).items():
             run.summary[f"violation.{k}"] = v
         run.finish()
         self._update_study(snapshot, tables=time.monotonic() - self._last_tables >= self.table_every_s)
@@ -284,17 +250,15 @@ class StudyTracker:
             self._study_run = self._init(name=f"{self.study}-study", job_type="study", config=cfg)
         return self._study_run
 
-    def reference_point(self, records: Sequence[dict]) -> list[float]:
+    def reference_point(self, records: Sequence[TrialRecord]) -> list[float]:
         return study_reference_point(self.study_dir, self.objectives, self.budgets, records)
 
-    def _front(self, records: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
-        from nas.search.pareto import front, front_history
-
-        records = sorted(records, key=lambda r: r.get("time") or 0.0)  # finishing order
+    def _front(self, records: list[TrialRecord]) -> tuple[list[TrialRecord], list[Any], list[dict]]:
+        records = sorted(records, key=lambda r: r.time or 0.0)  # finishing order
         history = front_history(records, self.objectives, self.reference_point(records))
         return records, front(records, self.objectives), history
 
-    def _update_study(self, records: list[dict], tables: bool) -> None:
+    def _update_study(self, records: list[TrialRecord], tables: bool) -> None:
         run = self._ensure_study_run()
         records, fr, history = self._front(records)
         run.log({"hypervolume": history[-1]["hypervolume"] if history else 0.0, "front_size": len(fr),
@@ -302,10 +266,11 @@ class StudyTracker:
         if tables:
             self._log_tables(run, records, fr, history, step=len(records))
 
-    def _log_tables(self, run: Any, records: list[dict], fr: list[dict], history: list[dict], step: int) -> None:
+    def _log_tables(self, run: Any, records: list[TrialRecord], fr: list[Any], history: list[dict],
+                    step: int) -> None:
         wandb = self._wandb
-        on_front = {r["number"] for r in fr}
-        trials = wandb.Table(columns=TABLE_COLUMNS, data=[_row(r, r["number"] in on_front) for r in records])
+        on_front = {r.number for r in fr}
+        trials = wandb.Table(columns=TABLE_COLUMNS, data=[_row(r, r.number in on_front) for r in records])
         front_t = wandb.Table(columns=TABLE_COLUMNS, data=[_row(r, True) for r in fr])
         hv = wandb.Table(columns=["trials_finished", "trial", "hypervolume", "front_size"],
                          data=[[i + 1, h["number"], h["hypervolume"], h["front_size"]] for i, h in enumerate(history)])
@@ -314,13 +279,13 @@ class StudyTracker:
                                                              title="Pareto front: accuracy (%) vs MACs (M)"),
                "charts/hypervolume": wandb.plot.line(hv, "trials_finished", "hypervolume",
                                                      title="Hypervolume after each finished trial")}
-        if any(r.get("latency_ms") is not None for r in fr):
+        if any(r.latency_ms is not None for r in fr):
             out["charts/accuracy_vs_latency"] = wandb.plot.scatter(front_t, "latency_ms", "accuracy",
                                                                    title="Pareto front: accuracy (%) vs latency (ms)")
         run.log(out, step=step)
         self._last_tables = time.monotonic()
 
-    def _final(self, records: list[dict]) -> None:
+    def _final(self, records: list[TrialRecord]) -> None:
         for n in list(self._runs):  # trials that started but never finished (a crash, an interrupted search)
             self._runs.pop(n).finish(exit_code=1)
         if not records and self._study_run is None:
@@ -330,87 +295,6 @@ class StudyTracker:
         self._log_tables(run, records, fr, history, step=max(len(records), 1))
         run.summary["hypervolume"] = history[-1]["hypervolume"] if history else 0.0
         run.summary["front_size"] = len(fr)
-        run.summary["front"] = [r["number"] for r in fr]
+        run.summary["front"] = [r.number for r in fr]
         run.finish()
         self._study_run = None
-
-
-# -- reading offline runs back -------------------------------------------------------
-
-_BLOCK = 32 * 1024
-_HEADER = 7  # ":W&B" + magic 0xBEE1 + version byte
-
-
-def _chunks(data: bytes) -> list[bytes]:
-    """Reassemble the records of a ``.wandb`` file (LevelDB log format: 32 KiB blocks, 7-byte record headers)."""
-    if data[:4] != b":W&B":
-        raise ValueError("not a W&B run file")
-    out, pos, buf = [], _HEADER, b""
-    while pos + 7 <= len(data):
-        left = _BLOCK - pos % _BLOCK
-        if left < 7:
-            pos += left
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        if kind == 0 and length == 0:  # block padding
-            pos += left
-            continue
-        chunk = data[pos + 7:pos + 7 + length]
-        pos += 7 + length
-        if kind == 1:
-            out.append(chunk)
-        elif kind == 2:
-            buf = chunk
-        elif kind == 3:
-            buf += chunk
-        elif kind == 4:
-            out.append(buf + chunk)
-            buf = b""
-    return out
-
-
-def _set(d: dict, keys: Sequence[str], value: Any) -> None:
-    for k in keys[:-1]:
-        d = d.setdefault(k, {})
-    d[keys[-1]] = value
-
-
-def read_run(run_dir: Path) -> dict[str, Any]:
-    """Config, summary, history rows and name of an offline run directory (``offline-run-*``)."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    run_dir = Path(run_dir)
-    path = next(run_dir.glob("run-*.wandb"))
-    out: dict[str, Any] = {"name": None, "job_type": None, "config": {}, "summary": {}, "history": [],
-                           "dir": str(run_dir)}
-    for chunk in _chunks(path.read_bytes()):
-        rec = pb.Record()
-        rec.ParseFromString(chunk)
-        kind = rec.WhichOneof("record_type")
-        if kind == "run":
-            out["name"], out["job_type"] = rec.run.display_name, rec.run.job_type
-            for u in rec.run.config.update:
-                _set(out["config"], list(u.nested_key) or [u.key], json.loads(u.value_json))
-        elif kind == "config":
-            for u in rec.config.update:
-                _set(out["config"], list(u.nested_key) or [u.key], json.loads(u.value_json))
-        elif kind == "summary":
-            for u in rec.summary.update:
-                _set(out["summary"], list(u.nested_key) or [u.key], json.loads(u.value_json))
-        elif kind == "history":
-            row: dict[str, Any] = {}
-            for item in rec.history.item:
-                _set(row, list(item.nested_key) or [item.key], json.loads(item.value_json))
-            out["history"].append(row)
-    return out
-
-
-def offline_runs(study_dir: Path) -> list[dict[str, Any]]:
-    """Every offline run of a study, read back (:func:`read_run`)."""
-    return [read_run(d) for d in sorted((Path(study_dir) / "wandb").glob("offline-run-*"))]
-
-
-def read_table(run: dict[str, Any], key: str) -> dict[str, Any]:
-    """The latest ``wandb.Table`` logged under ``key`` in a run read by :func:`read_run`: columns and data."""
-    ref = run["summary"][key]
-    return json.loads((Path(run["dir"]) / "files" / ref["path"]).read_text())

@@ -1,0 +1,5 @@
+"""``python -m nas.cli``."""
+
+from nas.cli import main
+
+main()

@@ -1,0 +1,61 @@
+"""The Typer app, the consoles and what every command group shares. Only the CLI prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from nas.errors import InputError, OptionError
+
+app = typer.Typer(
+    help="Hardware-aware neural architecture search over MixConv/Ghost/SE/ACB/ChannelNets blocks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+space_app = typer.Typer(help="Validate, count, sample and query search-space YAML files.", no_args_is_help=True)
+lut_app = typer.Typer(help="Build and inspect per-op latency lookup tables.", no_args_is_help=True)
+app.add_typer(space_app, name="space")
+app.add_typer(lut_app, name="lut")
+
+console = Console()
+err_console = Console(stderr=True)
+
+SHIPPED_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A path as typed; if it does not exist, look among the shipped ``search_spaces/`` (and reference/)."""
+    from nas.space import find_space_file  # the one implementation of the lookup
+
+    return find_space_file(path)
+
+
+
+def flag(field: str) -> str:
+    """The command-line flag of an option field: ``tier_budget`` -> ``--tier-budget``."""
+    return "--" + field.replace("_", "-")
+
+
+def error_line(e: InputError) -> str:
+    """The one line an InputError is printed as: an option's field becomes its flag."""
+    if isinstance(e, OptionError):
+        return f"{flag(e.field)}: {e.problem}"
+    return str(e)
+
+
+def study_dir(study: Path) -> Path:
+    """``--study``: a directory with a ``trials.jsonl``."""
+    if not (study / "trials.jsonl").is_file():
+        raise InputError(f"{study}: trials.jsonl: not a study directory (run `nas search` first)")
+    return study
+
+
+def study_space(study: Path):
+    """The study's copy of its space, or None."""
+    from nas.space import load_space
+
+    p = study / "space.yaml"
+    return load_space(p) if p.is_file() else None

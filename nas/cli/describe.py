@@ -1,0 +1,96 @@
+"""``nas describe``: parameters, MACs and latency of a genotype, per stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from nas.cli.common import SHIPPED_SPACES, app, console, resolve_path
+
+
+@app.command()
+def describe(
+    path: str = typer.Argument(..., help="Genotype YAML/JSON file; shipped references by name, e.g. mixnet_s.yaml."),
+    resolution: int = typer.Option(None, "--resolution", "-r", min=1, help="Input side (default: the genotype's)."),
+    num_classes: int = typer.Option(1000, "--num-classes", min=1, help="Classifier outputs."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    lut: Path = typer.Option(None, "--lut", help="Latency table (`nas lut build`): adds latency_ms_predicted."),
+    measure: bool = typer.Option(False, "--measure", help="Also measure the deployed network (latency_ms_measured)."),
+) -> None:
+    """Analytic parameters and MACs of a genotype, per stage (no model is built without --lut/--measure)."""
+    import json
+
+    from nas.cost.macs import breakdown
+    from nas.genotype import GenotypeError, load
+
+    p = resolve_path(path)
+    g = load(p)
+    r = g.resolution if resolution is None else resolution
+    try:
+        rows = breakdown(g, r, num_classes)
+    except GenotypeError as e:  # a genotype that cannot take these classes (cw classifier)
+        raise GenotypeError(f"{p}: {e}") from None
+    info = {"name": g.name, "hash": g.hash, "resolution": r, "num_classes": num_classes,
+            "params": sum(row.params for row in rows), "macs": sum(row.macs for row in rows)}
+    ref = _published(g)
+    if ref is not None and r == g.resolution and num_classes == 1000:
+        info.update(params_paper=ref.params, macs_paper=ref.macs_paper)
+    info["stages"] = [row.__dict__ for row in rows]
+    if lut is not None or measure:
+        info.update(_latency_info(g.replace(resolution=r), lut, measure, num_classes))
+    if as_json:
+        typer.echo(json.dumps(info))
+    else:
+        console.print(_describe_table(info))
+        for k in ("latency_ms_predicted", "latency_ms_measured"):
+            if k in info:
+                console.print(f"{k} ({info['latency_target']}): {info[k]}", highlight=False)
+
+
+def _published(g):
+    """The published figures of a shipped reference genotype, only if ``g`` is that very network."""
+    from nas.cost.macs import REFERENCES
+    from nas.genotype import GenotypeError, load
+
+    ref = REFERENCES.get(g.name)
+    shipped = SHIPPED_SPACES / "reference" / f"{g.name}.yaml"
+    try:
+        same = ref is not None and load(shipped).hash == g.hash
+    except GenotypeError:
+        same = False
+    return ref if same else None
+
+
+def _describe_table(info: dict):
+    from rich.table import Table
+
+    t = Table(title=f"{info['name']} ({info['hash']}) at {info['resolution']}x{info['resolution']}")
+    for col in ("part", "blocks", "out ch", "out res", "params", "MACs"):
+        t.add_column(col, justify="left" if col == "part" else "right")
+    for row in info["stages"]:
+        t.add_row(row["part"], str(row["blocks"] or ""), str(row["out"]), str(row["resolution"]),
+                  f"{row['params']:,}", f"{row['macs'] / 1e6:,.1f}M")
+    t.add_row("total", str(sum(row["blocks"] for row in info["stages"])), "", "",
+              f"{info['params']:,}", f"{info['macs'] / 1e6:,.1f}M", style="bold")
+    if "macs_paper" in info:
+        t.caption = f"paper: {info['params_paper'] / 1e6:.2f}M params, {info['macs_paper'] / 1e6:.0f}M MACs as printed"
+    return t
+
+
+def _latency_info(g, lut: Path | None, measure: bool, num_classes: int) -> dict:
+    """``nas describe --lut/--measure``: predicted and measured latency of ``g`` as built (resolution included)."""
+    from nas.cost.latency import get_target, load_lut, measure_genotype, predict
+
+    info: dict = {}
+    table = load_lut(lut) if lut is not None else None
+    if table is not None:
+        info["latency_target"] = table.target.name
+        info["latency_ms_predicted"] = round(predict(g, table, num_classes=num_classes,
+                                                     measure_missing=table.matches_this_machine()), 4)
+    if measure:
+        tgt = table.target if table is not None else get_target("torch-cpu")
+        info["latency_target"] = tgt.name
+        m = measure_genotype(g, tgt, num_classes, unit_ms=table.unit_ms if table is not None else None)
+        info["latency_ms_measured"], info["latency_ms_iqr"] = round(m.ms, 4), round(m.iqr, 4)
+    return info

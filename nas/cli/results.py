@@ -1,0 +1,111 @@
+"""``nas pareto``, ``nas plot``, ``nas export-best`` and ``nas baselines``: reading a study's results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from nas.cli.common import app, console, err_console, resolve_path, study_dir, study_space
+from nas.errors import InputError
+
+
+@app.command()
+def pareto(
+    study: Path = typer.Option(..., "--study", help="Study directory (results/<study>) holding trials.jsonl."),
+    as_json: bool = typer.Option(False, "--json", help="Print pareto.json's content instead of a table."),
+) -> None:
+    """Print the study's Pareto front (feasible, non-dominated trials) and its hypervolume."""
+    import json
+
+    from nas.cli.tables import front_table
+    from nas.results.front import front, hypervolume
+    from nas.results.pareto import space_budgets, study_objectives, study_reference_point
+    from nas.results.store import study_records
+
+    study = study_dir(study)
+    records = study_records(study)
+    space = study_space(study)
+    objectives = study_objectives(space)
+    fr = front(records, objectives)
+    ref = study_reference_point(study, objectives, space_budgets(space), records)
+    hv = hypervolume(records, objectives, ref)
+    if as_json:
+        typer.echo(json.dumps({"study": study.name, "objectives": objectives, "front": [dict(r) for r in fr],
+                               "hypervolume": hv,
+                               "reference_point": ref, "n_trials": len(records)}))
+        return
+    console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(records)} trials"))
+    names = ", ".join(f"{o['metric']} ({o['direction']})" for o in objectives)
+    console.print(f"objectives: {names}; hypervolume {hv:.6g}")
+
+
+@app.command()
+def plot(
+    study: Path = typer.Option(..., "--study", help="Study directory (results/<study>) holding trials.jsonl."),
+) -> None:
+    """Write pareto.html (interactive, works offline) and pareto.png into the study directory."""
+    from nas.plots import write_plots
+    from nas.results.pareto import space_budgets
+
+    study = study_dir(study)
+    html, png = write_plots(study, budgets=space_budgets(study_space(study)))
+    console.print(f"wrote {html} and {png}")
+
+
+@app.command("export-best")
+def export_best(
+    study: Path = typer.Option(None, "--study", help="Study directory to derive the family from."),
+    arch: str = typer.Option(None, "--arch", help="Export this one genotype YAML instead of a family."),
+    tiers: str = typer.Option(None, "--tiers", help="Comma-separated tiers to export (default: all declared)."),
+    tier_budget: str = typer.Option(
+        None, "--tier-budget", help="Tier budgets, e.g. s=250e6,m=360M,l=12ms (MACs unless 'ms'; "
+                                    "'params:5M'; '+' joins limits); override the space's family section."),
+    out: Path = typer.Option(None, "--out", help="Output directory (default: <study>/family, or ./export)."),
+    num_classes: int = typer.Option(1000, "--num-classes", min=1, help="With --arch: classifier outputs."),
+    measure: bool = typer.Option(True, "--measure/--no-measure", help="Measure torch-cpu latency of each member."),
+) -> None:
+    """Export a MixNet-like family (one member per tier) or one architecture: genotype, TorchScript, ONNX, table."""
+    from nas.export import export_arch, export_family
+    from nas.genotype import load
+
+    if (study is None) == (arch is None):
+        raise InputError("export-best: give exactly one of --study DIR or --arch GENOTYPE")
+    if arch is not None:
+        g = load(resolve_path(arch))
+        d = export_arch(g, out or Path("export"), num_classes=num_classes, measure=measure)
+        console.print(f"exported {g.name or g.hash} to {d}")
+        return
+    names = [t.strip() for t in tiers.split(",") if t.strip()] if tiers else None
+    d = export_family(study_dir(study), out, names, tier_budget, measure=measure)
+    console.print((d / "family.md").read_text(), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"exported to {d}")
+
+
+@app.command()
+def baselines(
+    space: str = typer.Option(..., "--space", help="Search-space YAML whose proxy recipe and target to use."),
+    study: Path = typer.Option(None, "--study", help="Study directory for baselines.json (default: results/<space>)."),
+    refs: str = typer.Option(None, "--refs", help="Comma-separated reference names (default: all shipped)."),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="Proxy trainings per reference (accuracy is their mean)."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Override the proxy's epochs."),
+    measure: bool = typer.Option(False, "--measure/--no-measure", help="Also measure torch-cpu latency."),
+) -> None:
+    """Evaluate the reference architectures (MixNet, GhostNet, MobileNet) under the space's proxy and cost models."""
+    from nas.export import evaluate_baselines, reference_files
+    from nas.results.store import write_baselines
+    from nas.space import load_space
+
+    sp = load_space(resolve_path(space))
+    names = [r.strip() for r in refs.split(",") if r.strip()] if refs else None
+    reference_files(names)  # a bad name fails before any training
+    data = evaluate_baselines(sp, names, seeds=seeds, measure=measure, epochs=epochs,
+                              log=lambda s: err_console.print(s, markup=False, highlight=False))
+    study = study or Path("results") / sp.name
+    p = write_baselines(study, data)
+    if (study / "trials.jsonl").is_file():
+        from nas.plots import write_plots
+        from nas.results.pareto import space_budgets
+
+        write_plots(study, budgets=space_budgets(sp))
+    console.print(f"wrote {p}")

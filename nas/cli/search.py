@@ -1,0 +1,59 @@
+"""``nas search``: the search with a progress view and the W&B tracker as listeners."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from nas.cli.common import app, console, err_console, resolve_path
+
+
+@app.command()
+def search(
+    space: str = typer.Option(..., "--space", help="Search-space YAML (a shipped name such as mixnet.yaml works)."),
+    trials: int = typer.Option(None, "--trials", min=1, help="Total finished trials the study should hold "
+                               "(a resumed study runs the rest)."),
+    sampler: str = typer.Option(None, "--sampler", help="nsga2 | tpe | gp | random (default: the space's)."),
+    concurrency: int = typer.Option(None, "--concurrency", min=1, help="Trials trained at once."),
+    out: Path = typer.Option(None, "--out", help="Results directory (default: results/)."),
+    study: str = typer.Option(None, "--study", help="Study name (default: the space's name); an existing study "
+                              "resumes."),
+    address: str = typer.Option(None, "--address", help="Join this Ray cluster (e.g. auto or HOST:6379) instead "
+                                "of starting a local one."),
+    seed: int = typer.Option(None, "--seed", help="Sampler seed (default: the space's search.seed)."),
+    wandb: str = typer.Option(None, "--wandb", help="online | offline | disabled (default: the space's)."),
+    objective: str = typer.Option("train", "--objective", help="train: train proxies; cost: costs only, no "
+                                  "training (budget exploration, load tests)."),
+    storage: str = typer.Option(None, "--storage", help="sqlite | journal Optuna storage for a new study."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar or front table."),
+) -> None:
+    """Search architectures: Optuna proposes, budgets filter, Ray Tune trains; writes results/<study>/."""
+    from nas.cli.progress import ProgressView
+    from nas.cli.tables import front_table
+    from nas.search.driver import SearchOptions, run_search
+    from nas.tracking import StudyTracker
+
+    opts = SearchOptions(space=resolve_path(space), trials=trials, sampler=sampler, concurrency=concurrency,
+                         out=out, study=study, address=address, seed=seed, wandb=wandb, objective=objective,
+                         storage=storage)
+    listeners = [] if quiet else [ProgressView(console)]
+    try:
+        s = run_search(opts, listeners=[*listeners, StudyTracker()])
+    except KeyboardInterrupt:
+        err_console.print("aborted: run the same command again to resume (finished trials are kept)",
+                          markup=False, highlight=False)
+        raise typer.Exit(130) from None
+    if not quiet:
+        title = (f"{s.study_dir.name}: Pareto front, {len(s.front)} of {len(s.records)} trials, "
+                 f"hypervolume {s.hypervolume:.4f}")
+        console.print(front_table(s.front, s.objectives, title=title))
+    c = s.counts
+    console.print(f"{s.study_dir}: {len(s.records)} trials ({s.new_trials} new in {s.wall_s:.0f} s): "
+                  f"{c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, {c.get('infeasible', 0)} "
+                  f"infeasible, {c.get('failed', 0)} failed, {c.get('duplicate', 0)} duplicates",
+                  markup=False, highlight=False)
+    if s.interrupted:
+        err_console.print(f"interrupted: run the same command again to resume {s.study_dir}",
+                          markup=False, highlight=False)
+        raise typer.Exit(130)

@@ -1,0 +1,195 @@
+"""The files of a member: costs, TorchScript and ONNX of the deployed network, the trial's proxy weights."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.errors import InputError
+from nas.export.members import Member
+from nas.genotype import Genotype
+from nas.io import atomic_write
+from nas.results.record import TrialRecord
+from nas.results.store import StudyDir
+
+ONNX_TOL = 1e-4
+OPSET = 17
+
+
+@dataclass
+class Costing:
+    """How members are costed: target class count, an optional LUT and whether to measure latency."""
+
+    num_classes: int = 1000
+    lut: Any = None  # nas.cost.latency.LatencyTable
+    measure: bool = True
+    measure_target: str = "torch-cpu"
+
+    def costs(self, g: Genotype) -> dict[str, float]:
+        from nas.cost.macs import count
+
+        c = count(g, num_classes=self.num_classes)
+        out: dict[str, float] = {"macs": c.macs, "params": c.params}
+        if self.lut is not None:
+            out["latency_ms"] = self.predict(g)
+        return out
+
+    def costs_or_none(self, g: Genotype) -> dict[str, float | None]:
+        """Like :meth:`costs`, with latency None when the table cannot cost ``g`` (a reference's blocks)."""
+        try:
+            return self.costs(g)
+        except InputError:
+            return {**Costing(self.num_classes).costs(g), "latency_ms": None}
+
+    def predict(self, g: Genotype) -> float | None:
+        if self.lut is None:
+            return None
+        from nas.cost.latency import predict
+
+        # A scaled member has channel counts the table never saw: measure those parts, on the table's own device only.
+        return predict(g, self.lut, measure_missing=self.lut.matches_this_machine())
+
+    def measured(self, g: Genotype) -> float | None:
+        if not self.measure:
+            return None
+        from nas.cost.latency import measure_genotype
+
+        # Same unit as the table's predictions (probe-clock tables carry their probe latency).
+        unit = self.lut.unit_ms if self.lut is not None else None
+        return round(measure_genotype(g, self.measure_target, self.num_classes, unit_ms=unit).ms, 4)
+
+
+def costing_for_space(space: Any, *, measure: bool = True) -> Costing:
+    """Target class count and (when the space names one that loads) the latency LUT of its budgets."""
+    lut = None
+    b = getattr(space, "budgets", None)
+    if b is not None and getattr(b, "lut", None):
+        from nas.cost.latency import find_table, load_lut
+
+        p = find_table(b.lut, near=Path(getattr(space, "source", ".")).parent)
+        lut = load_lut(p, b.target) if p.exists() else None
+    return Costing(num_classes=space.target.num_classes, lut=lut, measure=measure)
+
+
+def _example(g: Genotype, batch: int = 4):
+    import torch
+
+    return torch.randn(batch, g.in_chans, g.resolution, g.resolution, generator=torch.Generator().manual_seed(0))
+
+
+def write_torchscript(module, x, path: Path) -> None:
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation notice; tracing is still the portable form
+        traced = torch.jit.trace(module, x, check_trace=False)
+        buf = io.BytesIO()
+        torch.jit.save(traced, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def write_onnx(module, x, path: Path) -> None:
+    import torch
+
+    with warnings.catch_warnings():
+        # The TorchScript-based exporter (dynamo=False) needs no onnxscript and handles every op of the space.
+        warnings.simplefilter("ignore")
+        buf = io.BytesIO()
+        torch.onnx.export(module, (x,), buf, dynamo=False, opset_version=OPSET, input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    atomic_write(path, buf.getvalue())
+
+
+def check_onnx(path: Path, reference, x, tol: float = ONNX_TOL) -> float:
+    """Max abs difference between onnxruntime and torch outputs; raises if above ``tol``."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    onnx.checker.check_model(str(path))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"input": x.numpy()})[0]
+    want = reference.detach().numpy()
+    diff = float(np.max(np.abs(got - want)))
+    if not np.allclose(got, want, atol=tol, rtol=tol):
+        raise RuntimeError(f"{path}: onnxruntime output differs from torch by {diff:.2e} (> {tol})")
+    return diff
+
+
+def _calibrate_bn(net, x) -> None:
+    """Running BN statistics from one batch, so an untrained network's outputs are O(1), not 1e-9.
+
+    At initialisation (running var 1) the activations shrink layer after layer and the logits end
+    up so small that a 1e-4 comparison with onnxruntime would pass for any graph.
+    """
+    import torch
+
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: one batch sets the statistics exactly
+    net.train()
+    with torch.no_grad():
+        net(x)
+    net.eval()
+
+
+def write_model_files(g: Genotype, out: Path, num_classes: int) -> dict[str, Any]:
+    """``model.ts`` and ``model.onnx`` of the deployed network; returns the checks' figures."""
+    import torch
+
+    from nas.model import build, deploy
+
+    torch.manual_seed(0)
+    net = build(g, num_classes=num_classes)
+    x = _example(g)
+    _calibrate_bn(net, x)
+    net = deploy(net.eval())
+    with torch.inference_mode():
+        ref = net(x)
+    write_torchscript(net, x, out / "model.ts")
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load's notice
+        ts_diff = float((torch.jit.load(str(out / "model.ts"))(x) - ref).abs().max())
+    write_onnx(net, x, out / "model.onnx")
+    onnx_diff = check_onnx(out / "model.onnx", ref, x)
+    return {"torchscript_max_abs_diff": ts_diff, "onnx_max_abs_diff": onnx_diff}
+
+
+def trial_weights(study_dir: Path | None, record: TrialRecord | None) -> Path | None:
+    """The proxy weights a study kept for a trial, if any (where this version keeps them, or earlier ones did)."""
+    if study_dir is None or record is None:
+        return None
+    named = record.get("weights")
+    cands = [study_dir / named] if named else []
+    n = record.number
+    cands += [StudyDir(study_dir).weights / f"{n}.pt", study_dir / "weights" / f"trial_{n}.pt",
+              study_dir / "trials" / str(n) / "weights.pt"]
+    return next((p for p in cands if p.is_file()), None)
+
+
+def member_row(m: Member, costing: Costing, files: dict[str, Any], weights: Path | None) -> dict[str, Any]:
+    costs = costing.costs(m.genotype)
+    return {
+        "tier": m.tier, "limits": m.limits, "source": m.source, "trial": m.trial, "width": m.width,
+        "name": m.genotype.name, "hash": m.genotype.hash, "summary": m.genotype.summary(),
+        "resolution": m.genotype.resolution, "num_classes": costing.num_classes,
+        "params": int(costs["params"]), "macs": int(costs["macs"]), "latency_ms": costs.get("latency_ms"),
+        "latency_ms_measured": costing.measured(m.genotype), "accuracy": m.accuracy,
+        "trial_accuracy": None if m.record is None else m.record.accuracy,
+        "weights": None if weights is None else "proxy_weights.pt", **files,
+    }
+
+
+def export_member(m: Member, out: Path, costing: Costing, study_dir: Path | None = None) -> dict[str, Any]:
+    d = out / m.tier
+    d.mkdir(parents=True, exist_ok=True)
+    atomic_write(d / "genotype.yaml", m.genotype.to_yaml())
+    weights = trial_weights(study_dir, m.record) if m.source == "front" else None
+    if weights is not None:
+        atomic_write(d / "proxy_weights.pt", weights.read_bytes())
+    files = write_model_files(m.genotype, d, costing.num_classes)
+    return member_row(m, costing, files, weights)

@@ -1,0 +1,156 @@
+"""The typed trial record: one finished trial, one JSON object per line of ``trials.jsonl``.
+
+The file format is the record's :meth:`TrialRecord.to_dict`, keys in field order; keys a newer or older
+version wrote that this one does not know are kept in :attr:`TrialRecord.extra` and written back after the
+known ones. A record is frozen: the proposer derives the finished record from the costed one
+(:meth:`TrialRecord.with_result`, :meth:`TrialRecord.answered_from`) instead of changing it.
+
+A record also reads as a mapping (``record["macs"]``, ``record.get("accuracy")``), the way scripts written
+against the JSON lines read it, so the functions of :mod:`nas.results.front` take records and plain dicts alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nas.genotype import Genotype
+
+#: Every status a finished trial can have.
+STATUSES = ("complete", "pruned", "infeasible", "failed")
+#: The costs a record carries, budgets limit and objectives may minimise.
+COST_METRICS = ("macs", "params", "latency_ms")
+#: The fields a record answered from an earlier one takes from it (nothing trained, so no time or speed).
+_ANSWERED = ("status", "accuracy", "best_accuracy", "epochs", "history", "error", "node", "latency_ms_measured")
+
+
+@dataclass(frozen=True)
+class TrialRecord(Mapping[str, Any]):
+    """One finished trial. ``genotype`` is the genotype's plain form (:meth:`nas.genotype.Genotype.to_dict`)."""
+
+    number: int
+    hash: str
+    genotype: dict[str, Any]
+    status: str  # one of STATUSES
+    accuracy: float | None = None  # proxy validation accuracy after the last epoch run
+    best_accuracy: float | None = None
+    macs: int | None = None  # target network
+    params: int | None = None
+    latency_ms: float | None = None  # predicted (LUT)
+    latency_ms_measured: float | None = None
+    epochs: int = 0  # epochs trained (0: answered without training)
+    train_s: float | None = None
+    images_per_s: float | None = None
+    history: list[dict[str, float]] = field(default_factory=list)  # per epoch: epoch, val_accuracy, train_loss
+    violations: dict[str, float] = field(default_factory=dict)  # relative budget excess per metric (<= 0: within)
+    duplicate_of: int | None = None  # the trial whose result this architecture was answered with
+    error: str | None = None
+    node: str | None = None
+    seed: int | None = None
+    time: float | None = None  # when it finished (time.time())
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)  # keys this version does not know
+
+    # -- building -------------------------------------------------------------------------------------------
+
+    @classmethod
+    def costed(cls, number: int, genotype: Genotype, *, macs: int, params: int, latency_ms: float | None,
+               violations: dict[str, float], seed: int) -> TrialRecord:
+        """A costed proposal, nothing trained yet: ``complete`` until a result or a budget says otherwise."""
+        return cls(number=number, hash=genotype.hash, genotype=genotype.to_dict(), status="complete",
+                   macs=int(macs), params=int(params), latency_ms=latency_ms, violations=violations, seed=seed,
+                   time=time.time())
+
+    def with_result(self, result: Mapping[str, Any] | None, planned_epochs: int,
+                    error: str | None = None) -> TrialRecord:
+        """This record finished by a trial's last report: complete, pruned or failed (``error``: the trial
+        process failed, unless the report has an error of its own)."""
+        result = result or {}
+        hist = result.get("history") or []
+        history = [{"epoch": int(h["epoch"]), "val_accuracy": float(h["val_accuracy"]),
+                    "train_loss": float(h["train_loss"])} for h in hist]
+        epoch = int(result.get("epoch") or len(hist) or 0)
+        acc = result.get("val_accuracy")
+        best = result.get("best_accuracy", acc)
+        timing = {k: float(result[k]) for k in ("train_s", "images_per_s") if result.get(k) is not None}
+        failure = str(result["error"]) if result.get("error") else error
+        if failure:
+            status = "failed"
+        elif result.get("final") or epoch >= planned_epochs:
+            status = "complete"
+        else:
+            status = "pruned"
+        return dataclasses.replace(
+            self, history=history, epochs=epoch, accuracy=float(acc) if acc is not None and epoch > 0 else None,
+            best_accuracy=float(best) if best is not None and epoch > 0 else None, node=result.get("node"),
+            time=time.time(), status=status, error=failure if failure else self.error, **timing)
+
+    def answered_from(self, prior: Mapping[str, Any]) -> TrialRecord:
+        """This architecture answered with ``prior``'s result (the same genotype, trained or waited for)."""
+        original = prior["number"] if prior.get("duplicate_of") is None else prior["duplicate_of"]
+        return dataclasses.replace(self, **{k: prior.get(k) for k in _ANSWERED}, duplicate_of=original,
+                                   train_s=None, images_per_s=None, time=time.time())
+
+    # -- the file format ------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrialRecord:
+        """A record from its JSON object; ``ValueError`` (the problem, one line) when it is not one."""
+        problem = record_problem(data)
+        if problem:
+            raise ValueError(problem)
+        known = {k: data[k] for k in _FIELDS if k in data}
+        return cls(**known, extra={k: v for k, v in data.items() if k not in _FIELD_SET})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``trials.jsonl``."""
+        return {**{k: getattr(self, k) for k in _FIELDS}, **self.extra}
+
+    def to_genotype(self, source: str | None = None) -> Genotype:
+        """The genotype; errors name ``source`` (default ``trial N``)."""
+        from nas.genotype import from_dict
+
+        return from_dict(self.genotype, source or f"trial {self.number}")
+
+    @property
+    def trained(self) -> bool:
+        """Trained here (not answered from another trial's result)."""
+        return self.duplicate_of is None and self.epochs > 0 and self.status in ("complete", "pruned", "failed")
+
+    # -- read as a mapping ----------------------------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        if key in _FIELD_SET:
+            return getattr(self, key)
+        return self.extra[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from _FIELDS
+        yield from self.extra
+
+    def __len__(self) -> int:
+        return len(_FIELDS) + len(self.extra)
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name != "extra")
+_FIELD_SET = frozenset(_FIELDS)
+
+
+def record_problem(rec: Any) -> str | None:
+    """Why ``rec`` (a parsed JSON line) is not a trial record, or None."""
+    if not isinstance(rec, Mapping):
+        return "expected a JSON object"
+    for key, types in (("number", int), ("hash", str), ("genotype", dict), ("status", str)):
+        if not isinstance(rec.get(key), types) or isinstance(rec.get(key), bool):
+            return f"{key}: missing or not a {types.__name__}"
+    if rec["status"] not in STATUSES:
+        return f"status: {rec['status']!r} is not one of {', '.join(STATUSES)}"
+    return None
+
+
+def as_record(rec: Mapping[str, Any]) -> TrialRecord:
+    """``rec`` itself when it is a :class:`TrialRecord`, else the record of that JSON object."""
+    return rec if isinstance(rec, TrialRecord) else TrialRecord.from_dict(rec)

@@ -1,0 +1,98 @@
+"""Resuming a study: the space it was created with, and its Optuna storage repaired from ``trials.jsonl``.
+
+Finished trials stay as recorded. Trials a crash or a Ctrl-C left RUNNING in
+the storage are marked FAIL and their architectures queued again
+(``enqueue_trial``); trials whose result reached ``trials.jsonl`` but whose
+storage update was lost are completed from their records.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.errors import InputError
+from nas.io import atomic_write
+from nas.results.optuna_compat import storage_of, trial_id
+from nas.results.record import TrialRecord
+from nas.results.store import StudyDir
+from nas.search.searcher import constraint_metrics, outcome
+
+
+def keep_space(space: Any, sd: StudyDir) -> None:
+    """Copy the space file into the study; resuming with a different space is refused."""
+    from nas.space import load_space
+
+    exclude = {"name", "description", "search", "tracking"}
+    if sd.space.exists():
+        kept = load_space(sd.space)
+        if kept.model_dump(exclude=exclude) != space.model_dump(exclude=exclude):
+            raise InputError(f"{space.source}: the study {sd.root} was created with a different space "
+                             f"({sd.space}); use another --study, or the same space (search: and tracking: "
+                             "may differ)")
+        return
+    atomic_write(sd.space, Path(space.source).read_bytes())
+
+
+@dataclass
+class Reconciled:
+    trials: list[FrozenTrial]  # every trial of the persistent study, all finished now, in number order
+    requeue: list[dict[str, Any]] = field(default_factory=list)  # params of interrupted architectures
+    repaired: int = 0  # storage trials completed from trials.jsonl
+    abandoned: int = 0  # RUNNING/WAITING trials marked FAIL
+
+
+def reconcile(study: optuna.Study, records: Sequence[TrialRecord], space: Any,
+              objectives: Sequence[dict[str, str]]) -> Reconciled:
+    """Bring the persistent study in line with ``trials.jsonl`` after a crash or a Ctrl-C."""
+    storage, sid = storage_of(study)
+    by_number = {r.number: r for r in records}
+    done_hashes = {r.hash for r in records}
+    out = Reconciled(trials=[])
+    for t in study.get_trials(deepcopy=False):
+        if t.state in (TrialState.RUNNING, TrialState.WAITING):
+            rec = by_number.get(t.number)
+            if rec is not None and t.user_attrs.get("hash") in (None, rec.hash):
+                state, values = outcome(rec, objectives)
+                for k, v in rebuild_trial(space, rec, objectives).user_attrs.items():
+                    storage.set_trial_user_attr(trial_id(t), k, v)
+                storage.set_trial_state_values(trial_id(t), state, values)
+                out.repaired += 1
+            else:
+                storage.set_trial_state_values(trial_id(t), TrialState.FAIL)
+                params = t.params or t.system_attrs.get("fixed_params") or {}
+                if params and t.user_attrs.get("hash") not in done_hashes:
+                    out.requeue.append(dict(params))
+                out.abandoned += 1
+    n_stored = len(study.get_trials(deepcopy=False, states=None))
+    for n in range(n_stored, max(by_number, default=-1) + 1):
+        rec = by_number.get(n)
+        template = (rebuild_trial(space, rec, objectives) if rec is not None
+                    else optuna.trial.create_trial(state=TrialState.FAIL))
+        tid = storage.create_new_trial(sid, template_trial=template)
+        if storage.get_trial_number_from_id(tid) != n:
+            raise InputError(f"{study.study_name}: storage: trial numbers of the storage and trials.jsonl "
+                             "disagree; the study cannot be resumed safely")
+        out.repaired += rec is not None
+    out.trials = study.get_trials(deepcopy=False)
+    for t in out.trials:  # older runs could finish a queued trial without a start time; Optuna rejects that
+        if t.state != TrialState.WAITING and t.datetime_start is None:
+            t.datetime_start = t.datetime_complete or datetime.datetime.now()
+    return out
+
+
+def rebuild_trial(space: Any, record: TrialRecord, objectives: Sequence[dict[str, str]]) -> FrozenTrial:
+    """A finished Optuna trial for a record whose trial never reached the storage (a crash lost the write)."""
+    params = space.params_of(record.to_genotype(f"trials.jsonl: trial {record.number}"))
+    fixed = optuna.trial.FixedTrial(params, number=record.number)
+    space.suggest(fixed)
+    state, values = outcome(record, objectives)
+    system = {f"constraints:{m}": float((record.violations or {}).get(m, 0.0)) for m in constraint_metrics(space)}
+    return optuna.trial.create_trial(state=state, values=values, params=params, distributions=fixed.distributions,
+                                     user_attrs={"hash": record.hash}, system_attrs=system)

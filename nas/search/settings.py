@@ -1,0 +1,166 @@
+"""What a search runs with: the caller's options merged into the space's validated settings.
+
+:class:`SearchOptions` are overrides (``None``: the space's ``search:`` or
+``tracking:`` value); :func:`prepare` merges them with pydantic, so an
+override is checked exactly as the same value in the space file would be, and
+checks everything else a search needs before anything is written. A bad
+option is an :class:`~nas.errors.OptionError` naming its field (``sampler``,
+``trials``, ...); the CLI turns the field into its flag.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import BaseModel, ValidationError
+
+from nas.errors import InputError, OptionError
+from nas.results.front import objective_spec
+from nas.results.store import StudyDir
+from nas.search import budgets
+
+log = logging.getLogger(__name__)
+
+OBJECTIVE_MODES = ("train", "cost")
+REFERENCE_SAMPLES = 64  # architectures sampled for the hypervolume reference of an unbudgeted cost
+
+
+@dataclass
+class SearchOptions:
+    """A search: the space and the caller's overrides of its settings (``nas search`` flags)."""
+
+    space: str | Path
+    trials: int | None = None
+    sampler: str | None = None
+    concurrency: int | None = None
+    out: Path | None = None
+    study: str | None = None
+    address: str | None = None
+    seed: int | None = None
+    wandb: str | None = None
+    objective: str = "train"  # train | cost (costs only, nothing trained)
+    storage: str | None = None
+
+
+@dataclass
+class SearchRun:
+    """A search checked and resolved, before anything is written."""
+
+    opts: SearchOptions
+    space: Any  # the SearchSpace
+    settings: Any  # SearchSettings with the overrides merged
+    wandb: str
+    objectives: list[dict[str, str]]
+    name: str
+    sd: StudyDir
+    latency_fn: Callable | None
+
+    @property
+    def cost_only(self) -> bool:
+        return self.opts.objective == "cost"
+
+
+def prepare(opts: SearchOptions) -> SearchRun:
+    """Load the space, merge the options, check the budgets, the address and the study name."""
+    from nas.space import load_space
+
+    space = load_space(opts.space)
+    settings = merged(space.search, sampler=opts.sampler, trials=opts.trials, concurrency=opts.concurrency,
+                      seed=opts.seed, storage=opts.storage)
+    if opts.objective not in OBJECTIVE_MODES:
+        raise OptionError("objective", f"{opts.objective!r} is not one of {', '.join(OBJECTIVE_MODES)}")
+    wandb = merged(space.tracking, wandb=opts.wandb).wandb
+    budgets.validate_budgets(space)
+    objectives = search_objectives(space, opts.objective)
+    check_address(opts.address)
+    name = opts.study or space.name
+    if not name or "/" in name or name in (".", ".."):
+        raise OptionError("study", f"{name!r} is not a usable study name (one directory name)")
+    latency_fn = _latency_fn(space, objectives)  # a bad latency table fails before the study directory exists
+    return SearchRun(opts=opts, space=space, settings=settings, wandb=wandb, objectives=objectives, name=name,
+                     sd=StudyDir(Path(opts.out or "results") / name), latency_fn=latency_fn)
+
+
+def merged(model: BaseModel, **overrides: Any) -> Any:
+    """``model`` with the given (not None) overrides, validated as its fields are; errors name the field."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return model
+    try:
+        return type(model).model_validate({**model.model_dump(), **given})
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        name = str(err["loc"][0])
+        if err["type"] == "literal_error":
+            allowed = get_args(type(model).model_fields[name].annotation)
+            problem = f"{err['input']!r} is not one of {', '.join(map(str, allowed))}"
+        else:
+            problem = str(err["msg"]).removeprefix("Value error, ")
+            if "got " not in problem:
+                problem += f", got {err['input']!r}"
+        raise OptionError(name, problem) from None
+
+
+def search_objectives(space: Any, mode: str) -> list[dict[str, str]]:
+    """The space's objectives; in cost-only mode without accuracy (MACs when nothing else is left)."""
+    objs = objective_spec(space.objectives)
+    if mode == "cost":
+        objs = [o for o in objs if o["metric"] != "accuracy"] or [{"metric": "macs", "direction": "minimize"}]
+    return objs
+
+
+def check_address(address: str | None) -> None:
+    """Fail fast on a ``HOST:PORT`` where nothing listens (Ray would retry for minutes)."""
+    if not address or address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise OptionError("address", f"{address!r} is not auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise OptionError("address", f"no Ray cluster answers at {address} ({e.strerror or e})") from None
+
+
+def _latency_fn(space: Any, objectives: list[dict[str, str]]) -> Callable | None:
+    """The latency predictor when the space names a target/LUT; required when latency is budgeted or an objective."""
+    b = space.budgets
+    needed = b.latency_ms is not None or any(o["metric"] == "latency_ms" for o in objectives)
+    if not (needed or b.target or b.lut):
+        return None
+    try:
+        return budgets.latency_predictor(space)
+    except InputError:
+        if needed:
+            raise
+        log.warning("latency prediction unavailable; latency_ms is not recorded")
+        return None
+
+
+def reference_point(space: Any, objectives: list[dict[str, str]], latency_fn: Callable | None = None) -> list[float]:
+    """Hypervolume reference: accuracy 0; each cost at its budget, or else the largest of a fixed sample
+    of the space (deterministic, so hypervolumes of one space compare across runs)."""
+    ref: list[float] = []
+    sample = None
+    for o in objectives:
+        m = o["metric"]
+        if o["direction"] == "maximize":
+            ref.append(0.0)
+            continue
+        budget = getattr(space.budgets, m, None)
+        if budget is not None:
+            ref.append(float(budget))
+            continue
+        if sample is None:
+            sample = [space.sample(i) for i in range(REFERENCE_SAMPLES)]
+        if m == "latency_ms":
+            vals = [latency_fn(g) for g in sample] if latency_fn else [1.0]
+        else:
+            vals = [getattr(budgets.target_cost(space, g), m) for g in sample]
+        ref.append(float(max(vals)))
+    return ref

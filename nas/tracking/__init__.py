@@ -1,0 +1,37 @@
+"""Study tracking: W&B runs (one per trial plus one study run) and the local Pareto plots.
+
+A search calls :class:`StudyTracker` (a search listener, see
+:mod:`nas.search.events`) as trials start, report epochs and finish. W&B
+work happens on one background thread fed by a queue, so a slow or failing
+W&B never holds up or kills the search: a call only enqueues, the first W&B
+error is logged once and switches W&B off for the rest of the study, and
+:meth:`StudyTracker.close` waits a bounded time. The plots
+(``pareto.html``/``pareto.png``, :mod:`nas.plots`) are written by ``close``
+whatever the W&B mode.
+
+W&B layout
+----------
+* one run per trial (``job_type="trial"``, grouped by study): config = the
+  genotype flattened (``s1.b0.kernels``, ...), per-epoch metrics, costs and
+  status in the summary;
+* one study run (``job_type="study"``): ``hypervolume`` and front size after
+  every finished trial, and (at most every ``table_every_s`` seconds and at
+  close) the ``trials`` and ``pareto_front`` tables, scatter charts of the
+  front (accuracy vs MACs, vs latency) and the hypervolume history.
+
+Offline by default, under ``<study_dir>/wandb`` (``wandb sync`` uploads it
+later); ``mode`` is ``online``, ``offline`` or ``disabled``; the environment
+variable ``WANDB_MODE=disabled`` also turns it off. Project and entity come
+from ``WANDB_PROJECT``/``WANDB_ENTITY`` when set, else the space's
+``tracking`` section. Nothing here reads or writes an API key: W&B itself
+takes it from its own login or ``WANDB_API_KEY``.
+
+An offline run's data is its ``run-<id>.wandb`` file (protobuf records in a
+LevelDB-log-style container); :func:`read_run` (:mod:`nas.tracking.offline`)
+reads config, summary and history back without network or account.
+"""
+
+from nas.tracking.offline import offline_runs, read_run, read_table
+from nas.tracking.runs import MODES, StudyTracker, flatten_genotype, resolve_mode
+
+__all__ = ["MODES", "StudyTracker", "flatten_genotype", "offline_runs", "read_run", "read_table", "resolve_mode"]
