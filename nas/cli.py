@@ -148,11 +148,12 @@ def space_validate(path: str = _SPACE_ARG) -> None:
     Checks every field (an error is one line naming the file and the field, exit status 2), that every point
     is a buildable network at the target and the proxy widths, and that no budget or family tier is below
     the smallest MACs/params any architecture of the space has."""
+    from nas.search.budgets import min_achievable, validate_budgets
     from nas.space import fmt_count, load_space
 
     space = load_space(resolve_path(path))
-    space.validate_budgets()
-    mins = space.min_achievable()
+    validate_budgets(space)
+    mins = min_achievable(space)
     t, b, px = space.target, space.budgets, space.proxy
     budgets = ", ".join(f"{m} <= {fmt_count(v) if m != 'latency_ms' else v}" for m in ("macs", "params", "latency_ms")
                         if (v := getattr(b, m)) is not None) or "none"
@@ -212,7 +213,9 @@ def space_sample(
     One uniform draw per decision: the same walk the search's Optuna trials take. Costs are those of the
     target network (its resolution and classes). Prints a table, or --json, or writes --out DIR."""
     import json
+    from functools import partial
 
+    from nas.search.budgets import is_feasible, target_cost, validate_budgets
     from nas.space import fmt_count, load_space
 
     if out is not None and as_json:
@@ -221,13 +224,13 @@ def space_sample(
     if out is not None and out.exists() and not out.is_dir():
         raise InputError(f"{out}: --out: exists and is not a directory")
     if feasible:
-        space.validate_budgets()
-    genotypes = space.sample_many(n, seed=seed, feasible=feasible)
+        validate_budgets(space)
+    genotypes = space.sample_many(n, seed=seed, feasible=partial(is_feasible, space) if feasible else None)
     rows = []
     for i, g in enumerate(genotypes):
-        c = space.cost(g)
+        c = target_cost(space, g)
         rows.append({"hash": g.hash, "macs": c.macs, "params": c.params,
-                     "feasible": space.is_feasible(g, c) if space.budgets.latency_ms is None else None,
+                     "feasible": is_feasible(space, g, c) if space.budgets.latency_ms is None else None,
                      "name": f"{space.name}-{i:03d}-{g.hash}", "genotype": g})
     if as_json:
         typer.echo(json.dumps([{k: (v.to_dict() if k == "genotype" else v) for k, v in r.items()} for r in rows]))

@@ -35,7 +35,7 @@ class Net(nn.Module):
                 c = spec.out
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
-        self.head = Head(c, g.head, num_classes, _last_size(g))
+        self.head = Head(c, g.head, num_classes, g.last_size)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.device.type == "cpu":
@@ -76,13 +76,6 @@ def _fuse(m: nn.Module) -> nn.Module:
     for name, child in m.named_children():
         setattr(m, name, _fuse(child))
     return m
-
-
-def _last_size(g: Genotype) -> int:
-    """Side of the last feature map at the genotype's resolution."""
-    inputs = g.block_inputs()
-    _, r, b = inputs[-1]
-    return -(-r // b.stride)
 
 
 def _init_weights(net: nn.Module) -> None:

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from nas.errors import InputError
 from nas.genotype import from_dict
+from nas.search import budgets
 from nas.search.driver import SearchOptions, _objectives, make_sampler, run_search
 from nas.search.pareto import front, is_feasible, objective_values
 from nas.search.searcher import Proposer
@@ -60,7 +61,7 @@ def _variant(tmp_path: Path, **changes) -> Path:
 
 def test_over_budget_architectures_are_answered_without_training():
     space = load_space("tiny.yaml")
-    space.budgets.macs = space.min_achievable()["macs"] * 2.5  # ~80% of the space is over budget
+    space.budgets.macs = budgets.min_achievable(space)["macs"] * 2.5  # ~80% of the space is over budget
     p, study, written = _proposer(space, target=200)
     launches = [p.next() for _ in range(5)]
     assert written and all(r["status"] == "infeasible" and r["violations"]["macs"] > 0 for r in written)
@@ -72,14 +73,14 @@ def test_over_budget_architectures_are_answered_without_training():
     for launch in launches:
         running = trials[launch.number]
         assert running.state == TrialState.RUNNING and running.constraints["macs"] <= 0
-        assert space.cost(launch.genotype).macs <= space.budgets.macs
+        assert budgets.target_cost(space, launch.genotype).macs <= space.budgets.macs
         assert launch.config["genotype"] == launch.genotype.to_dict()
     assert len(written) + len(launches) == len(trials)
 
 
 def test_the_storage_sees_answered_trials_once_finished_and_launched_ones_while_running():
     space = load_space("tiny.yaml")
-    space.budgets.macs = space.min_achievable()["macs"] * 2.5
+    space.budgets.macs = budgets.min_achievable(space)["macs"] * 2.5
     objs = _objectives(space, "train")
     study = optuna.create_study(directions=[o["direction"] for o in objs], sampler=make_sampler("random", 0, 200))
     mirrored: list[tuple[int, TrialState, dict]] = []
@@ -161,7 +162,8 @@ def test_cost_only_search_resumes_and_repairs_the_storage(tmp_path):
     # a crash left a trial RUNNING in the storage: it is marked FAIL and its architecture runs again
     space = load_space("tiny.yaml")
     known = {r["hash"] for r in recs}
-    g = next(g for i in range(1000) if (g := space.sample(1000 + i)).hash not in known and space.is_feasible(g))
+    g = next(g for i in range(1000)
+             if (g := space.sample(1000 + i)).hash not in known and budgets.is_feasible(space, g))
     fixed = optuna.trial.FixedTrial(space.params_of(g))
     space.suggest(fixed)
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{sd / 'study.db'}")
@@ -179,9 +181,10 @@ def test_cost_only_search_resumes_and_repairs_the_storage(tmp_path):
     # a crash lost the storage write of a finished trial: it is rebuilt from its record
     lost = dict(recs2[-1], number=len(trials), hash=None)
     g2 = next(g for i in range(1000) if (g := space.sample(5000 + i)).hash not in {r["hash"] for r in recs2})
-    c = space.cost(g2)
+    c = budgets.target_cost(space, g2)
     lost.update(hash=g2.hash, genotype=g2.to_dict(), macs=c.macs, params=c.params,
-                violations=space.violations(g2, c), status="complete" if space.is_feasible(g2) else "infeasible")
+                violations=budgets.violations(space, g2, c),
+                status="complete" if budgets.is_feasible(space, g2) else "infeasible")
     with open(sd / "trials.jsonl", "a") as f:
         f.write(json.dumps(lost) + "\n")
     run_search(SearchOptions(trials=33, **opts))
@@ -282,7 +285,7 @@ def test_search_end_to_end_on_ray(local_ray, tmp_path):
         assert 0.0 <= r["accuracy"] <= 1.0 and r["epochs"] == 1 and len(r["history"]) == 1
         assert r["train_s"] > 0 and r["images_per_s"] > 0 and r["node"]
         g = from_dict(r["genotype"])
-        assert g.hash == r["hash"] and space.cost(g).macs == r["macs"]
+        assert g.hash == r["hash"] and budgets.target_cost(space, g).macs == r["macs"]
     trials = _storage_trials(sd)
     assert len(trials) == 3 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
 

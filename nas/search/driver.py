@@ -53,6 +53,7 @@ from optuna.trial import FrozenTrial
 
 from nas.errors import InputError
 from nas.genotype import from_dict
+from nas.search import budgets
 from nas.search import pareto as _pareto
 from nas.search.objective import run_trial, trial_config
 from nas.search.searcher import Launch, Proposer, constraint_metrics, outcome
@@ -119,7 +120,7 @@ def run_search(opts: SearchOptions, *, trainable: Trainable | None = None, conso
     t_start = time.perf_counter()
     space = load_space(opts.space)
     settings = _settings(space, opts)
-    space.validate_budgets()
+    budgets.validate_budgets(space)
     objectives = _objectives(space, opts.objective)
     _check_address(opts.address)
     name = opts.study or space.name
@@ -326,7 +327,7 @@ def _latency_fn(space: Any, objectives: list[dict[str, str]]) -> Callable | None
     if not (needed or b.target or b.lut):
         return None
     try:
-        return space.latency_fn()
+        return budgets.latency_predictor(space)
     except InputError:
         if needed:
             raise
@@ -353,7 +354,7 @@ def reference_point(space: Any, objectives: list[dict[str, str]], latency_fn: Ca
         if m == "latency_ms":
             vals = [latency_fn(g) for g in sample] if latency_fn else [1.0]
         else:
-            vals = [getattr(space.cost(g), m) for g in sample]
+            vals = [getattr(budgets.target_cost(space, g), m) for g in sample]
         ref.append(float(max(vals)))
     return ref
 

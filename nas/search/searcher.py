@@ -49,6 +49,7 @@ except ImportError:  # pragma: no cover - a future Optuna without it: the public
 
 from nas.errors import InputError
 from nas.genotype import Genotype
+from nas.search import budgets
 from nas.search.pareto import objective_spec, objective_values
 
 COST_METRICS = ("macs", "params", "latency_ms")
@@ -199,10 +200,10 @@ class Proposer:
         return None
 
     def _costed(self, trial: optuna.Trial, g: Genotype) -> dict[str, Any]:
-        cost = self.space.cost(g)
+        cost = budgets.target_cost(self.space, g)
         latency = self._latency_fn(g) if self._latency_fn is not None else None
-        violations = self.space.violations(g, cost, latency_ms=latency,
-                                           latency_fn=self._latency_fn) if self._constraints else {}
+        violations = budgets.violations(self.space, g, cost, latency_ms=latency,
+                                        latency_fn=self._latency_fn) if self._constraints else {}
         trial.set_user_attr("hash", g.hash)
         for m in self._constraints:
             trial.set_constraint(m, float(violations.get(m, 0.0)))
