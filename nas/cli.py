@@ -6,6 +6,7 @@ Every command turns bad input into one line on stderr and exit status 2
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -317,19 +318,44 @@ def lut_build(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Measure every part (stem, block in context, head) a space can produce on a target; write the table."""
-    from nas.cost.lut import FITS, build_lut
+    from nas.latency import FITS, build_lut
     from nas.space import load_space
 
     if fit is not None and fit not in FITS:
         raise InputError(f"--fit: {fit!r} is not one of {', '.join(FITS)}")
     sp = load_space(space)
-    table, st = build_lut(sp, target, out=out, cache=False if no_cache else (cache or True), networks=networks,
-                          fit=fit, rounds=rounds, seed=seed, progress=not quiet)
+    with _progress(not quiet) as task:
+        table, st = build_lut(sp, target, out=out, cache=False if no_cache else (cache or True), networks=networks,
+                              fit=fit, rounds=rounds, seed=seed, progress=task)
     cal = table.calibration
     console.print(f"{out}: {st.parts} parts of {sp.name} on {table.target.name} ({st.measured} measured, "
                   f"{st.reused} from the cache) in {st.seconds:.0f} s; calibration on {st.networks} networks: "
                   f"scale {cal['scale']:.3f}, offset {cal['offset_ms']:.3f} ms"
                   + (f", error {100 * cal['mape']:.1f}%" if "mape" in cal else ""), highlight=False)
+
+
+@contextlib.contextmanager
+def _progress(show: bool):
+    """``task(description, total) -> advance`` over a rich progress bar on stderr (or nothing)."""
+    if not show:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    cols = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*cols, console=Console(stderr=True)) as prog:
+        def task(desc: str, total: int):
+            tid = prog.add_task(desc, total=total)
+            return lambda: prog.advance(tid)
+        yield task
 
 
 @lut_app.command("show")
@@ -341,7 +367,8 @@ def lut_show(
     """Target, device, calibration and size of a latency table."""
     import json
 
-    from nas.cost.latency import load_lut
+    from nas.cost.table import load_lut
+    from nas.latency import on_this_machine
 
     t = load_lut(file, target)
     ms = sorted(e["ms"] for e in t.entries.values())
@@ -349,7 +376,7 @@ def lut_show(
             "entries": len(ms), "unit_ms": t.unit_ms, "calibration": {k: v for k, v in t.calibration.items()
                                                                        if k != "points"},
             "entry_ms": {"min": ms[0], "median": ms[len(ms) // 2], "max": ms[-1]} if ms else None,
-            "this_machine": t.matches_this_machine()}
+            "this_machine": on_this_machine(t)}
     if as_json:
         typer.echo(json.dumps(info))
         return
@@ -362,7 +389,7 @@ def lut_targets() -> None:
     """The latency target presets."""
     from rich.table import Table
 
-    from nas.cost.latency import ALIASES, TARGETS
+    from nas.config import ALIASES, TARGETS
 
     tab = Table("name", "backend", "batch", "threads", "device", "clock", "aliases")
     for t in TARGETS.values():
@@ -373,14 +400,14 @@ def lut_targets() -> None:
 
 def _latency_info(g, lut: Path | None, measure: bool, num_classes: int) -> dict:
     """``nas describe --lut/--measure``: predicted and measured latency of ``g`` as built (resolution included)."""
-    from nas.cost.latency import get_target, load_lut, measure_genotype, predict
+    from nas.cost.table import load_lut, predict
+    from nas.latency import get_target, measure_genotype, on_the_fly
 
     info: dict = {}
     table = load_lut(lut) if lut is not None else None
     if table is not None:
         info["latency_target"] = table.target.name
-        info["latency_ms_predicted"] = round(predict(g, table, num_classes=num_classes,
-                                                     measure_missing=table.matches_this_machine()), 4)
+        info["latency_ms_predicted"] = round(predict(g, table, num_classes=num_classes, measure=on_the_fly(table)), 4)
     if measure:
         tgt = table.target if table is not None else get_target("torch-cpu")
         info["latency_target"] = tgt.name

@@ -81,7 +81,8 @@ class Option:
     fixed ones such as ``mid``), in that order; ``None`` means always. ``normalize`` maps each choice (and a
     genotype's value) to the value that builds the network, merging choices that become equal; ``name`` is
     then the decision's own name. ``source`` is the attribute of the space's choices (default: ``field``; a
-    method is called). ``folded``: deploy folds the option away (it is no part of a deployed block's key).
+    method is called). ``folded``: the deployed network has no trace of it (ACB branches fold into one conv,
+    dropout is off), so latency tables do not tell its values apart.
     A field may be listed twice, with predicates that are never true together.
     """
 
@@ -101,6 +102,8 @@ class Option:
 def _choices(space_part: Any, opt: Option) -> tuple:
     """The choices of ``opt`` in a stage (or stem/head) of a search space, normalised and distinct."""
     raw = getattr(space_part, opt.source or opt.field)
+    if type(raw) is tuple and opt.normalize is None:  # the common case, first: the walk asks this a lot
+        return raw
     if callable(raw):
         raw = raw()
     if not isinstance(raw, tuple):
@@ -116,11 +119,13 @@ def _normalized(normalize: Callable[[Any], Any], raw: tuple) -> tuple:
 class Tree:
     """The ordered options of one part (the stem, the head or a block kind) and what follows from them.
 
-    Values are plain dicts of the spec's fields; ``start`` holds the fields no option sets (a block's
-    ``out``, ``stride``, ``kind``, ``mid``) and the defaults of the others.
+    Values are plain dicts of the spec's fields. ``structure`` names the fields no option sets and the
+    canonical form keeps (a block's ``out``, ``stride``, ``kind``, ``mid``); every other field that is no
+    option takes its default, or its value in ``fixed``.
     """
 
-    def __init__(self, spec: type, options: Sequence[Option], fixed: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, spec: type, options: Sequence[Option], fixed: Mapping[str, Any] | None = None,
+                 structure: Sequence[str] = ()) -> None:
         self.spec = spec
         self.options = tuple(options)
         self.fixed = dict(fixed or {})
@@ -136,8 +141,13 @@ class Tree:
         self.defaults = {f.name: f.default for f in dataclasses.fields(spec)
                          if f.default is not dataclasses.MISSING}
         self.defaults.update(self.fixed)
+        fields = {f for f, _ in self.groups}
+        self._resets = tuple((f, d) for f, d in self.defaults.items() if f not in fields and f not in structure)
 
-    def _active(self, alts: tuple[Option, ...], ctx: Context | None, v: Mapping[str, Any]) -> Option | None:
+    @staticmethod
+    def _active(alts: tuple[Option, ...], ctx: Context | None, v: Mapping[str, Any]) -> Option | None:
+        if alts[0].when is None:
+            return alts[0]
         for o in alts:
             if o.when is None or o.when(ctx, *[v[r] for r in o.reads]):
                 return o
@@ -149,10 +159,13 @@ class Tree:
     def walk(self, pick: Pick, part: Any, ctx: Context | None, values: dict[str, Any]) -> dict[str, Any]:
         """Decide every option that is a decision here (``pick`` asked only for 2+ choices)."""
         for f, alts in self.groups:
-            opt = self._active(alts, ctx, values)
-            if opt is not None:
-                ch = _choices(part, opt)
-                values[f] = ch[0] if len(ch) == 1 else pick(opt.decision, ch, f)
+            opt = alts[0]
+            if opt.when is not None:
+                opt = self._active(alts, ctx, values)
+                if opt is None:
+                    continue
+            ch = _choices(part, opt)
+            values[f] = ch[0] if len(ch) == 1 else pick(opt.decision, ch, f)
         return values
 
     def count(self, part: Any, ctx: Context | None, start: Mapping[str, Any], skip: frozenset = frozenset()) -> int:
@@ -180,33 +193,38 @@ class Tree:
                   skip: frozenset = frozenset()) -> Iterator[dict[str, Any]]:
         """Every value set :meth:`walk` can give, in the order of the decisions (the first one outermost);
         ``pin``: fields held at their first choice."""
-        def rec(i: int, v: dict[str, Any]) -> Iterator[dict[str, Any]]:
-            if i == len(self.groups):
-                yield v
-                return
-            f, alts = self.groups[i]
-            opt = None if f in skip else self._active(alts, ctx, v)
-            if opt is None:
-                yield from rec(i + 1, v)
-                return
-            ch = _choices(part, opt)
-            for x in ch[:1] if f in pin else ch:
-                yield from rec(i + 1, {**v, f: x})
+        def rec(i: int, v: dict[str, Any]) -> Iterator[dict[str, Any]]:  # v: this branch's own copy
+            for j in range(i, len(self.groups)):
+                f, alts = self.groups[j]
+                opt = None if f in skip else self._active(alts, ctx, v)
+                if opt is None:
+                    continue
+                ch = _choices(part, opt)
+                if len(ch) > 1 and f not in pin:
+                    for x in ch:
+                        yield from rec(j + 1, {**v, f: x})
+                    return
+                v[f] = ch[0]
+            yield v
         return rec(0, dict(start))
 
-    def canonical(self, spec: Any, ctx: Context | None, keep: Sequence[str] = ()) -> tuple[Any, frozenset[str]]:
+    def canonical(self, spec: Any, ctx: Context | None) -> tuple[Any, frozenset[str]]:
         """``spec`` with every option that is no decision here at its default, and the fields that are."""
-        v = {**self.defaults, **{f: getattr(spec, f) for f in (*keep, *(f for f, _ in self.groups))}}
+        v = dict(vars(spec))
+        changed: dict[str, Any] = {}
+        for f, d in self._resets:
+            if v[f] != d:
+                v[f] = changed[f] = d
         active = set()
         for f, alts in self.groups:
             opt = self._active(alts, ctx, v)
             if opt is None:
-                v[f] = self.defaults[f]
+                x = self.defaults[f]
             else:
                 active.add(f)
-                if opt.normalize is not None:
-                    v[f] = opt.normalize(v[f])
-        changed = {k: x for k, x in v.items() if getattr(spec, k) != x}
+                x = v[f] if opt.normalize is None else opt.normalize(v[f])
+            if x != v[f]:
+                v[f] = changed[f] = x
         return (dataclasses.replace(spec, **changed) if changed else spec), frozenset(active)
 
 
@@ -264,7 +282,9 @@ _SE = (  # SE settings: all but the ratio are decisions (or fixed settings) only
     Option("se_act", lambda c, se: se > 0, ("se",)),
 )
 
-IR = BlockKind("ir", key=_ir_key, tree=Tree(BlockSpec, (
+_STRUCTURE = ("out", "stride", "kind", "mid")  # set by the stage or the genotype, never by an option
+
+IR = BlockKind("ir", key=_ir_key, tree=Tree(BlockSpec, structure=_STRUCTURE, options=(
     Option("kernels", source="kernel_sets"),
     Option("split", lambda c, ks: len(ks) > 1, ("kernels",)),
     Option("dilation"),
@@ -285,7 +305,7 @@ IR = BlockKind("ir", key=_ir_key, tree=Tree(BlockSpec, (
 
 # A ghost bottleneck's depthwise convs are plain and its 1x1 convs ghost modules: no split, dilation, ACB,
 # groups, shuffle or projection choice (those fields stay at their defaults).
-GHOST = BlockKind("ghost", key=_ghost_key, tree=Tree(BlockSpec, (
+GHOST = BlockKind("ghost", key=_ghost_key, tree=Tree(BlockSpec, structure=_STRUCTURE, options=(
     Option("kernels", lambda c: c.stride == 2 or c.cin != c.out, source="kernel_sets"),
     Option("expand"),
     Option("act"),
@@ -302,7 +322,7 @@ STEM = Tree(StemSpec, (
 HEAD = Tree(HeadSpec, (
     Option("features"), Option("hidden"),
     Option("act", lambda c, f, h: bool(f or h), ("features", "hidden")),
-    Option("kind"), Option("dropout"),
+    Option("kind"), Option("dropout", folded=True),
 ))
 
 
@@ -312,7 +332,9 @@ assert tuple(KINDS) == KIND_NAMES, "nas.genotype.KINDS and the registry must nam
 
 _ENCODED = frozenset({"kernels", "split", "dilation", "expand", "act", "se", "se_gate", "se_base", "se_divisor",
                       "se_act", "ghost", "ghost_kernel", "exp_groups", "proj_groups", "shuffle", "proj"})
-_STRUCTURE = ("out", "stride", "kind", "mid")  # set by the stage or the genotype, never by an option
+# per kind, the options a later issue adds: they enter the key by name
+_UNENCODED = {name: tuple(dict.fromkeys(o.field for o in k.tree.options if o.field not in _ENCODED and not o.folded))
+              for name, k in KINDS.items()}
 #: Options deploy folds away; a latency table never tells them apart.
 FOLDED = frozenset(o.field for t in (STEM, HEAD, *(k.tree for k in KINDS.values())) for o in t.options if o.folded)
 
@@ -371,8 +393,9 @@ def heads(head: Any, pin: frozenset = frozenset()) -> Iterator[HeadSpec]:
     return (HeadSpec(**v) for v in HEAD.enumerate(head, None, HEAD.start(), pin))
 
 
+@lru_cache(maxsize=65536)
 def _canonical(b: BlockSpec, cin: int) -> tuple[BlockSpec, frozenset[str]]:
-    return KINDS[b.kind].tree.canonical(b, Context(cin, b.out, b.stride), keep=_STRUCTURE)
+    return KINDS[b.kind].tree.canonical(b, Context(cin, b.out, b.stride))
 
 
 def canonical_block(b: BlockSpec, cin: int) -> BlockSpec:
@@ -407,9 +430,8 @@ def block_fields(cin: int, b: BlockSpec) -> dict[str, Any]:
     if c.se > 0:
         d["se"] = [c.se_channels(cin), c.se_gate, c.se_act or c.act]
     d.update(kind.key(cin, c, active))
-    for opt in kind.tree.options:
-        f = opt.field
-        if f not in _ENCODED and not opt.folded and f in active and getattr(c, f) != kind.tree.defaults[f]:
-            v = getattr(c, f)
+    for f in _UNENCODED[c.kind]:
+        v = getattr(c, f)
+        if f in active and v != kind.tree.defaults[f]:
             d[f] = list(v) if isinstance(v, tuple) else v
     return d

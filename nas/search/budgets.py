@@ -19,6 +19,7 @@ from pathlib import Path
 from nas import rules
 from nas.channels import out_size
 from nas.cost import macs as _macs
+from nas.cost.table import find_table
 from nas.errors import InputError
 from nas.genotype import BlockSpec, Genotype, HeadSpec, StemSpec
 from nas.space import SearchSpace, fmt_count
@@ -69,13 +70,13 @@ def latency_predictor(space: SearchSpace) -> Callable[[Genotype], float]:
     """Predicted latency (ms) of the target network: the LUT ``budgets.lut`` (a path as given, else
     beside the space file, else among the shipped ``luts/``) or else this machine's LUT cache for
     ``budgets.target`` (``nas lut build``)."""
-    from nas.cost import latency as _latency
+    from nas.latency import predictor
 
     b = space.budgets
     if not (b.lut or b.target):
         raise InputError(f"{space.source}: budgets.target: latency needs a target or a LUT file")
-    lut = _latency.find_table(b.lut, near=Path(space.source).parent) if b.lut else None
-    return _latency.predictor(b.target, lut, num_classes=space.target.num_classes)
+    lut = find_table(b.lut, near=Path(space.source).parent) if b.lut else None
+    return predictor(b.target, lut, num_classes=space.target.num_classes)
 
 
 def min_achievable(space: SearchSpace) -> dict[str, int]:
