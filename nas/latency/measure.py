@@ -313,16 +313,14 @@ def measure_genotype(genotype: Genotype, target: Target | str = "torch-cpu", num
 def part_module(p: Part):
     """The deployed module of one part alone."""
     from nas.model import deploy
-    from nas.ops.acb import conv_bn
-    from nas.ops.block import Head, make_block
+    from nas.ops.adapter import block_from_spec, head_from_spec, stem_from_spec
 
     if p.kind == "stem":
-        s = p.spec
-        m = conv_bn(p.cin, s.out, s.kernel, s.stride, act=s.act)
+        m = stem_from_spec(p.cin, p.spec, deployed=True)
     elif p.kind == "block":
-        m = make_block(p.cin, p.spec)
+        m = block_from_spec(p.cin, p.spec)
     else:
-        m = Head(p.cin, p.spec, p.num_classes, p.res)
+        m = head_from_spec(p.cin, p.spec, p.num_classes, p.res)
     return deploy(m)
 
 
