@@ -11,6 +11,8 @@ from pathlib import Path
 
 import optuna
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from strategies import small_spaces
 
 from nas.errors import InputError
 from nas.genotype import Genotype, load
@@ -229,6 +231,17 @@ def test_count_is_the_number_of_distinct_genotypes_enumerated(name: str) -> None
     for g in genotypes[::step]:
         assert space.contains(g)
         assert space.from_params(space.params_of(g)) == g
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_spaces())
+def test_count_is_the_number_of_distinct_genotypes_of_generated_spaces(data: dict) -> None:
+    space = space_from_dict(data, "generated")
+    n = space.count()
+    assume(n <= 1500)  # small enough to enumerate
+    genotypes = _enumerate(space)
+    assert len({g.hash for g in genotypes}) == len(genotypes) == n
+    assert all(canonical(g) == g for g in genotypes)
 
 
 @pytest.mark.parametrize("name", list(SMALL_SPACES))
