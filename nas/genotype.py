@@ -67,18 +67,9 @@ import yaml
 
 from nas.channels import ghost_channels, make_divisible, out_size, split_channels
 from nas.errors import InputError
-from nas.genotype_check import (
-    ACTS,
-    GATES,
-    HEAD_KINDS,
-    KINDS,
-    MAX_GROUPS,
-    PROJS,
-    SPLITS,
-    GenotypeError,
-    check_block,
-    check_genotype,
-)
+from nas.genotype_check import ACTS, GATES, HEAD_KINDS, KINDS, MAX_GROUPS, PROJS, SPLITS, GenotypeError
+from nas.genotype_check import check_block as _check_block
+from nas.genotype_check import check_genotype as _check_genotype
 from nas.genotype_io import blocks_to_list, build_spec, spec_dict
 from nas.io import atomic_write, loads_yaml
 
@@ -165,7 +156,7 @@ class Genotype:
     name: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        check_genotype(self)
+        _check_genotype(self)
 
     @property
     def blocks(self) -> tuple[BlockSpec, ...]:
@@ -297,7 +288,7 @@ def _stage(st: Any, where: str) -> tuple[BlockSpec, ...]:
     for bi, bd in enumerate(st):
         bw = f"{where}[{bi}]"
         b = build_spec(BlockSpec, bd, bw, skip=("repeat",))
-        check_block(b, bw)
+        _check_block(b, bw)
         rep = bd.get("repeat", 1)
         if not isinstance(rep, int) or isinstance(rep, bool) or rep < 1:
             raise GenotypeError(f"{bw}.repeat: expected a positive integer, got {rep!r}")
