@@ -47,12 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas.config import COST_METRICS
 from nas.errors import InputError
 from nas.genotype import Genotype, from_dict, scale
 from nas.search.pareto import sig3
 
 NEAR = 0.15
-COST_METRICS = ("macs", "params", "latency_ms")
 ONNX_TOL = 1e-4
 OPSET = 17
 

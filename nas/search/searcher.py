@@ -47,12 +47,12 @@ try:  # Study.tell without the deep copy of the trial it returns (1 ms for a 100
 except ImportError:  # pragma: no cover - a future Optuna without it: the public call
     _tell_with_warning = None
 
+from nas.config import COST_METRICS
 from nas.errors import InputError
 from nas.genotype import Genotype
 from nas.search import budgets
 from nas.search.pareto import objective_spec, objective_values
 
-COST_METRICS = ("macs", "params", "latency_ms")
 RESULT_KEYS = ("val_accuracy", "epoch", "final")  # what a trainable must report (see nas.search.objective)
 
 
