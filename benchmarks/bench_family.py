@@ -285,8 +285,9 @@ def reference_genotypes_plain(name: str) -> Genotype:
 
 def latency_table(space: Any, lut: Path | None, mode: str, target: str = "torch-cpu") -> tuple[Any, str]:
     """The table to predict with and a line saying where it comes from (None and why when there is none)."""
-    from nas.cost.latency import get_target, load_lut, probe_ms
+    from nas.cost.table import load_lut
     from nas.export import costing_for_space
+    from nas.latency import get_target, probe_ms
 
     if mode == "off" and lut is None:
         return None, "latency: off (--latency off)"
@@ -296,7 +297,7 @@ def latency_table(space: Any, lut: Path | None, mode: str, target: str = "torch-
     t = costing_for_space(space, measure=False).lut
     if t is not None:
         return t, f"latency: predicted from the space's LUT {t.source} ({t.target.name})"
-    from nas.cost.lut import cache_path, load_cache
+    from nas.latency import cache_path, load_cache
 
     tgt = get_target(target)
     t = load_cache(tgt)
@@ -310,17 +311,17 @@ def latency_table(space: Any, lut: Path | None, mode: str, target: str = "torch-
 
 def add_latency(models: list[Model], table: Any, num_classes: int) -> str | None:
     """Predicted latency of every model; parts the table lacks are timed in context when it is this machine's."""
-    from nas.cost.latency import measure_in_context, predict
+    from nas.cost.table import predict
+    from nas.latency import measure_in_context, on_the_fly, on_this_machine
 
     missing = [m.genotype for m in models if table.missing(m.genotype, num_classes)]
-    if missing and table.matches_this_machine() and table.target.backend == "torch-cpu":
+    if missing and on_this_machine(table) and table.target.backend == "torch-cpu":
         found = measure_in_context(missing, table.target, num_classes, unit_ms=table.unit_ms)
         table.entries.update({k: v.to_dict() for k, v in found.items() if k not in table.entries})
     problem = None
     for m in models:
         try:
-            m.latency_ms = predict(m.genotype, table, num_classes=num_classes,
-                                   measure_missing=table.matches_this_machine())
+            m.latency_ms = predict(m.genotype, table, num_classes=num_classes, measure=on_the_fly(table))
         except InputError as e:
             problem = problem or str(e)
     return problem

@@ -24,8 +24,9 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from benchmarks._machine import banner
-from nas.cost.latency import deployed, get_target, input_shape, measure_many, parts, predict
-from nas.cost.lut import build_lut
+from nas.cost.parts import parts
+from nas.cost.table import predict
+from nas.latency import build_lut, deployed, get_target, input_shape, measure_many
 from nas.space import load_space
 
 

@@ -168,7 +168,7 @@ class LutPoint:
 
 def lut_point(space_path: Path, target: str, setting: dict[str, Any], label: str) -> LutPoint:
     """Build the space's whole table without a cache and time it."""
-    from nas.cost.lut import build_lut
+    from nas.latency import build_lut
     from nas.space import load_space
 
     space = load_space(space_path)
@@ -182,23 +182,23 @@ def lut_sample_point(space_path: Path, target: str, setting: dict[str, Any], lab
                      seed: int = 0) -> LutPoint:
     """Build time of a space too big to measure here, from a measured sample of what its build measures.
 
-    A build on a torch CPU target times every part inside *carrier networks* (``nas.cost.lut.carriers``:
+    A build on a torch CPU target times every part inside *carrier networks* (``nas.latency.carriers``:
     random networks of the space with the wanted parts spliced in); the carriers of the whole space are
     computed exactly, ``sample`` of them are measured with the build's setting, and the time per carrier
     is scaled to all of them (parts no carrier can hold are timed alone and scaled the same way). The
     calibration's whole networks are measured as a build does (their cost does not grow with the space).
     """
-    from nas.cost.latency import (
+    from nas.cost.parts import parts, space_parts
+    from nas.latency import (
+        carriers,
         deployed,
         get_target,
         input_shape,
         measure_in_context,
         measure_many,
         measure_parts,
-        parts,
         probe_ms,
     )
-    from nas.cost.lut import carriers, space_parts
     from nas.space import load_space
 
     space = load_space(space_path)
@@ -224,7 +224,7 @@ def lut_sample_point(space_path: Path, target: str, setting: dict[str, Any], lab
         measure_parts(some_alone, tgt, unit_ms=unit, **kw)
         total += (time.perf_counter() - t0) * len(alone) / len(some_alone)
     cal = space.sample_many(setting["networks"], seed=seed, unique=False) if setting["networks"] else []
-    if cal:  # what nas.cost.lut.calibrate measures, with its own rounds and bursts
+    if cal:  # what nas.latency.calibrate measures, with its own rounds and bursts
         t0 = time.perf_counter()
         measure_many({i: (deployed(g, nc), input_shape(g, tgt)) for i, g in enumerate(cal)}, tgt, rounds=3,
                      burst_s=0.1, unit_ms=unit)
@@ -292,8 +292,8 @@ def predictor_accuracy(space_path: Path, target: str, n: int, setting: dict[str,
     import numpy as np
     from scipy.stats import spearmanr
 
-    from nas.cost.latency import measure_genotype, predict
-    from nas.cost.lut import build_lut
+    from nas.cost.table import predict
+    from nas.latency import build_lut, measure_genotype
     from nas.space import load_space
 
     space = load_space(space_path)

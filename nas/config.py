@@ -1,8 +1,12 @@
-"""``TrainConfig``: how a proxy network is trained.
+"""``TrainConfig`` (how a proxy network is trained) and the names several layers share.
 
-It is also the ``proxy:`` section of a search-space YAML (``nas.space`` uses it
-as a pydantic field type, so one definition serves both). Kept free of torch so
-that loading and validating a space stays fast; ``nas.train`` re-exports it.
+``TrainConfig`` is also the ``proxy:`` section of a search-space YAML
+(``nas.space`` uses it as a pydantic field type, so one definition serves
+both). The tuples below are the one list of each name set: the space schema
+builds its ``Literal`` types from them, ``nas.data`` loads the data set
+formats and ``nas.search`` registers the samplers under these names. Kept free
+of torch so that loading and validating a space stays fast; ``nas.train``
+re-exports ``TrainConfig``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,15 @@ from typing import Literal
 from pydantic import ConfigDict
 
 from nas.errors import InputError
+
+#: Optuna samplers ``search.sampler`` / ``nas search --sampler`` can name.
+SAMPLERS = ("nsga2", "tpe", "gp", "random")
+#: Costs of the target network that budgets, objectives and family tiers can limit.
+COST_METRICS = ("macs", "params", "latency_ms")
+#: Everything an objective can name.
+METRICS = ("accuracy", *COST_METRICS)
+#: Data set formats ``nas.data`` loads (``proxy.dataset``; ``auto`` guesses one from the path).
+DATASET_FORMATS = ("digits", "cifar10", "cifar100", "imagefolder", "npz")
 
 
 @dataclass
@@ -76,3 +89,48 @@ def check_config(c: TrainConfig) -> None:
     for name, ok, problem in checks:
         if not ok:
             raise InputError(f"proxy.{name}: {problem}, got {getattr(c, name)!r}")
+
+
+# -- latency targets ---------------------------------------------------------------------------------------------
+# Torch-free so that a space can name its latency target (budgets.target) and be checked without nas.cost.
+
+BACKENDS = ("torch-cpu", "onnxruntime-cpu", "cuda")
+CLOCKS = ("probe", "cpu", "wall")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where latency is measured; batch, threads and clock are part of the definition
+    (see :mod:`nas.cost.measure` for the clocks)."""
+
+    name: str
+    backend: str = "torch-cpu"
+    batch: int = 1
+    threads: int = 1
+    device: str = "cpu"
+    clock: str = "probe"
+
+    def __post_init__(self) -> None:
+        where = f"target {self.name}"
+        if self.backend not in BACKENDS:
+            raise InputError(f"{where}: backend: {self.backend!r} is not one of {', '.join(BACKENDS)}")
+        if self.clock not in CLOCKS:
+            raise InputError(f"{where}: clock: {self.clock!r} is not one of {', '.join(CLOCKS)}")
+        if self.batch < 1 or self.threads < 1:
+            raise InputError(f"{where}: batch/threads: must be positive integers")
+        if self.clock != "wall" and (self.threads != 1 or self.backend == "cuda"):
+            raise InputError(f"{where}: clock: {self.clock} time is a latency only for one thread on a CPU backend")
+
+
+#: The latency target presets by name; ``torch-cpu`` is batch 1 on one thread.
+TARGETS: dict[str, Target] = {t.name: t for t in (
+    Target("torch-cpu"),
+    Target("torch-cpu-b8", batch=8),
+    Target("torch-cpu-cputime", clock="cpu"),
+    Target("torch-cpu-wall", clock="wall"),
+    Target("torch-cpu-t2", threads=2, clock="wall"),
+    Target("onnxruntime-cpu", backend="onnxruntime-cpu"),
+    Target("cuda", backend="cuda", device="cuda", clock="wall"),
+    Target("cuda-b32", backend="cuda", batch=32, device="cuda", clock="wall"),
+)}
+ALIASES = {"cpu": "torch-cpu", "onnx": "onnxruntime-cpu", "ort": "onnxruntime-cpu", "gpu": "cuda"}

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nas.config import DATASET_FORMATS
 from nas.errors import InputError
 
-FORMATS = ("digits", "cifar10", "cifar100", "imagefolder", "npz")
+FORMATS = DATASET_FORMATS  # the one list, torch-free so that space validation can read it
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
 _RESIZE_CHUNK = 4096  # images resized at a time, so upsampling CIFAR does not need all of it in float at once
 

@@ -59,55 +59,25 @@ import dataclasses
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from nas.channels import ghost_channels, make_divisible, out_size, split_channels
 from nas.errors import InputError
+from nas.genotype_check import ACTS, GATES, HEAD_KINDS, KINDS, MAX_GROUPS, PROJS, SPLITS, GenotypeError
+from nas.genotype_check import check_block as _check_block
+from nas.genotype_check import check_genotype as _check_genotype
+from nas.genotype_io import blocks_to_list, build_spec, spec_dict
+from nas.io import atomic_write, loads_yaml
 
-ACTS = ("relu", "relu6", "swish", "hswish")
-GATES = ("sigmoid", "hsigmoid")
-SPLITS = ("equal", "exponential")
-KINDS = ("ir", "ghost")
-PROJS = ("conv", "cw")
-HEAD_KINDS = ("fc", "cw")
-MAX_GROUPS = 5
-
-
-class GenotypeError(InputError):
-    """A genotype that cannot be built; the message is one line naming the field."""
-
-
-def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round ``v`` to a multiple of ``divisor`` as the MobileNet/timm code does."""
-    min_value = min_value or divisor
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
-
-
-def split_channels(channels: int, groups: int, split: str = "equal") -> tuple[int, ...]:
-    """Channels per MixConv group.
-
-    ``equal``: ``channels // groups`` each, the remainder to the first group
-    (timm ``_split_channels``). ``exponential``: group i gets
-    ``channels / 2**(i+1)``, the last group takes the rest (MixConv paper):
-    64 ch, 4 groups -> (32, 16, 8, 8); 24 ch, 3 groups -> (12, 6, 6).
-    """
-    if groups == 1:
-        return (channels,)
-    if split == "equal":
-        sizes = [channels // groups] * groups
-        sizes[0] += channels - sum(sizes)
-    elif split == "exponential":
-        sizes = [channels // 2 ** (i + 1) for i in range(groups - 1)]
-        sizes.append(channels - sum(sizes))
-    else:
-        raise ValueError(f"unknown split {split!r}")
-    return tuple(sizes)
+__all__ = [
+    "ACTS", "GATES", "HEAD_KINDS", "KINDS", "MAX_GROUPS", "PROJS", "SPLITS", "BlockSpec", "Genotype",
+    "GenotypeError", "HeadSpec", "StemSpec", "from_dict", "ghost_channels", "load", "loads", "make_divisible",
+    "save", "scale", "split_channels",
+]
 
 
 @dataclass(frozen=True)
@@ -186,7 +156,7 @@ class Genotype:
     name: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        _validate(self)
+        _check_genotype(self)
 
     @property
     def blocks(self) -> tuple[BlockSpec, ...]:
@@ -194,15 +164,23 @@ class Genotype:
 
     def block_inputs(self) -> list[tuple[int, int, BlockSpec]]:
         """``(cin, input_resolution, block)`` for every block in order."""
-        out, c, r = [], self.stem.out, _down(self.resolution, self.stem.stride)
+        out, c, r = [], self.stem.out, out_size(self.resolution, self.stem.stride)
         for b in self.blocks:
             out.append((c, r, b))
-            c, r = b.out, _down(r, b.stride)
+            c, r = b.out, out_size(r, b.stride)
         return out
 
     @property
     def last_channels(self) -> int:
         return self.blocks[-1].out if self.blocks else self.stem.out
+
+    @property
+    def last_size(self) -> int:
+        """Side of the last feature map at the genotype's own resolution."""
+        r = out_size(self.resolution, self.stem.stride)
+        for b in self.blocks:
+            r = out_size(r, b.stride)
+        return r
 
     # -- serialisation ---------------------------------------------------
     def to_dict(self, *, compact: bool = True) -> dict[str, Any]:
@@ -213,9 +191,9 @@ class Genotype:
         d["resolution"] = self.resolution
         if self.in_chans != 3 or not compact:
             d["in_chans"] = self.in_chans
-        d["stem"] = _spec_dict(self.stem, compact)
-        d["stages"] = [{"blocks": _blocks_to_list(s, compact)} for s in self.stages]
-        d["head"] = _spec_dict(self.head, compact)
+        d["stem"] = spec_dict(self.stem, compact)
+        d["stages"] = [{"blocks": blocks_to_list(s, compact)} for s in self.stages]
+        d["head"] = spec_dict(self.head, compact)
         return d
 
     def to_yaml(self) -> str:
@@ -231,12 +209,18 @@ class Genotype:
         Computed from the compact canonical form with repeats expanded, so key
         order, omitted defaults, ``repeat:`` sugar and ``6`` vs ``6.0`` do not
         change it, and adding a new field with a default keeps old hashes.
+        Computed once per object (a frozen genotype never changes).
         """
         h = self.__dict__.get("_hash")
         if h is None:
-            d = self.to_dict()
-            d.pop("name", None)
-            d["stages"] = [[_spec_dict(b, True) for b in s] for s in self.stages]
+            d: dict[str, Any] = {"resolution": self.resolution}
+            if self.in_chans != 3:
+                d["in_chans"] = self.in_chans
+            specs: dict[int, dict[str, Any]] = {}  # a stage shared by its blocks repeats one spec object
+            d["stem"] = spec_dict(self.stem, True)
+            d["stages"] = [[specs.get(id(b)) or specs.setdefault(id(b), spec_dict(b, True)) for b in s]
+                           for s in self.stages]
+            d["head"] = spec_dict(self.head, True)
             h = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
             object.__setattr__(self, "_hash", h)
         return h
@@ -250,102 +234,9 @@ class Genotype:
         return f"{len(self.blocks)} blocks, out {self.last_channels}, k[{ks}]"
 
 
-def _down(r: int, stride: int) -> int:
-    # Same arithmetic as a "same"-padded conv: ceil(r / stride).
-    return -(-r // stride)
-
-
-def _norm(v: Any) -> Any:
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    if isinstance(v, tuple):
-        return list(v)
-    return v
-
-
-def _spec_dict(spec: Any, compact: bool) -> dict[str, Any]:
-    out = {}
-    for f in fields(spec):
-        if f.name == "name":
-            continue
-        v = getattr(spec, f.name)
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if compact and f.default is not dataclasses.MISSING and v == default:
-            continue
-        out[f.name] = _norm(v)
-    return out
-
-
-def _blocks_to_list(blocks: tuple[BlockSpec, ...], compact: bool) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    prev: BlockSpec | None = None
-    for b in blocks:
-        if compact and prev is not None and b.stride == 1 and b == dataclasses.replace(prev, stride=1):
-            items[-1]["repeat"] = items[-1].get("repeat", 1) + 1
-        else:
-            items.append(_spec_dict(b, compact))
-        prev = b
-    return items
-
-
 # -- loading ---------------------------------------------------------------
 
-_BLOCK_FIELDS = {f.name: f for f in fields(BlockSpec)}
-_STEM_FIELDS = {f.name: f for f in fields(StemSpec)}
-_HEAD_FIELDS = {f.name: f for f in fields(HeadSpec)}
 _TOP_FIELDS = {"name", "resolution", "in_chans", "stem", "stages", "head"}
-
-
-def _type_check(value: Any, f: dataclasses.Field, where: str) -> Any:
-    t = str(f.type)
-    if t.startswith("tuple"):
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = [value]
-        if not isinstance(value, (list, tuple)) or not value:
-            raise GenotypeError(f"{where}: expected a non-empty list of ints, got {value!r}")
-        for v in value:
-            if not isinstance(v, int) or isinstance(v, bool):
-                raise GenotypeError(f"{where}: expected ints, got {v!r}")
-        return tuple(value)
-    if t == "bool":
-        if not isinstance(value, bool):
-            raise GenotypeError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if t.startswith("int"):
-        if value is None and "None" in t:
-            return None
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise GenotypeError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if t == "float":
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise GenotypeError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if t.startswith("str"):
-        if value is None and "None" in t:
-            return None
-        if not isinstance(value, str):
-            raise GenotypeError(f"{where}: expected a string, got {value!r}")
-        return value
-    return value
-
-
-def _build_spec(cls: type, known: dict[str, dataclasses.Field], data: Any, where: str,
-                skip: tuple[str, ...] = ()) -> Any:
-    if not isinstance(data, dict):
-        raise GenotypeError(f"{where}: expected a mapping, got {type(data).__name__}")
-    kwargs = {}
-    for k, v in data.items():
-        if k in skip:
-            continue
-        if k not in known:
-            raise GenotypeError(f"{where}.{k}: unknown field (known: {', '.join(sorted(known))})")
-        kwargs[k] = _type_check(v, known[k], f"{where}.{k}")
-    missing = [n for n, f in known.items() if f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING and n not in kwargs]
-    if missing:
-        raise GenotypeError(f"{where}.{missing[0]}: required field missing")
-    return cls(**kwargs)
 
 
 def from_dict(data: Any, source: str = "<genotype>") -> Genotype:
@@ -367,33 +258,11 @@ def _from_dict(data: Any) -> Genotype:
     stages_raw = data["stages"]
     if not isinstance(stages_raw, list) or not stages_raw:
         raise GenotypeError("stages: expected a non-empty list of stages")
-    stages = []
-    for si, st in enumerate(stages_raw):
-        where = f"stages[{si}]"
-        if isinstance(st, dict):
-            extra = set(st) - {"blocks", "name"}
-            if extra:
-                raise GenotypeError(f"{where}.{sorted(extra)[0]}: unknown field (known: blocks, name)")
-            st = st.get("blocks")
-            where += ".blocks"
-        if not isinstance(st, list) or not st:
-            raise GenotypeError(f"{where}: expected a non-empty list of blocks")
-        blocks: list[BlockSpec] = []
-        for bi, bd in enumerate(st):
-            bw = f"{where}[{bi}]"
-            b = _build_spec(BlockSpec, _BLOCK_FIELDS, bd, bw, skip=("repeat",))
-            _check_block(b, bw)
-            rep = bd.get("repeat", 1)
-            if not isinstance(rep, int) or isinstance(rep, bool) or rep < 1:
-                raise GenotypeError(f"{bw}.repeat: expected a positive integer, got {rep!r}")
-            blocks.append(b)
-            blocks.extend([dataclasses.replace(b, stride=1)] * (rep - 1))
-        stages.append(tuple(blocks))
-    kw: dict[str, Any] = {"stages": tuple(stages)}
+    kw: dict[str, Any] = {"stages": tuple(_stage(st, f"stages[{si}]") for si, st in enumerate(stages_raw))}
     if "stem" in data:
-        kw["stem"] = _build_spec(StemSpec, _STEM_FIELDS, data["stem"], "stem")
+        kw["stem"] = build_spec(StemSpec, data["stem"], "stem")
     if "head" in data:
-        kw["head"] = _build_spec(HeadSpec, _HEAD_FIELDS, data["head"], "head")
+        kw["head"] = build_spec(HeadSpec, data["head"], "head")
     for k in ("resolution", "in_chans"):
         if k in data:
             v = data[k]
@@ -405,13 +274,37 @@ def _from_dict(data: Any) -> Genotype:
     return Genotype(**kw)
 
 
+def _stage(st: Any, where: str) -> tuple[BlockSpec, ...]:
+    """One stage: a list of blocks, or ``{blocks: [...]}``; ``repeat: n`` adds ``n - 1`` stride-1 copies."""
+    if isinstance(st, dict):
+        extra = set(st) - {"blocks", "name"}
+        if extra:
+            raise GenotypeError(f"{where}.{sorted(extra)[0]}: unknown field (known: blocks, name)")
+        st = st.get("blocks")
+        where += ".blocks"
+    if not isinstance(st, list) or not st:
+        raise GenotypeError(f"{where}: expected a non-empty list of blocks")
+    blocks: list[BlockSpec] = []
+    for bi, bd in enumerate(st):
+        bw = f"{where}[{bi}]"
+        b = build_spec(BlockSpec, bd, bw, skip=("repeat",))
+        _check_block(b, bw)
+        rep = bd.get("repeat", 1)
+        if not isinstance(rep, int) or isinstance(rep, bool) or rep < 1:
+            raise GenotypeError(f"{bw}.repeat: expected a positive integer, got {rep!r}")
+        blocks.append(b)
+        blocks.extend([dataclasses.replace(b, stride=1)] * (rep - 1))
+    return tuple(blocks)
+
+
 def loads(text: str, source: str = "<string>") -> Genotype:
+    """Parse a genotype from YAML (or JSON) text (read with :func:`nas.io.loads_yaml`)."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "YAML"
-        raise GenotypeError(f"{source}: {where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+        data = loads_yaml(text, source)
+    except GenotypeError:
+        raise
+    except InputError as e:
+        raise GenotypeError(str(e)) from None
     return from_dict(data, source)
 
 
@@ -419,7 +312,7 @@ def load(path: str | Path) -> Genotype:
     """Load a genotype YAML (or JSON) file."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise GenotypeError(f"{p}: file not found") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -429,107 +322,7 @@ def load(path: str | Path) -> Genotype:
 
 
 def save(genotype: Genotype, path: str | Path) -> None:
-    Path(path).write_text(genotype.to_yaml())
-
-
-# -- validation -------------------------------------------------------------
-
-def _pos(v: int, where: str) -> None:
-    if v < 1:
-        raise GenotypeError(f"{where}: must be a positive integer, got {v}")
-
-
-def _choice(v: Any, allowed: tuple, where: str) -> None:
-    if v not in allowed:
-        raise GenotypeError(f"{where}: {v!r} is not one of {', '.join(map(str, allowed))}")
-
-
-def _check_kernel(k: int, where: str) -> None:
-    if k < 1 or k % 2 == 0 or k > 2 * MAX_GROUPS + 1:
-        raise GenotypeError(f"{where}: kernel {k} must be odd and in 1..{2 * MAX_GROUPS + 1}")
-
-
-def _check_block(b: BlockSpec, w: str) -> None:
-    _pos(b.out, f"{w}.out")
-    _choice(b.kind, KINDS, f"{w}.kind")
-    _choice(b.stride, (1, 2), f"{w}.stride")
-    if not 1 <= len(b.kernels) <= MAX_GROUPS:
-        raise GenotypeError(f"{w}.kernels: g = {len(b.kernels)} groups; MixConv allows 1..{MAX_GROUPS}")
-    for k in b.kernels:
-        _check_kernel(k, f"{w}.kernels")
-    if b.kind == "ghost" and len(b.kernels) != 1:
-        raise GenotypeError(f"{w}.kernels: a ghost bottleneck has a single depthwise kernel")
-    _choice(b.split, SPLITS, f"{w}.split")
-    _pos(b.dilation, f"{w}.dilation")
-    if not b.expand > 0:
-        raise GenotypeError(f"{w}.expand: must be > 0, got {b.expand}")
-    if b.mid is not None:
-        _pos(b.mid, f"{w}.mid")
-    _pos(b.exp_groups, f"{w}.exp_groups")
-    _pos(b.proj_groups, f"{w}.proj_groups")
-    if not 0 <= b.se <= 4:
-        raise GenotypeError(f"{w}.se: SE ratio must be in [0, 4], got {b.se}")
-    _choice(b.se_base, ("in", "mid"), f"{w}.se_base")
-    _choice(b.se_gate, GATES, f"{w}.se_gate")
-    _pos(b.se_divisor, f"{w}.se_divisor")
-    if b.se_act is not None:
-        _choice(b.se_act, ACTS, f"{w}.se_act")
-    _choice(b.act, ACTS, f"{w}.act")
-    if not 1 <= b.ghost <= 8:
-        raise GenotypeError(f"{w}.ghost: ghost ratio s must be in 1..8, got {b.ghost}")
-    _check_kernel(b.ghost_kernel, f"{w}.ghost_kernel")
-    _choice(b.proj, PROJS, f"{w}.proj")
-    if b.ghost > 1 and (b.exp_groups > 1 or b.proj_groups > 1):
-        raise GenotypeError(f"{w}.ghost: ghost modules do not combine with grouped 1x1 convs")
-    if b.kind == "ghost" and (b.exp_groups > 1 or b.proj_groups > 1 or b.proj != "conv"):
-        raise GenotypeError(f"{w}.kind: a ghost bottleneck uses ghost modules for its 1x1 convs")
-
-
-def _validate(g: Genotype) -> None:
-    if not isinstance(g.stages, tuple) or not g.stages or not all(g.stages):
-        raise GenotypeError("stages: expected a non-empty list of non-empty stages")
-    _pos(g.resolution, "resolution")
-    _pos(g.in_chans, "in_chans")
-    s = g.stem
-    _pos(s.out, "stem.out")
-    _check_kernel(s.kernel, "stem.kernel")
-    _choice(s.stride, (1, 2), "stem.stride")
-    _choice(s.act, ACTS, "stem.act")
-    h = g.head
-    if h.features < 0 or h.hidden < 0:
-        raise GenotypeError("head.features: must be >= 0")
-    _choice(h.act, ACTS, "head.act")
-    _choice(h.kind, HEAD_KINDS, "head.kind")
-    if not 0 <= h.dropout < 1:
-        raise GenotypeError(f"head.dropout: must be in [0, 1), got {h.dropout}")
-    cin = s.out
-    for si, stage in enumerate(g.stages):
-        for bi, b in enumerate(stage):
-            w = f"stages[{si}].blocks[{bi}]"
-            _check_block(b, w)
-            mid = b.mid_channels(cin)
-            if b.exp_groups > 1 and (cin % b.exp_groups or mid % b.exp_groups):
-                raise GenotypeError(f"{w}.exp_groups: {b.exp_groups} groups do not divide {cin} -> {mid} channels")
-            if b.proj_groups > 1 and (mid % b.proj_groups or b.out % b.proj_groups):
-                raise GenotypeError(f"{w}.proj_groups: {b.proj_groups} groups do not divide {mid} -> {b.out} channels")
-            cw_groups = max(b.proj_groups, 2)  # the group channel-wise module needs >= 2 groups
-            if b.proj == "cw" and (mid % cw_groups or b.out % cw_groups):
-                raise GenotypeError(f"{w}.proj: cw needs {cw_groups} groups to divide {mid} -> {b.out} channels")
-            if mid < len(b.kernels):
-                raise GenotypeError(f"{w}.kernels: {len(b.kernels)} groups need at least as many channels, got {mid}")
-            if b.split == "exponential" and mid < 2 ** (len(b.kernels) - 1):
-                raise GenotypeError(f"{w}.split: {mid} channels too few for an exponential split into {len(b.kernels)}")
-            cin = b.out
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def ghost_channels(out: int, ratio: int) -> tuple[int, int]:
-    """(primary, cheap) channel counts of a ghost module producing ``out``."""
-    init = math.ceil(out / ratio)
-    return init, init * (ratio - 1)
+    atomic_write(path, genotype.to_yaml())
 
 
 # -- scaling ------------------------------------------------------------------

@@ -15,8 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from nas.genotype import Genotype, GenotypeError
-from nas.ops.acb import conv_bn
-from nas.ops.block import Head, make_block
+from nas.ops.adapter import block_from_spec, head_from_spec, stem_from_spec
 
 
 class Net(nn.Module):
@@ -26,16 +25,16 @@ class Net(nn.Module):
         super().__init__()
         g = genotype
         self.genotype = g
-        self.stem = conv_bn(g.in_chans, g.stem.out, g.stem.kernel, g.stem.stride, act=g.stem.act, acb=g.stem.acb)
+        self.stem = stem_from_spec(g.in_chans, g.stem)
         stages, c = [], g.stem.out
         for stage in g.stages:
             blocks = []
             for spec in stage:
-                blocks.append(make_block(c, spec))
+                blocks.append(block_from_spec(c, spec))
                 c = spec.out
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
-        self.head = Head(c, g.head, num_classes, _last_size(g))
+        self.head = head_from_spec(c, g.head, num_classes, g.last_size)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.device.type == "cpu":
@@ -76,13 +75,6 @@ def _fuse(m: nn.Module) -> nn.Module:
     for name, child in m.named_children():
         setattr(m, name, _fuse(child))
     return m
-
-
-def _last_size(g: Genotype) -> int:
-    """Side of the last feature map at the genotype's resolution."""
-    inputs = g.block_inputs()
-    _, r, b = inputs[-1]
-    return -(-r // b.stride)
 
 
 def _init_weights(net: nn.Module) -> None:

@@ -35,10 +35,7 @@ def proxy_genotype(genotype: Genotype, resolution: int | None = None, width: flo
 
 def final_size(g: Genotype) -> int:
     """Side of the last feature map (ceil division per stride, as 'same' padding gives)."""
-    r = -(-g.resolution // g.stem.stride)
-    for b in g.blocks:
-        r = -(-r // b.stride)
-    return r
+    return g.last_size
 
 
 def reduce_strides(g: Genotype, min_feature: int = MIN_FEATURE) -> Genotype:

@@ -134,7 +134,9 @@ def test_verdicts_need_a_difference_beyond_the_seed_noise(tmp_path):
 
 
 def test_latency_is_predicted_from_a_table_and_missing_parts_are_reported(synth):
-    from nas.cost.latency import LatencyTable, get_target, part_keys
+    from nas.cost.parts import part_keys
+    from nas.cost.table import LatencyTable
+    from nas.latency import get_target
 
     _, space = synth
     a, b = (_model(n, [0.5, 0.5]) for n in "ab")
@@ -160,7 +162,7 @@ def test_bench_space_overrides_proxy_search_and_tracking(tmp_path, synth):
 
 def test_wider_spaces_have_more_parts(tmp_path):
     from nas.cli import resolve_path
-    from nas.cost.lut import space_parts
+    from nas.cost.parts import space_parts
 
     base = Path(resolve_path("tiny.yaml"))
     sizes = [len(space_parts(load_space(base)))]

@@ -10,21 +10,11 @@ import torch
 from _cli import run_cli
 from torch import nn
 
-from nas.cost.latency import (
-    LatencyTable,
-    block_fields,
-    get_target,
-    load_lut,
-    measure,
-    measure_in_context,
-    part_keys,
-    parts,
-    predict,
-    predictor,
-)
-from nas.cost.lut import build_lut, carriers, space_parts
+from nas.cost.parts import block_fields, part_keys, parts, space_parts
+from nas.cost.table import LatencyTable, load_lut, predict
 from nas.errors import InputError
 from nas.genotype import BlockSpec, from_dict
+from nas.latency import build_lut, carriers, get_target, measure, measure_in_context, measure_missing, predictor
 from nas.space import load_space
 
 # Two stages, 16 px, 4 classes: 1 stem + 2 + 2 blocks + 1 head = 6 entries.
@@ -172,7 +162,7 @@ def test_missing_parts_are_named_or_measured_on_the_fly(built):
                                       {"blocks": [{"out": 16, "expand": 3}]}]})
     with pytest.raises(InputError, match=r"lut.json: entries: no entry for block r8 c8 .*\[3,5,7\]"):
         predict(g, table)
-    assert predict(g, table, measure_missing=True) > 0 and not table.missing(g)
+    assert predict(g, table, measure=measure_missing) > 0 and not table.missing(g)
 
 
 # -- one-line errors, exit 2 ----------------------------------------------------------------------

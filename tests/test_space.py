@@ -6,13 +6,17 @@ import dataclasses
 import math
 import random
 import time
+from functools import partial
 from pathlib import Path
 
 import optuna
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from strategies import small_spaces
 
 from nas.errors import InputError
 from nas.genotype import Genotype, load
+from nas.search.budgets import cheapest, is_feasible, min_achievable, target_cost, validate_budgets, violations
 from nas.space import (
     SHIPPED_SPACES,
     SearchSpace,
@@ -164,7 +168,7 @@ def test_samples_build_and_match_the_analytic_cost(mixnet: SearchSpace) -> None:
     for seed in range(3):
         g = mixnet.sample(seed)
         net = build(g, num_classes=mixnet.target.num_classes)
-        assert sum(p.numel() for p in net.parameters()) == mixnet.cost(g).params
+        assert sum(p.numel() for p in net.parameters()) == target_cost(mixnet, g).params
         proxy = build(proxy_genotype(g, 32, mixnet.proxy.width), num_classes=10).eval()
         with torch.no_grad():
             assert proxy(torch.randn(2, 3, 32, 32)).shape == (2, 10)
@@ -181,30 +185,30 @@ def test_sampling_is_deterministic_per_seed(tiny: SearchSpace) -> None:
 @pytest.mark.parametrize("name", ["mixnet.yaml", "tiny.yaml"])
 def test_feasible_samples_are_within_budget(name: str) -> None:
     space = load_space(name)
-    genotypes = space.sample_many(200, seed=1, feasible=True)
+    genotypes = space.sample_many(200, seed=1, feasible=partial(is_feasible, space))
     assert len(genotypes) == 200
     for g in genotypes:
-        v = space.violations(g)
+        v = violations(space, g)
         assert set(v) == {"macs", "params"} and max(v.values()) <= 0
-        c = space.cost(g)
+        c = target_cost(space, g)
         assert c.macs <= space.budgets.macs and c.params <= space.budgets.params
 
 
 def test_violations_are_relative_excess(tiny: SearchSpace) -> None:
     g = tiny.sample(0)
-    c = tiny.cost(g)
-    v = tiny.violations(g)
+    c = target_cost(tiny, g)
+    v = violations(tiny, g)
     assert v["macs"] == pytest.approx((c.macs - tiny.budgets.macs) / tiny.budgets.macs)
     assert v["params"] == pytest.approx((c.params - tiny.budgets.params) / tiny.budgets.params)
-    assert tiny.violations(g, latency_ms=1.0) == v  # no latency budget: latency is ignored
+    assert violations(tiny, g, latency_ms=1.0) == v  # no latency budget: latency is ignored
 
 
 def test_latency_budget_uses_the_given_latency() -> None:
     space = space_from_dict({"stages": [{"name": "a", "out": 16}], "budgets": {"latency_ms": 2.0,
                                                                                "target": "torch-cpu"}})
     g = space.sample(0)
-    assert space.violations(g, latency_ms=3.0) == {"latency_ms": pytest.approx(0.5)}
-    assert space.violations(g, latency_fn=lambda _: 1.0) == {"latency_ms": pytest.approx(-0.5)}
+    assert violations(space, g, latency_ms=3.0) == {"latency_ms": pytest.approx(0.5)}
+    assert violations(space, g, latency_fn=lambda _: 1.0) == {"latency_ms": pytest.approx(-0.5)}
 
 
 def test_sample_many_reports_what_it_could_not_find() -> None:
@@ -229,12 +233,23 @@ def test_count_is_the_number_of_distinct_genotypes_enumerated(name: str) -> None
         assert space.from_params(space.params_of(g)) == g
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_spaces())
+def test_count_is_the_number_of_distinct_genotypes_of_generated_spaces(data: dict) -> None:
+    space = space_from_dict(data, "generated")
+    n = space.count()
+    assume(n <= 1500)  # small enough to enumerate
+    genotypes = _enumerate(space)
+    assert len({g.hash for g in genotypes}) == len(genotypes) == n
+    assert all(canonical(g) == g for g in genotypes)
+
+
 @pytest.mark.parametrize("name", list(SMALL_SPACES))
 def test_min_achievable_is_the_exact_minimum(name: str) -> None:
     space = space_from_dict(SMALL_SPACES[name], name)
-    costs = [space.cost(g) for g in _enumerate(space)]
-    assert space.min_achievable() == {"macs": min(c.macs for c in costs), "params": min(c.params for c in costs)}
-    assert space.contains(space.cheapest("macs")) and space.contains(space.cheapest("params"))
+    costs = [target_cost(space, g) for g in _enumerate(space)]
+    assert min_achievable(space) == {"macs": min(c.macs for c in costs), "params": min(c.params for c in costs)}
+    assert space.contains(cheapest(space, "macs")) and space.contains(cheapest(space, "params"))
 
 
 def test_count_by_share_mode_and_dead_options() -> None:
@@ -266,26 +281,26 @@ def test_impossible_budget_is_one_line_with_the_smallest_achievable(tiny: Search
             "stem": tiny.stem.model_dump(), "head": tiny.head.model_dump(), "budgets": {"macs": 1000}}
     space = space_from_dict(data, "tight.yaml")
     with pytest.raises(InputError) as e:
-        space.validate_budgets()
+        validate_budgets(space)
     msg = str(e.value)
-    smallest = space.min_achievable()["macs"]
+    smallest = min_achievable(space)["macs"]
     assert "\n" not in msg
     assert msg == (f"tight.yaml: budgets.macs: no architecture in this space meets 1k MACs; "
                    f"the smallest achievable is {fmt_count(smallest)}")
     data["budgets"] = {"params": 1e6}
     data["family"] = {"s": {"params": 100}}
     with pytest.raises(InputError, match=r"family\.s\.params: no architecture .* smallest achievable is "):
-        space_from_dict(data, "tight.yaml").validate_budgets()
-    data["family"] = {"s": {"params": space.min_achievable()["params"]}}
-    space_from_dict(data, "ok.yaml").validate_budgets()  # exactly the minimum is achievable
+        validate_budgets(space_from_dict(data, "tight.yaml"))
+    data["family"] = {"s": {"params": min_achievable(space)["params"]}}
+    validate_budgets(space_from_dict(data, "ok.yaml"))  # exactly the minimum is achievable
 
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_spaces_are_valid_and_their_budgets_achievable(name: str) -> None:
     space = load_space(name)
     assert space.name == Path(name).stem and space.description
-    space.validate_budgets()
-    mins = space.min_achievable()
+    validate_budgets(space)
+    mins = min_achievable(space)
     assert mins["macs"] <= space.budgets.macs and mins["params"] <= space.budgets.params
     assert space.count() > 1000
     for g in space.sample_many(20, seed=5):
@@ -301,7 +316,7 @@ def test_proxy_is_the_train_config_and_costs_the_target(mixnet: SearchSpace) -> 
     g = mixnet.sample(0)
     from nas.cost.macs import count
 
-    assert mixnet.cost(g) == count(g, resolution=224, num_classes=1000)
+    assert target_cost(mixnet, g) == count(g, resolution=224, num_classes=1000)
 
 
 # -- Optuna ------------------------------------------------------------------------------------------------------
@@ -310,9 +325,9 @@ def test_nsga2_study_drives_suggest(mixnet: SearchSpace) -> None:
     def objective(trial: optuna.Trial) -> tuple[float, float]:
         g = mixnet.suggest(trial)
         trial.set_user_attr("hash", g.hash)
-        for name, excess in mixnet.violations(g).items():  # Optuna 5: feasible when every value <= 0
+        for name, excess in violations(mixnet, g).items():  # Optuna 5: feasible when every value <= 0
             trial.set_constraint(name, excess)
-        c = mixnet.cost(g)
+        c = target_cost(mixnet, g)
         return c.macs, c.params
 
     sampler = optuna.samplers.NSGAIISampler(seed=0, population_size=8)
@@ -335,7 +350,7 @@ def test_sqlite_study_reloads_and_rebuilds_the_same_genotypes(tiny: SearchSpace,
     def objective(trial: optuna.Trial) -> float:
         g = tiny.suggest(trial)
         trial.set_user_attr("hash", g.hash)
-        return tiny.cost(g).macs
+        return target_cost(tiny, g).macs
 
     study.optimize(objective, n_trials=5)
     reloaded = optuna.load_study(study_name="s", storage=storage)

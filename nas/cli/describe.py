@@ -80,14 +80,14 @@ def _describe_table(info: dict):
 
 def _latency_info(g, lut: Path | None, measure: bool, num_classes: int) -> dict:
     """``nas describe --lut/--measure``: predicted and measured latency of ``g`` as built (resolution included)."""
-    from nas.cost.latency import get_target, load_lut, measure_genotype, predict
+    from nas.cost.table import load_lut, predict
+    from nas.latency import get_target, measure_genotype, on_the_fly
 
     info: dict = {}
     table = load_lut(lut) if lut is not None else None
     if table is not None:
         info["latency_target"] = table.target.name
-        info["latency_ms_predicted"] = round(predict(g, table, num_classes=num_classes,
-                                                     measure_missing=table.matches_this_machine()), 4)
+        info["latency_ms_predicted"] = round(predict(g, table, num_classes=num_classes, measure=on_the_fly(table)), 4)
     if measure:
         tgt = table.target if table is not None else get_target("torch-cpu")
         info["latency_target"] = tgt.name

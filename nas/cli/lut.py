@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -25,19 +26,45 @@ def lut_build(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Measure every part (stem, block in context, head) a space can produce on a target; write the table."""
-    from nas.cost.lut import FITS, build_lut
+    from nas.latency import FITS, build_lut
     from nas.space import load_space
 
     if fit is not None and fit not in FITS:
         raise InputError(f"--fit: {fit!r} is not one of {', '.join(FITS)}")
     sp = load_space(space)
-    table, st = build_lut(sp, target, out=out, cache=False if no_cache else (cache or True), networks=networks,
-                          fit=fit, rounds=rounds, seed=seed, progress=not quiet)
+    with _progress(not quiet) as task:
+        table, st = build_lut(sp, target, out=out, cache=False if no_cache else (cache or True), networks=networks,
+                              fit=fit, rounds=rounds, seed=seed, progress=task)
     cal = table.calibration
     console.print(f"{out}: {st.parts} parts of {sp.name} on {table.target.name} ({st.measured} measured, "
                   f"{st.reused} from the cache) in {st.seconds:.0f} s; calibration on {st.networks} networks: "
                   f"scale {cal['scale']:.3f}, offset {cal['offset_ms']:.3f} ms"
                   + (f", error {100 * cal['mape']:.1f}%" if "mape" in cal else ""), highlight=False)
+
+
+@contextlib.contextmanager
+def _progress(show: bool):
+    """``task(description, total) -> advance`` over a rich progress bar on stderr (or nothing)."""
+    if not show:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    cols = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*cols, console=Console(stderr=True)) as prog:
+        def task(desc: str, total: int):
+            tid = prog.add_task(desc, total=total)
+            return lambda: prog.advance(tid)
+        yield task
 
 
 @lut_app.command("show")
@@ -49,7 +76,8 @@ def lut_show(
     """Target, device, calibration and size of a latency table."""
     import json
 
-    from nas.cost.latency import load_lut
+    from nas.cost.table import load_lut
+    from nas.latency import on_this_machine
 
     t = load_lut(file, target)
     ms = sorted(e["ms"] for e in t.entries.values())
@@ -57,7 +85,7 @@ def lut_show(
             "entries": len(ms), "unit_ms": t.unit_ms, "calibration": {k: v for k, v in t.calibration.items()
                                                                        if k != "points"},
             "entry_ms": {"min": ms[0], "median": ms[len(ms) // 2], "max": ms[-1]} if ms else None,
-            "this_machine": t.matches_this_machine()}
+            "this_machine": on_this_machine(t)}
     if as_json:
         typer.echo(json.dumps(info))
         return
@@ -70,7 +98,7 @@ def lut_targets() -> None:
     """The latency target presets."""
     from rich.table import Table
 
-    from nas.cost.latency import ALIASES, TARGETS
+    from nas.config import ALIASES, TARGETS
 
     tab = Table("name", "backend", "batch", "threads", "device", "clock", "aliases")
     for t in TARGETS.values():

@@ -110,6 +110,7 @@ def space_sample(
     One uniform draw per decision: the same walk the search's Optuna trials take. Costs are those of the
     target network (its resolution and classes). Prints a table, or --json, or writes --out DIR."""
     import json
+    from functools import partial
 
     from nas.space import fmt_count, load_space
 
@@ -120,7 +121,7 @@ def space_sample(
         raise InputError(f"{out}: --out: exists and is not a directory")
     if feasible:
         budgets.validate_budgets(space)
-    genotypes = space.sample_many(n, seed=seed, feasible=feasible)
+    genotypes = space.sample_many(n, seed=seed, feasible=partial(budgets.is_feasible, space) if feasible else None)
     rows = []
     for i, g in enumerate(genotypes):
         c = budgets.target_cost(space, g)

@@ -62,7 +62,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from nas.genotype import BlockSpec, Genotype, GenotypeError, HeadSpec, StemSpec, ghost_channels, split_channels
+from nas.channels import cw_groups, ghost_channels, out_size, split_channels
+from nas.genotype import BlockSpec, Genotype, GenotypeError, HeadSpec, StemSpec
 
 
 @dataclass(frozen=True)
@@ -114,14 +115,14 @@ def count(genotype: Genotype, resolution: int | None = None, num_classes: int = 
     """
     r = genotype.resolution if resolution is None else resolution
     macs, params = _stem(genotype.stem, genotype.in_chans, r)
-    r = _down(r, genotype.stem.stride)
+    r = out_size(r, genotype.stem.stride)
     c = genotype.stem.out
     for stage in genotype.stages:
         for b in stage:
             m, p = _block(b, c, r)
             macs += m
             params += p
-            c, r = b.out, _down(r, b.stride)
+            c, r = b.out, out_size(r, b.stride)
     m, p = _head(genotype.head, c, r, num_classes, _cw_side(genotype))
     return Cost(macs + m, params + p)
 
@@ -131,7 +132,7 @@ def breakdown(genotype: Genotype, resolution: int | None = None, num_classes: in
     r = genotype.resolution if resolution is None else resolution
     stem = genotype.stem
     m, p = _stem(stem, genotype.in_chans, r)
-    r = _down(r, stem.stride)
+    r = out_size(r, stem.stride)
     c = stem.out
     rows = [Row("stem", 0, c, r, m, p)]
     for i, stage in enumerate(genotype.stages):
@@ -140,7 +141,7 @@ def breakdown(genotype: Genotype, resolution: int | None = None, num_classes: in
             m, p = _block(b, c, r)
             macs += m
             params += p
-            c, r = b.out, _down(r, b.stride)
+            c, r = b.out, out_size(r, b.stride)
         rows.append(Row(f"stage {i}", len(stage), c, r, macs, params))
     m, p = _head(genotype.head, c, r, num_classes, _cw_side(genotype))
     out = genotype.head.hidden or genotype.head.features or c
@@ -151,17 +152,12 @@ def breakdown(genotype: Genotype, resolution: int | None = None, num_classes: in
 # -- layers --------------------------------------------------------------------
 # Each returns (macs, params) at output resolution r.
 
-def _down(r: int, stride: int) -> int:
-    return -(-r // stride)
-
-
 def _cw_side(g: Genotype) -> int:
     """Side of the map a ``cw`` classifier was built for: the last feature map at the genotype's own
-    resolution (repeated ceil-halving is one ceil), or 1 after pooling for a ``hidden`` conv."""
+    resolution, or 1 after pooling for a ``hidden`` conv."""
     if g.head.kind != "cw" or g.head.hidden:
         return 1
-    n = (g.stem.stride == 2) + sum(b.stride == 2 for b in g.blocks)
-    return -(-g.resolution // 2**n)
+    return g.last_size
 
 
 def _conv(cin: int, cout: int, k: int, r: int, groups: int = 1, bias: bool = False, bn: bool = True) -> tuple[int, int]:
@@ -209,7 +205,7 @@ def _se(b: BlockSpec, cin: int, mid: int) -> tuple[int, int]:
 def _group_channelwise(cin: int, out: int, groups: int, r: int) -> tuple[int, int]:
     """ChannelNets group channel-wise module (``nas/ops/channelwise.py``): grouped 1x1 conv + BN, then ``g``
     channel-wise fusion convs of ``g`` taps each, ``out / g`` outputs per conv."""
-    g = max(groups, 2)
+    g = cw_groups(groups)
     w = out * (cin // g)
     return (w + out * g) * r * r, w + 2 * out + g * g
 
@@ -217,10 +213,10 @@ def _group_channelwise(cin: int, out: int, groups: int, r: int) -> tuple[int, in
 @lru_cache(maxsize=65536)
 def _block(b: BlockSpec, cin: int, r: int) -> tuple[int, int]:
     """(macs, params) of one block with ``cin`` input channels at input resolution ``r``."""
-    ro = _down(r, b.stride)
-    mid = b.mid_channels(cin)
-    if b.kind == "ghost":
-        return _ghost_block(b, cin, mid, r, ro)
+    return _BLOCKS[b.kind](b, cin, b.mid_channels(cin), r, out_size(r, b.stride))
+
+
+def _ir_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int) -> tuple[int, int]:
     macs = params = 0
     if b.has_expand(cin):
         m, p = _ghost(cin, mid, b.ghost, b.ghost_kernel, r) if b.ghost > 1 else _conv(cin, mid, 1, r, b.exp_groups)
@@ -257,8 +253,12 @@ def _ghost_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int) -> tuple[int
     return macs, params
 
 
+#: The counter of each block kind (``nas.rules.KINDS``); ``ro`` is the output resolution.
+_BLOCKS = {"ir": _ir_block, "ghost": _ghost_block}
+
+
 def _stem(s: StemSpec, in_chans: int, r: int) -> tuple[int, int]:
-    ro = _down(r, s.stride)
+    ro = out_size(r, s.stride)
     return _acb(in_chans, s.out, s.kernel, ro) if s.acb else _conv(in_chans, s.out, s.kernel, ro)
 
 

@@ -24,7 +24,7 @@ class Costing:
     """How members are costed: target class count, an optional LUT and whether to measure latency."""
 
     num_classes: int = 1000
-    lut: Any = None  # nas.cost.latency.LatencyTable
+    lut: Any = None  # nas.cost.table.LatencyTable
     measure: bool = True
     measure_target: str = "torch-cpu"
 
@@ -47,15 +47,16 @@ class Costing:
     def predict(self, g: Genotype) -> float | None:
         if self.lut is None:
             return None
-        from nas.cost.latency import predict
+        from nas.cost.table import predict
+        from nas.latency import on_the_fly
 
         # A scaled member has channel counts the table never saw: measure those parts, on the table's own device only.
-        return predict(g, self.lut, measure_missing=self.lut.matches_this_machine())
+        return predict(g, self.lut, measure=on_the_fly(self.lut))
 
     def measured(self, g: Genotype) -> float | None:
         if not self.measure:
             return None
-        from nas.cost.latency import measure_genotype
+        from nas.latency import measure_genotype
 
         # Same unit as the table's predictions (probe-clock tables carry their probe latency).
         unit = self.lut.unit_ms if self.lut is not None else None
@@ -67,7 +68,7 @@ def costing_for_space(space: Any, *, measure: bool = True) -> Costing:
     lut = None
     b = getattr(space, "budgets", None)
     if b is not None and getattr(b, "lut", None):
-        from nas.cost.latency import find_table, load_lut
+        from nas.cost.table import find_table, load_lut
 
         p = find_table(b.lut, near=Path(getattr(space, "source", ".")).parent)
         lut = load_lut(p, b.target) if p.exists() else None

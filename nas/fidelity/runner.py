@@ -48,7 +48,11 @@ class _Job:
 
 def _sample(space: Any, n: int, seed: int) -> list[Genotype]:
     # The one call of the space's sampler (it may be renamed).
-    return space.sample_many(n, seed=seed, feasible=True)
+    from functools import partial
+
+    from nas.search.budgets import is_feasible
+
+    return space.sample_many(n, seed=seed, feasible=partial(is_feasible, space))
 
 
 def run_fidelity(space_path: str | Path, out_dir: str | Path, n: int = 20, seeds: Sequence[int] = (1, 2), *,

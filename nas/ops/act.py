@@ -1,8 +1,10 @@
-"""Activations by name, as genotypes spell them."""
+"""Activations by name, as genotypes spell them (the names are ``nas.genotype.ACTS`` and ``GATES``)."""
 
 from __future__ import annotations
 
 from torch import nn
+
+from nas.genotype import ACTS, GATES
 
 _ACTS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -12,6 +14,7 @@ _ACTS: dict[str, type[nn.Module]] = {
     "sigmoid": nn.Sigmoid,
     "hsigmoid": nn.Hardsigmoid,  # relu6(x + 3) / 6, the MobileNetV3/GhostNet gate
 }
+assert tuple(_ACTS) == (*ACTS, *GATES), "every activation and gate a genotype can name has a module here"
 
 
 def get_act(name: str | None) -> nn.Module:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
-from nas.genotype import BlockSpec, ghost_channels
+from nas.channels import ghost_channels
 from nas.ops.acb import ConvBnAct
-from nas.ops.se import SqueezeExcite
 
 
 class GhostModule(nn.Module):
@@ -39,25 +40,24 @@ class GhostModule(nn.Module):
 class GhostBottleneck(nn.Module):
     """GhostNet bottleneck (``kind="ghost"``), exactly as ``nas/genotype.py`` describes.
 
-    ghost ``cin -> mid`` (act) -> depthwise ``kernels[0]`` conv + BN only when
-    ``stride == 2`` -> SE -> ghost ``mid -> out`` (no act), plus the shortcut:
-    identity when ``stride == 1 and cin == out``, else depthwise ``kernels[0]``
-    conv (stride) + BN + 1x1 conv ``cin -> out`` + BN. The depthwise convs are
-    plain (``acb`` and ``dilation`` apply to ``kind="ir"`` MixConvs only).
+    ghost ``cin -> mid`` (act) -> depthwise ``kernel`` conv + BN only when
+    ``stride == 2`` -> SE (``se_layer(mid)``) -> ghost ``mid -> out`` (no act),
+    plus the shortcut: identity when ``stride == 1 and cin == out``, else
+    depthwise ``kernel`` conv (stride) + BN + 1x1 conv ``cin -> out`` + BN. The
+    depthwise convs are plain (ACB and dilation apply to MixConvs only).
     """
 
-    def __init__(self, cin: int, spec: BlockSpec):
+    def __init__(self, cin: int, mid: int, out: int, kernel: int = 3, *, stride: int = 1, act: str = "relu",
+                 ghost: int = 2, ghost_kernel: int = 3, se_layer: Callable[[int], nn.Module] | None = None):
         super().__init__()
-        mid, k, s = spec.mid_channels(cin), spec.kernels[0], spec.stride
-        self.ghost1 = GhostModule(cin, mid, spec.ghost, spec.ghost_kernel, spec.act)
-        self.dw: nn.Module = ConvBnAct(mid, mid, k, s, groups=mid) if s == 2 else nn.Identity()
-        self.se: nn.Module = (SqueezeExcite(mid, spec.se_channels(cin), spec.se_act or spec.act, spec.se_gate)
-                              if spec.se > 0 else nn.Identity())
-        self.ghost2 = GhostModule(mid, spec.out, spec.ghost, spec.ghost_kernel, None)
-        if spec.has_residual(cin):
+        self.ghost1 = GhostModule(cin, mid, ghost, ghost_kernel, act)
+        self.dw: nn.Module = ConvBnAct(mid, mid, kernel, stride, groups=mid) if stride == 2 else nn.Identity()
+        self.se: nn.Module = se_layer(mid) if se_layer is not None else nn.Identity()
+        self.ghost2 = GhostModule(mid, out, ghost, ghost_kernel, None)
+        if stride == 1 and cin == out:
             self.shortcut: nn.Module = nn.Identity()
         else:
-            self.shortcut = nn.Sequential(ConvBnAct(cin, cin, k, s, groups=cin), ConvBnAct(cin, spec.out, 1))
+            self.shortcut = nn.Sequential(ConvBnAct(cin, cin, kernel, stride, groups=cin), ConvBnAct(cin, out, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.ghost2(self.se(self.dw(self.ghost1(x)))) + self.shortcut(x)

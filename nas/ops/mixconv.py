@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from nas.genotype import split_channels
+from nas.channels import split_channels
 from nas.ops.acb import ACBConv2d, ConvBnAct, deployed_conv, fuse_branches
 
 

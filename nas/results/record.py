@@ -17,13 +17,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nas.config import COST_METRICS  # noqa: F401 - the costs a record carries, re-exported here
+
 if TYPE_CHECKING:
     from nas.genotype import Genotype
 
 #: Every status a finished trial can have.
 STATUSES = ("complete", "pruned", "infeasible", "failed")
-#: The costs a record carries, budgets limit and objectives may minimise.
-COST_METRICS = ("macs", "params", "latency_ms")
 #: The fields a record answered from an earlier one takes from it (nothing trained, so no time or speed).
 _ANSWERED = ("status", "accuracy", "best_accuracy", "epochs", "history", "error", "node", "latency_ms_measured")
 

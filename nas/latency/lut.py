@@ -1,24 +1,16 @@
-"""Building latency lookup tables: enumerate a space's parts, time them in context, calibrate.
+"""Building latency lookup tables: time a space's parts in context, cache them, calibrate; predictors.
 
-Enumeration (:func:`space_parts`) is exact and comes from the space's
-public choice lists: the stem's choices; for every stage, each (input
-channels, resolution) its first block can see (the previous stage's
-widths, every stem stride), each width and every combination of its block
-options, plus, when the stage can be deeper than one block, the later blocks
-(input = the stage width, stride 1); the head for every last width. Each
-combination becomes a table key; :func:`nas.cost.latency.block_fields`
-drops options that do not change the deployed block, so combinations that
-build the same module share one entry. ``SearchSpace.sample`` draws from
-the same lists, so every sampled network's parts are in the table
-(``tests/test_latency.py`` checks it on ``tiny.yaml``).
+Enumeration is :func:`nas.cost.parts.space_parts`, exact and derived from the
+rules the space samples with, so every sampled network's parts are in the
+table (``tests/test_latency.py`` checks it on ``tiny.yaml``).
 
 Timing in context (torch CPU targets): a part alone, run over and over,
 finds its weights and input in cache, which it does not inside a network
 (and the probe run between passes evicts them, which the network does not
 either). So parts are timed *inside* whole networks by forward hooks
-(:func:`nas.cost.latency.measure_in_context`): :func:`carriers` splices the
-parts to measure into random networks of the space, at slots of the same
-shape, as many per network as fit. Measured here on ``tiny.yaml``, the
+(:func:`nas.latency.measure.measure_in_context`): :func:`carriers` splices
+the parts to measure into random networks of the space, at slots of the
+same shape, as many per network as fit. Measured here on ``tiny.yaml``, the
 in-context parts of a network add up to within a few percent of the whole
 network, where parts timed alone were off by 10-20% either way. Other
 backends (ONNX Runtime, CUDA) time each part alone as its own model.
@@ -33,107 +25,45 @@ scale) of ``measured = scale * sum(entries) + offset_ms``.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import itertools
 import json
+import logging
 import os
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nas.cost.latency import (
-    LatencyTable,
-    Part,
-    Target,
-    block_part,
+from nas.config import Target
+from nas.cost.parts import Part, parts, space_parts
+from nas.cost.table import LatencyTable, find_table, load_lut, predict, table_from_dict
+from nas.errors import InputError
+from nas.genotype import Genotype, GenotypeError
+from nas.latency.device import device_hash, device_info, get_target
+from nas.latency.measure import (
     deployed,
-    device_hash,
-    device_info,
-    get_target,
-    head_part,
     input_shape,
     measure_in_context,
     measure_many,
     measure_parts,
-    parts,
+    on_the_fly,
     probe_ms,
-    stem_part,
-    table_from_dict,
 )
-from nas.errors import InputError
-from nas.genotype import BlockSpec, Genotype, GenotypeError, HeadSpec, StemSpec
+
+log = logging.getLogger(__name__)
 
 FITS = ("offset", "linear")
 CHUNK = 32  # carrier networks (or parts timed alone) measured between two cache saves
 
-
-# -- enumeration ---------------------------------------------------------------------
-
-def _down(r: int, stride: int) -> int:
-    return -(-r // stride)
-
-
-def _block_options(st: Any, out: int, stride: int) -> Iterator[BlockSpec]:
-    """Every combination of a stage's block choices (``acb`` left out: deploy folds it away)."""
-    lists = {"kind": st.kind, "kernels": st.kernel_sets(), "split": st.split, "dilation": st.dilation,
-             "expand": [float(e) for e in st.expand], "act": st.act, "se": [float(s) for s in st.se],
-             "se_gate": st.se_gate, "ghost": st.ghost, "ghost_kernel": st.ghost_kernel,
-             "exp_groups": st.exp_groups, "proj_groups": st.proj_groups, "shuffle": st.shuffle, "proj": st.proj}
-    fixed = {"se_base": st.se_base, "se_divisor": st.se_divisor, "se_act": st.se_act}
-    names = list(lists)
-    for combo in itertools.product(*lists.values()):
-        kw = dict(zip(names, combo, strict=True))
-        if kw["kind"] == "ghost":
-            kw.update(exp_groups=1, proj_groups=1, shuffle=False, proj="conv")
-        elif kw["ghost"] > 1:
-            kw.update(exp_groups=1, proj_groups=1, shuffle=False)  # the walk draws no groups with ghost modules
-        yield BlockSpec(out=out, stride=stride, **kw, **fixed)
-
-
-def space_parts(space: Any) -> dict[str, Part]:
-    """Every distinct part (stem, block in context, head) the space can produce, by table key."""
-    t, found = space.target, {}
-
-    def add(p: Part) -> None:
-        found.setdefault(p.key, p)
-
-    s = space.stem
-    ctx = set()
-    for out, k, stride, act in itertools.product(s.out, s.kernel, s.stride, s.act):
-        add(stem_part(t.in_chans, t.resolution, StemSpec(out=out, kernel=k, stride=stride, act=act)))
-        ctx.add((out, _down(t.resolution, stride)))
-    for st in space.stages:
-        nxt = set()
-        for (cin, res), out in itertools.product(sorted(ctx), st.out):
-            for b in _block_options(st, out, st.stride):
-                add(block_part(cin, res, b))
-            r1 = _down(res, st.stride)
-            if max(st.repeat) > 1:
-                for b in _block_options(st, out, 1):
-                    add(block_part(out, r1, b))
-            nxt.add((out, r1))
-        ctx = nxt
-    h = space.head
-    for (cin, res), f, hd, act, kind in itertools.product(sorted(ctx), h.features, h.hidden, h.act, h.kind):
-        add(head_part(cin, res, HeadSpec(features=f, hidden=hd, act=act, kind=kind), t.num_classes))
-    return found
+#: ``task(description, total) -> advance``: how a build reports progress (the CLI draws a bar).
+Progress = Callable[[str, int], Callable[[], None]]
 
 
 # -- carriers: networks to time parts in ---------------------------------------------
-
-def _slot(p: Part) -> tuple:
-    """Parts with the same slot can replace each other in a network without changing any shape."""
-    if p.kind == "block":
-        return ("block", p.cin, p.res, p.spec.out, p.spec.stride)
-    if p.kind == "stem":
-        return ("stem", p.cin, p.res, p.spec.out, p.spec.stride)
-    return ("head", p.cin, p.res)
-
 
 def _splice(g: Genotype, index: int, p: Part) -> Genotype:
     """``g`` with its ``index``-th part (stem, blocks..., head) replaced by ``p``."""
@@ -161,7 +91,7 @@ def carriers(wanted: dict[str, Part], pool: list[Genotype], num_classes: int) ->
     """
     left: dict[tuple, list[Part]] = {}
     for p in wanted.values():
-        left.setdefault(_slot(p), []).append(p)
+        left.setdefault(p.slot, []).append(p)
     out: list[Genotype] = []
     idle = 0
     for g in itertools.cycle(pool):
@@ -169,7 +99,7 @@ def carriers(wanted: dict[str, Part], pool: list[Genotype], num_classes: int) ->
             break
         placed = 0
         for i, slot_part in enumerate(parts(g, num_classes)):
-            queue = left.get(_slot(slot_part))
+            queue = left.get(slot_part.slot)
             if not queue:
                 continue
             try:
@@ -179,7 +109,7 @@ def carriers(wanted: dict[str, Part], pool: list[Genotype], num_classes: int) ->
             g, placed = g2, placed + 1
             queue.pop()
             if not queue:
-                del left[_slot(slot_part)]
+                del left[slot_part.slot]
         idle = 0 if placed else idle + 1
         if placed:
             out.append(g)
@@ -203,7 +133,7 @@ def cache_path(target: Target) -> Path:
 def load_cache(target: Target, path: str | Path | None = None) -> LatencyTable:
     """The cached entries for ``target`` on this machine (an empty table when there are none).
 
-    An unreadable cache is ignored with a warning (it only saves time; the
+    An unreadable cache is ignored with a logged warning (it only saves time; the
     next save replaces it); one for another target or device is an InputError.
     """
     p = Path(path) if path is not None else cache_path(target)
@@ -213,7 +143,7 @@ def load_cache(target: Target, path: str | Path | None = None) -> LatencyTable:
     except FileNotFoundError:
         return empty
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, InputError) as e:
-        print(f"warning: ignoring unreadable latency cache {p} ({str(e).splitlines()[0][:120]})", file=sys.stderr)
+        log.warning("ignoring unreadable latency cache %s (%s)", p, str(e).splitlines()[0][:120])
         return empty
     if table.target != target or table.device != empty.device:
         raise InputError(f"{p}: target: this cache holds {table.target.name} entries measured on "
@@ -261,31 +191,6 @@ def calibrate(table: LatencyTable, networks: list[Genotype], num_classes: int, f
             "points": [[round(float(a), 5), round(float(b), 5)] for a, b in zip(s, m, strict=True)]}
 
 
-@contextlib.contextmanager
-def _progress(show: bool) -> Iterator[Callable[[str, int], Callable[[], None]]]:
-    """``task(description, total) -> advance`` over a rich progress bar on stderr (or nothing)."""
-    if not show:
-        yield lambda _d, _n: (lambda: None)
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    cols = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*cols, console=Console(stderr=True)) as prog:
-        def task(desc: str, total: int) -> Callable[[], None]:
-            tid = prog.add_task(desc, total=total)
-            return lambda: prog.advance(tid)
-        yield task
-
-
 def _merge(into: dict[str, dict[str, Any]], found: dict, keys: Any) -> dict[str, dict[str, Any]]:
     """Entries of ``found`` whose key is in ``keys``, keeping the one with most passes when seen twice."""
     new = {}
@@ -295,9 +200,13 @@ def _merge(into: dict[str, dict[str, Any]], found: dict, keys: Any) -> dict[str,
     return new
 
 
+def _no_progress(_description: str, _total: int) -> Callable[[], None]:
+    return lambda: None
+
+
 def build_lut(space: Any, target: str | Target, *, out: str | Path | None = None, cache: str | Path | bool = True,
               networks: int = 10, fit: str | None = None, seed: int = 0, rounds: int = 3, burst_s: float = 0.05,
-              in_context: bool | None = None, progress: bool = False) -> tuple[LatencyTable, BuildStats]:
+              in_context: bool | None = None, progress: Progress | None = None) -> tuple[LatencyTable, BuildStats]:
     """Measure every part of ``space`` on ``target`` (reusing the cache), calibrate, write ``out``.
 
     ``cache``: True for this machine's cache file, a path for another, False
@@ -305,9 +214,11 @@ def build_lut(space: Any, target: str | Target, *, out: str | Path | None = None
     inside carrier networks (:func:`carriers`) rather than alone.
     ``networks``: whole random networks measured for the calibration (0
     skips it: scale 1, offset 0); ``fit``: see :func:`calibrate` (default
-    ``offset`` in context, ``linear`` alone).
+    ``offset`` in context, ``linear`` alone). ``progress``: told each task
+    (measuring, calibrating) and its size, it returns what to call per step.
     """
     t0 = time.perf_counter()
+    task = progress or _no_progress
     target = get_target(target)
     cpath = None if cache is False else cache_path(target) if cache is True else Path(cache)
     cached = load_cache(target, cpath) if cpath else LatencyTable(target=target, device=device_info(target))
@@ -326,23 +237,22 @@ def build_lut(space: Any, target: str | Target, *, out: str | Path | None = None
         nets, alone = carriers(todo, space.sample_many(300, seed=seed + 1, unique=False), nc)
     sample = space.sample_many(networks, seed=seed, unique=False) if networks else []
     measured: dict[str, dict[str, Any]] = {}
-    with _progress(progress) as task:
-        step = task(f"measuring {len(todo)} parts", (len(nets) + len(alone)) * rounds)
-        for i in range(0, max(len(nets), len(alone)), CHUNK):
-            found = {}
-            if nets[i:i + CHUNK]:
-                found.update(measure_in_context(nets[i:i + CHUNK], target, nc, rounds=rounds, burst_s=burst_s,
-                                                unit_ms=table.unit_ms, on_step=step))
-            if alone[i:i + CHUNK]:
-                found.update(measure_parts(alone[i:i + CHUNK], target, rounds=rounds, burst_s=burst_s,
-                                           unit_ms=table.unit_ms, on_step=step))
-            new = _merge(measured, found, todo)
-            table.entries.update(new)
-            if cpath is not None:
-                cached.entries.update(new)
-                cached.save(cpath)
-        step = task(f"calibrating on {len(sample)} networks", len(sample) * 3)
-        table.calibration = calibrate(table, sample, nc, fit or ("offset" if in_context else "linear"), on_step=step)
+    step = task(f"measuring {len(todo)} parts", (len(nets) + len(alone)) * rounds)
+    for i in range(0, max(len(nets), len(alone)), CHUNK):
+        found = {}
+        if nets[i:i + CHUNK]:
+            found.update(measure_in_context(nets[i:i + CHUNK], target, nc, rounds=rounds, burst_s=burst_s,
+                                            unit_ms=table.unit_ms, on_step=step))
+        if alone[i:i + CHUNK]:
+            found.update(measure_parts(alone[i:i + CHUNK], target, rounds=rounds, burst_s=burst_s,
+                                       unit_ms=table.unit_ms, on_step=step))
+        new = _merge(measured, found, todo)
+        table.entries.update(new)
+        if cpath is not None:
+            cached.entries.update(new)
+            cached.save(cpath)
+    step = task(f"calibrating on {len(sample)} networks", len(sample) * 3)
+    table.calibration = calibrate(table, sample, nc, fit or ("offset" if in_context else "linear"), on_step=step)
     if cpath is not None and sample:
         cached.calibration = table.calibration  # the latest, for predictions straight from the cache
         cached.save(cpath)
@@ -350,3 +260,36 @@ def build_lut(space: Any, target: str | Target, *, out: str | Path | None = None
         table.save(out)
     stats = BuildStats(len(wanted), len(todo), len(wanted) - len(todo), len(sample), time.perf_counter() - t0)
     return replace(table, source=str(out) if out is not None else "<built>"), stats
+
+
+# -- prediction --------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=8)
+def _load_lut_cached(path: str, mtime_ns: int, target: str | Target | None) -> LatencyTable:
+    # Budgets build a predictor per check; the file is read once per version of it.
+    return load_lut(path, target)
+
+
+def predictor(target: str | Target | None = None, lut: str | Path | None = None, num_classes: int = 1000,
+              ) -> Callable[[Genotype], float]:
+    """``genotype -> predicted ms`` for a space's ``budgets`` (``target`` and/or ``lut``).
+
+    With ``lut``, that table (checked against ``target`` when both are
+    given; a relative path not found as typed is looked up in the checkout,
+    where shipped tables live in ``luts/``); without, this machine's cache
+    for ``target`` (``nas lut build`` fills it, with its latest
+    calibration). Parts missing from the table are measured on the fly (in
+    this process only, the file is not changed) when the table was built on
+    this very machine; otherwise they are an InputError naming the part.
+    """
+    if lut is not None:
+        p = find_table(lut)
+        table = _load_lut_cached(str(p), p.stat().st_mtime_ns if p.exists() else 0, target)
+    elif target is not None:
+        table = load_cache(get_target(target))
+        if table.target.clock == "probe" and table.unit_ms is None:
+            table.unit_ms = probe_ms()  # so that parts measured on the fly share one unit
+    else:
+        raise InputError("budgets.target: latency prediction needs a target or a lut")
+    measure = on_the_fly(table)
+    return lambda g: predict(g, table, num_classes=num_classes, measure=measure)

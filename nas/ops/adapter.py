@@ -1,0 +1,58 @@
+"""The one place a genotype's specs become op arguments (the ops themselves take plain ints and names).
+
+Each block kind of :data:`nas.rules.KINDS` has a builder here; derived
+channel counts (``mid``, SE reduction) come from the spec's own methods, so
+builder, analytic counter and latency keys agree on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from torch import nn
+
+from nas.genotype import BlockSpec, HeadSpec, StemSpec
+from nas.ops.acb import conv_bn
+from nas.ops.block import Head, InvertedResidual
+from nas.ops.ghost import GhostBottleneck
+from nas.ops.se import SqueezeExcite
+
+
+def _se_layer(cin: int, spec: BlockSpec) -> Callable[[int], nn.Module] | None:
+    if spec.se <= 0:
+        return None
+    return partial(SqueezeExcite, rd=spec.se_channels(cin), act=spec.se_act or spec.act, gate=spec.se_gate)
+
+
+def _inverted_residual(cin: int, spec: BlockSpec) -> nn.Module:
+    return InvertedResidual(cin, spec.mid_channels(cin), spec.out, spec.kernels, stride=spec.stride, split=spec.split,
+                            dilation=spec.dilation, act=spec.act, acb=spec.acb, expand=spec.has_expand(cin),
+                            exp_groups=spec.exp_groups, proj_groups=spec.proj_groups, shuffle=spec.shuffle,
+                            se_layer=_se_layer(cin, spec), ghost=spec.ghost, ghost_kernel=spec.ghost_kernel,
+                            proj=spec.proj)
+
+
+def _ghost_bottleneck(cin: int, spec: BlockSpec) -> nn.Module:
+    return GhostBottleneck(cin, spec.mid_channels(cin), spec.out, spec.kernels[0], stride=spec.stride, act=spec.act,
+                           ghost=spec.ghost, ghost_kernel=spec.ghost_kernel, se_layer=_se_layer(cin, spec))
+
+
+#: The builder of each block kind (``BlockSpec.kind``).
+BUILDERS: dict[str, Callable[[int, BlockSpec], nn.Module]] = {"ir": _inverted_residual, "ghost": _ghost_bottleneck}
+
+
+def block_from_spec(cin: int, spec: BlockSpec) -> nn.Module:
+    """The module of one block with ``cin`` input channels."""
+    return BUILDERS[spec.kind](cin, spec)
+
+
+def stem_from_spec(in_chans: int, spec: StemSpec, deployed: bool = False) -> nn.Module:
+    """The stem conv; ``deployed`` leaves out the ACB branches (which deploy folds away anyway)."""
+    return conv_bn(in_chans, spec.out, spec.kernel, spec.stride, act=spec.act, acb=spec.acb and not deployed)
+
+
+def head_from_spec(cin: int, spec: HeadSpec, num_classes: int, size: int) -> nn.Module:
+    """The head on a ``cin``-channel map whose side is ``size`` at the genotype's resolution."""
+    return Head(cin, num_classes, features=spec.features, hidden=spec.hidden, act=spec.act, kind=spec.kind,
+                dropout=spec.dropout, size=size)

@@ -1,0 +1,277 @@
+"""Block rules: which options a stem, a head or a block takes in its context, written once (torch-free).
+
+Why the rules exist
+-------------------
+Many option values build the same network. A split scheme means nothing for
+a one-kernel MixConv; an SE gate means nothing without SE; a ghost ratio
+means nothing where no 1x1 conv exists to replace. If the search drew such
+options anyway, two parameter paths would give one network: the sampler
+would waste trials on duplicates and ``nas space count`` would count the
+same network several times. So an option is a *decision* only where it
+changes the network; elsewhere it takes its default, and a genotype with any
+other value there is reset to that default by :func:`canonical` (same
+network, same costs, same hash once canonical).
+
+The rules, as the option lists below state them:
+
+* inverted residual (``ir``): ``split`` only with more than one kernel;
+  ``acb`` only when some kernel is larger than 1x1; the SE gate, base,
+  divisor and activation only when ``se > 0``; ``ghost`` only where an
+  expand conv or a conv projection exists; ``ghost_kernel`` only with
+  ``ghost > 1``; grouped 1x1 convs only without ghost modules, the expand
+  groups only with an expand conv; with ``proj: cw`` the group count is the
+  decision ``cw_groups`` over ``max(proj_groups, 2)`` (1 and 2 build the
+  same module); ``shuffle`` only after a grouped expand or a grouped conv
+  projection.
+* ghost bottleneck (``ghost``): no split, dilation, ACB, groups or
+  projection choice (its depthwise convs are plain, its 1x1 convs ghost
+  modules); its kernel only where it has a depthwise conv (stride 2, or a
+  shortcut conv because the width changes).
+* stem: ``acb`` only with a kernel larger than 1x1. Head: ``act`` only with
+  a features or hidden conv.
+
+Stage boundaries are part of a genotype, so the same block sequence split
+differently between two stride-1 stages is two architectures.
+
+The registry
+------------
+Each part has an ordered, declarative list of :class:`Option`; each block
+kind is a :class:`BlockKind` in :data:`KINDS`. An option may depend on the
+block's context (:class:`Context`: input and output channels, stride) and on
+options decided before it, and names the fields its predicate reads. From
+the lists alone follow (through :class:`nas.options.Tree`) the walk that
+draws an architecture (``pick`` is the decision source: an Optuna trial, a
+random draw, a genotype read back), the exact count (only options that some
+later predicate reads are enumerated, the others multiply), the canonical
+form, the enumeration of distinct blocks and the latency-table key of a
+block. A new option is one :class:`Option` line here; a new kind one
+:class:`BlockKind` entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from nas.channels import cw_groups
+from nas.genotype import KINDS as KIND_NAMES
+from nas.genotype import BlockSpec, Genotype, HeadSpec, StemSpec
+from nas.options import Context, Option, Pick, Tree
+
+__all__ = [
+    "FOLDED", "GHOST", "HEAD", "IR", "KINDS", "STEM", "BlockKind", "Context", "Option", "Pick", "Tree", "block_fields",
+    "blocks", "canonical", "canonical_block", "count_blocks", "count_head", "count_stem", "heads", "stems",
+    "walk_block", "walk_head", "walk_stem",
+]
+
+
+@dataclass(frozen=True)
+class BlockKind:
+    """A block kind: its option tree and the latency-table key of a canonical block (see :func:`block_fields`)."""
+
+    name: str
+    tree: Tree
+    key: Callable[[int, BlockSpec, frozenset[str]], dict[str, Any]] = field(default=lambda cin, b, active: {})
+    # a kind added after the shipped tables may leave ``key`` out: its options enter the key by name
+
+
+# -- latency-table keys -----------------------------------------------------------------------------------------
+# The bytes of these keys are fixed by the shipped tables (luts/*.json): the encoders below write the options
+# known when they were built; an option added later enters the key as ``field: value`` when not at its default.
+
+def _ir_key(cin: int, b: BlockSpec, active: frozenset[str]) -> dict[str, Any]:
+    d: dict[str, Any] = {"xp": b.has_expand(cin), "k": list(b.kernels)}
+    if "split" in active:
+        d["split"] = b.split
+    if b.dilation != 1:
+        d["dil"] = b.dilation
+    if b.ghost > 1:
+        d["ghost"] = [b.ghost, b.ghost_kernel]
+    if b.exp_groups > 1:
+        d["eg"] = b.exp_groups
+    if b.proj == "cw":
+        d["proj"], d["pg"] = "cw", cw_groups(b.proj_groups)
+    elif b.proj_groups > 1:
+        d["pg"] = b.proj_groups
+    if b.shuffle:
+        d["shuffle"] = True
+    return d
+
+
+def _ghost_key(cin: int, b: BlockSpec, active: frozenset[str]) -> dict[str, Any]:
+    d: dict[str, Any] = {"ghost": [b.ghost, b.ghost_kernel] if b.ghost > 1 else [1]}
+    if "kernels" in active:
+        d["k"] = list(b.kernels)
+    return d
+
+
+# -- the option lists -------------------------------------------------------------------------------------------
+
+def _has_expand(ctx: Context, expand: float, mid: int | None) -> bool:
+    return mid is not None or expand != 1
+
+
+_SE = (  # SE settings: all but the ratio are decisions (or fixed settings) only when SE is on
+    Option("se"),
+    Option("se_gate", lambda c, se: se > 0, ("se",)),
+    Option("se_base", lambda c, se: se > 0, ("se",)),
+    Option("se_divisor", lambda c, se: se > 0, ("se",)),
+    Option("se_act", lambda c, se: se > 0, ("se",)),
+)
+
+_STRUCTURE = ("out", "stride", "kind", "mid")  # set by the stage or the genotype, never by an option
+
+IR = BlockKind("ir", key=_ir_key, tree=Tree(BlockSpec, structure=_STRUCTURE, options=(
+    Option("kernels", source="kernel_sets"),
+    Option("split", lambda c, ks: len(ks) > 1, ("kernels",)),
+    Option("dilation"),
+    Option("acb", lambda c, ks: any(k > 1 for k in ks), ("kernels",), folded=True),
+    Option("expand"),
+    Option("act"),
+    *_SE,
+    Option("proj"),
+    Option("ghost", lambda c, e, mid, proj: _has_expand(c, e, mid) or proj == "conv", ("expand", "mid", "proj")),
+    Option("ghost_kernel", lambda c, g: g > 1, ("ghost",)),
+    Option("exp_groups", lambda c, g, e, mid: g == 1 and _has_expand(c, e, mid), ("ghost", "expand", "mid")),
+    Option("proj_groups", lambda c, g, proj: g == 1 and proj == "conv", ("ghost", "proj")),
+    Option("proj_groups", lambda c, g, proj: g == 1 and proj == "cw", ("ghost", "proj"), name="cw_groups",
+           normalize=cw_groups),
+    Option("shuffle", lambda c, eg, pg, proj: eg > 1 or (pg > 1 and proj == "conv"),
+           ("exp_groups", "proj_groups", "proj")),
+)))
+
+# A ghost bottleneck's depthwise convs are plain and its 1x1 convs ghost modules: no split, dilation, ACB,
+# groups, shuffle or projection choice (those fields stay at their defaults).
+GHOST = BlockKind("ghost", key=_ghost_key, tree=Tree(BlockSpec, structure=_STRUCTURE, options=(
+    Option("kernels", lambda c: c.stride == 2 or c.cin != c.out, source="kernel_sets"),
+    Option("expand"),
+    Option("act"),
+    *_SE,
+    Option("ghost"),
+    Option("ghost_kernel", lambda c, g: g > 1, ("ghost",)),
+)))
+
+STEM = Tree(StemSpec, (
+    Option("out"), Option("kernel"), Option("stride"), Option("act"),
+    Option("acb", lambda c, k: k > 1, ("kernel",), folded=True),
+))
+
+HEAD = Tree(HeadSpec, (
+    Option("features"), Option("hidden"),
+    Option("act", lambda c, f, h: bool(f or h), ("features", "hidden")),
+    Option("kind"), Option("dropout", folded=True),
+))
+
+
+#: The block kinds, by ``BlockSpec.kind``.
+KINDS: dict[str, BlockKind] = {k.name: k for k in (IR, GHOST)}
+assert tuple(KINDS) == KIND_NAMES, "nas.genotype.KINDS and the registry must name the same kinds"
+
+_ENCODED = frozenset({"kernels", "split", "dilation", "expand", "act", "se", "se_gate", "se_base", "se_divisor",
+                      "se_act", "ghost", "ghost_kernel", "exp_groups", "proj_groups", "shuffle", "proj"})
+# per kind, the options a later issue adds: they enter the key by name
+_UNENCODED = {name: tuple(dict.fromkeys(o.field for o in k.tree.options if o.field not in _ENCODED and not o.folded))
+              for name, k in KINDS.items()}
+#: Options deploy folds away; a latency table never tells them apart.
+FOLDED = frozenset(o.field for t in (STEM, HEAD, *(k.tree for k in KINDS.values())) for o in t.options if o.folded)
+
+
+# -- derived: walk, count, enumeration, canonical form, keys ----------------------------------------------------
+
+def walk_block(pick: Pick, stage: Any, cin: int, out: int, stride: int) -> BlockSpec:
+    """One block of ``stage`` (a space's block choices) drawn from ``pick``: its kind, then the options that
+    are decisions in this context."""
+    kind = stage.kind[0] if len(stage.kind) == 1 else pick("kind", stage.kind, "kind")
+    tree = KINDS[kind].tree
+    values = tree.walk(pick, stage, Context(cin, out, stride), tree.start(out=out, stride=stride, kind=kind))
+    return BlockSpec(**values)
+
+
+def walk_stem(pick: Pick, stem: Any) -> StemSpec:
+    return StemSpec(**STEM.walk(pick, stem, None, STEM.start()))
+
+
+def walk_head(pick: Pick, head: Any) -> HeadSpec:
+    return HeadSpec(**HEAD.walk(pick, head, None, HEAD.start()))
+
+
+def count_blocks(stage: Any, cin: int, out: int, stride: int) -> int:
+    """Number of distinct blocks :func:`walk_block` can draw in this context."""
+    ctx = Context(cin, out, stride)
+    return sum(KINDS[k].tree.count(stage, ctx, KINDS[k].tree.start(out=out, stride=stride, kind=k))
+               for k in stage.kind)
+
+
+def count_stem(stem: Any) -> int:
+    """Stems of one width (the width is counted with the stages it feeds)."""
+    return STEM.count(stem, None, STEM.start(), skip=frozenset({"out"}))
+
+
+def count_head(head: Any) -> int:
+    return HEAD.count(head, None, HEAD.start())
+
+
+def blocks(stage: Any, cin: int, out: int, stride: int, pin: frozenset = frozenset()) -> Iterator[BlockSpec]:
+    """Every distinct block :func:`walk_block` can draw in this context (``pin``: fields at their first choice),
+    in decision order."""
+    ctx = Context(cin, out, stride)
+    for k in stage.kind:
+        tree = KINDS[k].tree
+        for values in tree.enumerate(stage, ctx, tree.start(out=out, stride=stride, kind=k), pin):
+            yield BlockSpec(**values)
+
+
+def stems(stem: Any, pin: frozenset = frozenset()) -> Iterator[dict[str, Any]]:
+    """Every stem setting but the width (``out``), which the caller chooses."""
+    return STEM.enumerate(stem, None, STEM.start(), pin, skip=frozenset({"out"}))
+
+
+def heads(head: Any, pin: frozenset = frozenset()) -> Iterator[HeadSpec]:
+    return (HeadSpec(**v) for v in HEAD.enumerate(head, None, HEAD.start(), pin))
+
+
+@lru_cache(maxsize=65536)
+def _canonical(b: BlockSpec, cin: int) -> tuple[BlockSpec, frozenset[str]]:
+    return KINDS[b.kind].tree.canonical(b, Context(cin, b.out, b.stride))
+
+
+def canonical_block(b: BlockSpec, cin: int) -> BlockSpec:
+    """``b`` with every option that has no effect with ``cin`` input channels at its default (same module)."""
+    return _canonical(b, cin)[0]
+
+
+def canonical(genotype: Genotype) -> Genotype:
+    """The genotype with every option that has no effect reset to its default (same network, same costs)."""
+    stem = STEM.canonical(genotype.stem, None)[0]
+    head = HEAD.canonical(genotype.head, None)[0]
+    stages, cin = [], stem.out
+    for stage in genotype.stages:
+        out = []
+        for b in stage:
+            out.append(canonical_block(b, cin))
+            cin = b.out
+        stages.append(tuple(out))
+    return dataclasses.replace(genotype, stem=stem, head=head, stages=tuple(stages))
+
+
+def block_fields(cin: int, b: BlockSpec) -> dict[str, Any]:
+    """The fields of a block that change its deployed computation, normalised: the latency-table key.
+
+    Options without effect are dropped (the canonical form), ``expand``/``mid`` become the ``mid`` channels
+    (and, for an inverted residual, whether an expand conv exists), SE becomes its reduced channels, gate and
+    activation; folded options (``acb``) are absent because deploy turns them into a plain conv.
+    """
+    c, active = _canonical(b, cin)
+    kind = KINDS[c.kind]
+    d: dict[str, Any] = {"kind": c.kind, "out": c.out, "stride": c.stride, "act": c.act, "mid": c.mid_channels(cin)}
+    if c.se > 0:
+        d["se"] = [c.se_channels(cin), c.se_gate, c.se_act or c.act]
+    d.update(kind.key(cin, c, active))
+    for f in _UNENCODED[c.kind]:
+        v = getattr(c, f)
+        if f in active and v != kind.tree.defaults[f]:
+            d[f] = list(v) if isinstance(v, tuple) else v
+    return d

@@ -1,0 +1,183 @@
+"""Loading a space: finding the file, reading the YAML, validating it, and the checks across fields.
+
+A path that does not exist as typed is looked up among the shipped
+``search_spaces/`` (then ``search_spaces/reference/``); a file in the working
+directory always wins. Every problem is one :class:`~nas.errors.InputError`
+line ``file: field.path: problem``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from nas.channels import cw_groups, make_divisible
+from nas.config import ALIASES, COST_METRICS, DATASET_FORMATS, TARGETS, check_config
+from nas.errors import InputError
+from nas.io import read_yaml
+from nas.space.errors import fmt_count, format_validation_error, type_name
+from nas.space.schema import SearchSpace
+
+SHIPPED_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
+
+
+def find_space_file(path: str | Path) -> Path:
+    """A path as the user typed it; if it does not exist, the shipped ``search_spaces/`` (then its
+    ``reference/``) are searched, also with ``.yaml`` added. A file in the working directory always wins."""
+    p = Path(path)
+    if p.exists():
+        return p
+    names = [p] if p.suffix else [p, p.with_suffix(".yaml")]
+    if not p.is_absolute():
+        for base in (SHIPPED_SPACES, SHIPPED_SPACES / "reference"):
+            for n in names:
+                if (base / n).exists():
+                    return base / n
+    return p
+
+
+def shipped_spaces() -> list[Path]:
+    """The search-space YAML files shipped in ``search_spaces/``."""
+    return sorted(SHIPPED_SPACES.glob("*.yaml"))
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Load and validate a search-space YAML (paths resolved as :func:`find_space_file` does).
+
+    Raises :class:`InputError` ``"file: field.path: problem"`` on any bad input.
+    """
+    p = find_space_file(path)
+    data = read_yaml(p)
+    if data is None:
+        raise InputError(f"{p}: top level: empty file (a search space needs at least `stages:`)")
+    return space_from_dict(data, str(p), default_name=p.stem)
+
+
+def space_from_dict(data: Any, source: str = "<space>", default_name: str = "space") -> SearchSpace:
+    """Validate plain data as a search space; errors name ``source`` and the field path."""
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: top level: expected a mapping of sections (stages, stem, head, budgets, ...), "
+                         f"got {type_name(data)}")
+    try:
+        space = SearchSpace.model_validate(data)
+    except ValidationError as e:
+        raise InputError(f"{source}: {format_validation_error(e, SearchSpace)}") from None
+    space._source = source
+    if not space.name:
+        space.name = default_name
+    _check(space)
+    return space
+
+
+def _check(space: SearchSpace) -> None:
+    """Rules across fields that the field types cannot express; each error names its field."""
+    src = space.source
+
+    def fail(where: str, problem: str) -> None:
+        raise InputError(f"{src}: {where}: {problem}")
+
+    seen: dict[str, int] = {}
+    for i, st in enumerate(space.stages):
+        if st.name in ("stem", "head"):
+            fail(f"stages[{i}].name", f"{st.name!r} is reserved (it prefixes the {st.name}'s parameters)")
+        if st.name in seen:
+            fail(f"stages[{i}].name", f"duplicate stage name {st.name!r} (also stages[{seen[st.name]}])")
+        seen[st.name] = i
+        if st.groups is not None and st.kernels is not None:
+            fail(f"stages[{i}].kernels", "give either groups or kernels, not both")
+        if "ghost" in st.kind and any(len(ks) > 1 for ks in st.kernel_sets()):
+            fail(f"stages[{i}].{'kernels' if st.kernels is not None else 'groups'}",
+                 "a ghost bottleneck (kind ghost) has one depthwise kernel; use single-kernel choices")
+    try:
+        check_config(space.proxy)
+    except InputError as e:
+        raise InputError(f"{src}: {e}") from None
+    _check_proxy_data(space, fail)
+    _check_channels(space, fail)
+    metrics = [o.metric for o in space.objectives]
+    for i, o in enumerate(space.objectives):
+        if metrics.index(o.metric) != i:
+            fail(f"objectives[{i}].metric", f"{o.metric} is listed twice")
+        want = "maximize" if o.metric == "accuracy" else "minimize"
+        if o.direction is None:
+            o.direction = want
+        elif o.direction != want:
+            fail(f"objectives[{i}].direction", f"{o.metric} can only be {want}d")
+    b = space.budgets
+    uses_latency = (b.latency_ms is not None or "latency_ms" in metrics
+                    or any(t.latency_ms is not None for t in space.family.values()))
+    if uses_latency and not (b.target or b.lut):
+        fail("budgets.target", "latency_ms is used but no latency target is named (e.g. target: torch-cpu, "
+             "with a LUT from `nas lut build`)")
+    if b.target and ALIASES.get(b.target, b.target) not in TARGETS:
+        fail("budgets.target", f"unknown latency target {b.target!r} (known: {', '.join(TARGETS)})")
+    for name, tier in space.family.items():
+        if tier.macs is None and tier.params is None and tier.latency_ms is None:
+            fail(f"family.{name}", "a tier needs at least one limit (macs, params or latency_ms)")
+        for m in COST_METRICS:
+            v, limit = getattr(tier, m), getattr(b, m)
+            if v is not None and limit is not None and v > limit:
+                fail(f"family.{name}.{m}", f"{fmt_count(v)} exceeds budgets.{m} ({fmt_count(limit)})")
+
+
+def _check_proxy_data(space: SearchSpace, fail: Callable[[str, str], None]) -> None:
+    p = space.proxy
+    formats = (*DATASET_FORMATS, "auto")
+    if p.dataset not in formats:
+        fail("proxy.dataset", f"{p.dataset!r} is not one of {', '.join(formats)}")
+    if p.dataset != "digits" and not p.path:
+        fail("proxy.path", f"dataset {p.dataset} needs a local path (only digits is built in)")
+
+
+def _check_channels(space: SearchSpace, fail: Callable[[str, str], None]) -> None:
+    """Every point of the space must be a buildable genotype, at the target width and at the proxy width:
+    grouped 1x1 convs divide their channels, MixConv groups get at least one channel each, and a
+    channel-wise classifier sees at least ``num_classes`` channels."""
+    width = space.proxy.width
+
+    def widths(c: int) -> list[tuple[int, str]]:
+        out = [(c, "")]
+        if width != 1.0:
+            out.append((make_divisible(c * width, 8), f" (at the proxy width {width:g})"))
+        return out
+
+    prev = set(space.stem.out)
+    for i, st in enumerate(space.stages):
+        cins = prev | (set(st.out) if max(st.repeat) > 1 else set())
+        max_g = max(len(ks) for ks in st.kernel_sets())
+        exponential = "exponential" in st.split and max_g > 1
+        conv_groups = [g for g in st.proj_groups if g > 1] if "conv" in st.proj else []
+        cw = list(dict.fromkeys(cw_groups(g) for g in st.proj_groups)) if "cw" in st.proj else []
+        for cin0, out0, kind, e in ((c, o, k, e) for c in sorted(cins) for o in st.out for k in st.kind
+                                    for e in st.expand):
+            for (cin, note), (out, _) in zip(widths(cin0), widths(out0), strict=True):
+                mid = cin if kind == "ir" and e == 1 else make_divisible(cin * e, 8)
+                if kind == "ir" and mid < max_g:
+                    fail(f"stages[{i}].groups", f"{max_g} kernel groups need {max_g} channels, "
+                         f"expand {e:g} of {cin} gives {mid}{note}")
+                if kind == "ir" and exponential and mid < 2 ** (max_g - 1):
+                    fail(f"stages[{i}].split", f"an exponential split into {max_g} groups needs "
+                         f"{2 ** (max_g - 1)} channels, expand {e:g} of {cin} gives {mid}{note}")
+                if kind == "ghost":
+                    continue
+                for eg in (st.exp_groups if e != 1 else ()):
+                    if eg > 1 and (cin % eg or mid % eg):
+                        fail(f"stages[{i}].exp_groups", f"{eg} groups do not divide {cin} -> {mid} channels "
+                             f"(expand {e:g}){note}")
+                for field, groups in (("proj_groups", conv_groups), ("proj", cw)):
+                    for pg in groups:
+                        if mid % pg or out % pg:
+                            what = "channel-wise projection" if field == "proj" else "grouped projection"
+                            fail(f"stages[{i}].{field}", f"a {what} with {pg} groups does not divide "
+                                 f"{mid} -> {out} channels{note}")
+        prev = set(st.out)
+    h = space.head
+    if "cw" in h.kind:
+        n = space.target.num_classes
+        narrowest = min(hd or f or min(prev) for f in h.features for hd in h.hidden)
+        if narrowest < n:
+            fail("head.kind", f"the channel-wise classifier needs at least num_classes={n} channels, "
+                 f"but the head can end with {narrowest}")
