@@ -22,23 +22,29 @@ def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> 
 
 
 def split_channels(channels: int, groups: int, split: str = "equal") -> tuple[int, ...]:
-    """Channels per MixConv group.
+    """Channels per MixConv group, from the smallest kernel to the largest; any ``channels >= groups`` works.
 
-    ``equal``: ``channels // groups`` each, the remainder to the first group
-    (timm ``_split_channels``). ``exponential``: group i gets
-    ``channels / 2**(i+1)``, the last group takes the rest (MixConv paper):
-    64 ch, 4 groups -> (32, 16, 8, 8); 24 ch, 3 groups -> (12, 6, 6).
+    ``equal``: ``channels // groups`` each, the remainder to the first group (timm ``_split_channels``):
+    64 ch, 4 groups -> (16, 16, 16, 16). ``exponential`` (MixConv paper): group i gets ``channels / 2**(i+1)``
+    and the last group as much as the one before it, rounded down, the remainder to the first group:
+    64 ch, 4 groups -> (32, 16, 8, 8); 30 ch -> (17, 7, 3, 3). Shares are non-increasing and at least one
+    channel each: when ``channels < 2**(groups-1)`` the small groups get one channel and the first group
+    gives up what they need (8 ch, 5 groups -> (3, 2, 1, 1, 1)).
     """
+    if groups < 1 or channels < groups:
+        raise ValueError(f"{channels} channels cannot be split into {groups} groups of at least one channel")
     if groups == 1:
         return (channels,)
     if split == "equal":
         sizes = [channels // groups] * groups
-        sizes[0] += channels - sum(sizes)
     elif split == "exponential":
-        sizes = [channels // 2 ** (i + 1) for i in range(groups - 1)]
-        sizes.append(channels - sum(sizes))
+        sizes = [max(1, channels >> min(i + 1, groups - 1)) for i in range(groups)]
+        while sum(sizes) > channels:  # only when the one-channel floor lifted the small groups
+            sizes[0] -= 1
+            sizes.sort(reverse=True)
     else:
         raise ValueError(f"unknown split {split!r}")
+    sizes[0] += channels - sum(sizes)
     return tuple(sizes)
 
 

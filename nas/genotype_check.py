@@ -117,5 +117,3 @@ def _check_channels(b: Any, cin: int, w: str) -> None:
         raise GenotypeError(f"{w}.proj: cw needs {cw} groups to divide {mid} -> {b.out} channels")
     if mid < len(b.kernels):
         raise GenotypeError(f"{w}.kernels: {len(b.kernels)} groups need at least as many channels, got {mid}")
-    if b.split == "exponential" and mid < 2 ** (len(b.kernels) - 1):
-        raise GenotypeError(f"{w}.split: {mid} channels too few for an exponential split into {len(b.kernels)}")

@@ -91,9 +91,11 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden here
+                continue
             key = self.construct_object(key_node, deep=deep)
             try:
-                duplicate = key in seen and key != "<<"
+                duplicate = key in seen
                 seen.add(key)
             except TypeError:  # an unhashable key: SafeLoader reports it below
                 continue

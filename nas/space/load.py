@@ -148,7 +148,6 @@ def _check_channels(space: SearchSpace, fail: Callable[[str, str], None]) -> Non
     for i, st in enumerate(space.stages):
         cins = prev | (set(st.out) if max(st.repeat) > 1 else set())
         max_g = max(len(ks) for ks in st.kernel_sets())
-        exponential = "exponential" in st.split and max_g > 1
         conv_groups = [g for g in st.proj_groups if g > 1] if "conv" in st.proj else []
         cw = list(dict.fromkeys(cw_groups(g) for g in st.proj_groups)) if "cw" in st.proj else []
         for cin0, out0, kind, e in ((c, o, k, e) for c in sorted(cins) for o in st.out for k in st.kind
@@ -158,9 +157,6 @@ def _check_channels(space: SearchSpace, fail: Callable[[str, str], None]) -> Non
                 if kind == "ir" and mid < max_g:
                     fail(f"stages[{i}].groups", f"{max_g} kernel groups need {max_g} channels, "
                          f"expand {e:g} of {cin} gives {mid}{note}")
-                if kind == "ir" and exponential and mid < 2 ** (max_g - 1):
-                    fail(f"stages[{i}].split", f"an exponential split into {max_g} groups needs "
-                         f"{2 ** (max_g - 1)} channels, expand {e:g} of {cin} gives {mid}{note}")
                 if kind == "ghost":
                     continue
                 for eg in (st.exp_groups if e != 1 else ()):
