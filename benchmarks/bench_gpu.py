@@ -335,7 +335,6 @@ def main(argv: list[str] | None = None) -> int:
             figures["trainer"] = trainer_speeds(space, st["trainer_epochs"], st["images"])
             print(trainer_table(figures["trainer"]), flush=True)
         if "mixconv" in args.sections:
-            torch.set_num_threads(1)
             figures["mixconv"] = bench_mixconv(st["mixconv_reps"], "cuda")
         if "lut" in args.sections:
             print(f"\n-- CUDA latency table: {args.lut_space}, predicted vs measured --", flush=True)

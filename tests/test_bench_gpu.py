@@ -88,6 +88,32 @@ def test_without_cuda_it_says_so_in_one_line_and_exits_2(tmp_path):
     assert not (tmp_path / "o.json").exists()
 
 
+def test_main_runs_every_section_in_order_and_writes_the_figures(tmp_path, monkeypatch, capsys):
+    """The orchestration that only a GPU machine runs for real, with each section's measurement faked."""
+    from benchmarks import _machine
+
+    f = _figures()
+    calls: list[str] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(_machine, "banner", lambda title: calls.append("banner") or {"gpu": "NVIDIA H200"})
+    monkeypatch.setattr(bg, "run_packing", lambda points, space, work: calls.append(
+        f"packing {[p.per_gpu for p in points]} {space.name}") or f["packing"])
+    monkeypatch.setattr(bg, "trainer_speeds", lambda space, epochs, images: calls.append(f"trainer {epochs}") or [
+        {"amp": True, "channels_last": True, "images_per_s": 1.0, "max_memory_mib": 1.0}])
+    monkeypatch.setattr(bench_ops, "bench_mixconv", lambda reps, device: calls.append(f"mixconv {device}") or
+                        f["mixconv"])
+    monkeypatch.setattr(bg, "latency_check", lambda path, target, n, setting: calls.append(f"lut {target}") or {
+        **f["lut"], "parts": 10, "build_s": 1.0, "n": n, "mape": 0.05, "worst": 0.2, "median_measured_ms": 1.0})
+    out = tmp_path / "figures.json"
+    assert bg.main(["--quick", "--json", str(out)]) == 0
+    assert calls == ["banner", "packing [1, 2, 4, 8] mixnet.yaml", "trainer 3", "mixconv cuda", "lut cuda"]
+    doc = json.loads(out.read_text())
+    assert doc["machine"] == {"gpu": "NVIDIA H200"} and doc["quick"] is True and len(doc["packing"]) == 4
+    assert doc["goals"] == bg.goals(f) and doc["lut"]["parts"] == 10 and doc["wall_s"] >= 0
+    text = capsys.readouterr().out
+    assert "3.20x" in text and "MixConv >= 1.3x the naive split form: MISSED" in text and str(out) in text
+
+
 def test_the_suite_counts_a_gpu_benchmark_without_a_gpu_as_skipped(tmp_path, monkeypatch, capsys):
     pkg = tmp_path / "benchmarks"
     pkg.mkdir()
