@@ -14,6 +14,12 @@ tracker) passes listeners (:mod:`nas.search.events`).
 
 Choices worth knowing:
 
+* Where trials run: Ray is started (or joined) before the study directory
+  is touched; settings the space and the flags leave unset (GPUs per trial,
+  concurrency) are chosen from its nodes, a request no local node can hold
+  is refused (:mod:`nas.search.resources`), and each run is appended to
+  ``runs.json``. A trial picks its device from what Ray gave it and reports
+  it (:mod:`nas.search.devices`); a mismatch is told to the listeners once.
 * ``trials`` is the total number of finished trials the study holds,
   whatever their status: a resumed study runs ``N`` minus what it has.
   Infeasible proposals and duplicates count (they are trials of the Optuna
@@ -144,9 +150,8 @@ def _open_study(run: SearchRun, records: list[Any], lock: StudyLock) -> _Study:
 
 def _run_locked(run: SearchRun, placement: resources.Placement, listeners: Listeners, trainable: Trainable,
                 lock: StudyLock, t_start: float) -> SearchSummary:
+    earlier = resources.read_runs(run.sd.root)
     keep_space(run.space, run.sd)
-    runs = resources.record_run(run.sd.root, resources.run_entry(placement, run.opts.objective, run.opts.address,
-                                                                 run.opts.execution_overrides()))
     records = read_records(run.sd.trials)
     study = _open_study(run, records, lock)
     writer = book = proposer = None
@@ -161,6 +166,9 @@ def _run_locked(run: SearchRun, placement: resources.Placement, listeners: Liste
         writer = RecordWriter(run.sd.trials)
         proposer = _proposer(run, placement, study.memory, records, writer, study.mirror,
                              lambda r: (book.add(r), listeners.trial_finished(r)))
+        # Recorded once the study is known to resume: a refused run leaves no trace.
+        runs = resources.record_run(run.sd.root, resources.run_entry(
+            placement, run.opts.objective, run.opts.address, run.opts.execution_overrides()), earlier)
         listeners.search_started(SearchInfo(
             study=run.name, study_dir=run.sd.root, space=run.space, settings=run.settings, wandb=run.wandb,
             objectives=run.objectives, cost_only=run.cost_only, book=book,

@@ -202,9 +202,11 @@ def read_runs(study_dir: Path) -> list[dict[str, Any]]:
     return doc["runs"]
 
 
-def record_run(study_dir: Path, entry: dict[str, Any]) -> list[dict[str, Any]]:
-    """Append ``entry`` to ``<study>/runs.json``; returns every run, this one last."""
-    runs = [*read_runs(study_dir), entry]
+def record_run(study_dir: Path, entry: dict[str, Any],
+               earlier: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Append ``entry`` to ``<study>/runs.json`` (to ``earlier``, the runs read before, if given); returns every
+    run, this one last."""
+    runs = [*(read_runs(study_dir) if earlier is None else earlier), entry]
     atomic_write_json(Path(study_dir) / RUNS_FILE, {"runs": runs})
     return runs
 
