@@ -9,11 +9,11 @@ the last one of the run, is all the driver gets back:
 ``val_accuracy``, ``best_accuracy``, ``train_loss``, ``epoch`` (1-based),
 ``history``, ``train_s``, ``images_per_s``, ``node``, ``device`` (where it
 trains, :mod:`nas.search.devices`; ``device_warning`` too when that is not
-what Ray gave it), ``final`` (the trainer will not run another epoch: the last
-planned epoch, or a diverged loss) and, when training raised, ``error`` (one
-line). A custom trainable for the driver
-(e.g. the orchestration benchmark's sleeping one) must report at least
-``val_accuracy``, ``epoch`` and ``final``.
+what Ray gave it), ``final`` (the trainer will not run another epoch: the
+last planned epoch, or a diverged loss) and, when training raised, ``error``
+(one line). A custom trainable for the driver (e.g. the orchestration
+benchmark's sleeping one) must report at least ``val_accuracy``, ``epoch``
+and ``final``.
 """
 
 from __future__ import annotations
