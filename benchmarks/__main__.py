@@ -26,14 +26,17 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # The suite's order: cheap building blocks first, the long end-to-end proofs last.
 ORDER = ("bench_ops", "bench_latency", "bench_trainer", "bench_orchestration", "bench_search_quality",
-         "bench_costonly", "bench_family", "bench_scaling")
+         "bench_costonly", "bench_family", "bench_scaling", "bench_gpu")
+# Benchmarks that exit with NO_GPU_EXIT where torch sees no CUDA device: skipped, not failed, in the summary.
+NEEDS_GPU = ("bench_gpu",)
+NO_GPU_EXIT = 2
 TAIL_LINES = 3  # output lines kept per benchmark for the summary
 
 
 @dataclass
 class Outcome:
     name: str
-    status: str  # ok | failed (rc N) | missing | interrupted
+    status: str  # ok | failed (rc N) | missing | interrupted | skipped (no GPU)
     seconds: float = 0.0
     quick: bool | None = None  # whether --quick was passed (None: not run)
     tail: tuple[str, ...] = ()
@@ -100,6 +103,8 @@ def run_one(name: str, quick: bool, log_dir: Path | None = None) -> Outcome:
         if log:
             log.close()
     status = "ok" if rc == 0 else f"failed (rc {rc})"
+    if rc == NO_GPU_EXIT and name in NEEDS_GPU:
+        status = "skipped (no GPU)"
     return Outcome(name, status, time.perf_counter() - t0, use_quick, tuple(tail))
 
 
@@ -120,7 +125,8 @@ def summary(outcomes: list[Outcome], quick: bool) -> str:
         lines.append(f"  {o.name}: last output: {' | '.join(o.tail) or '(none)'}")
     total = sum(o.seconds for o in outcomes)
     lines.append(f"{len(outcomes)} benchmarks, {sum(o.status == 'ok' for o in outcomes)} ok, {len(failed)} failed, "
-                 f"{sum(o.status == 'missing' for o in outcomes)} missing; {total / 60:.1f} min")
+                 f"{sum(o.status == 'missing' for o in outcomes)} missing, "
+                 f"{sum(o.status.startswith('skipped') for o in outcomes)} skipped; {total / 60:.1f} min")
     return "\n".join(lines)
 
 
@@ -147,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         if o.status == "interrupted":
             break
     print(summary(outcomes, args.quick), flush=True)
-    return 0 if all(o.status in ("ok", "missing") for o in outcomes) else 1
+    return 0 if all(o.status in ("ok", "missing") or o.status.startswith("skipped") for o in outcomes) else 1
 
 
 if __name__ == "__main__":

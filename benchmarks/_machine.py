@@ -28,14 +28,26 @@ def describe() -> dict:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "gpu": None,
     }
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        d.update(gpu=props.name, gpus=torch.cuda.device_count(), gpu_memory_gib=round(props.total_memory / 2**30, 1),
+                 cuda=torch.version.cuda, gpu_capability=f"{props.major}.{props.minor}")
     return d
+
+
+def gpu_line(d: dict) -> str:
+    """``GPU NVIDIA H200 x1 (139.8 GiB, sm 9.0, CUDA 12.8)`` or ``no GPU``."""
+    if not d.get("gpu"):
+        return "no GPU"
+    return (f"GPU {d['gpu']} x{d['gpus']} ({d['gpu_memory_gib']:g} GiB, sm {d['gpu_capability']}, "
+            f"CUDA {d['cuda']})")
 
 
 def banner(title: str) -> dict:
     d = describe()
-    gpu = f", GPU {d['gpu']}" if d["gpu"] else ", no GPU"
+    gpu = f", {gpu_line(d)}"
     print(f"== {title} ==")
     print(f"machine: {d['cpu']}, {d['cores']} cores{gpu}; torch {d['torch']} ({d['torch_threads']} threads); "
           f"python {d['python']}; {d['date']}")

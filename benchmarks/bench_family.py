@@ -551,8 +551,9 @@ def _run(args: argparse.Namespace, machine: dict, mode: dict, seeds_n: int, work
     else:
         base = load_space(resolve_path(args.space))
         trials = args.search_trials or (QUICK["search_trials"] if args.quick else base.search.trials)
+        conc = min(base.search.concurrency or args.workers, args.workers)  # unset: chosen from Ray, here the workers
         space_file = bench_space(Path(base.source), work / "space", epochs=epochs, subsample=subsample,
-                                 data=args.data, trials=trials, concurrency=min(base.search.concurrency, args.workers))
+                                 data=args.data, trials=trials, concurrency=conc)
     space = load_space(space_file)
     tiers = _pick_tiers(space, args.tiers.split(",") if args.tiers else None, mode["tiers"])
     recipe = space.proxy
@@ -572,10 +573,10 @@ def _run(args: argparse.Namespace, machine: dict, mode: dict, seeds_n: int, work
     else:
         per_full = per
     trials_now = 0 if args.study else space.search.trials
-    est_now = estimate(space, tiers, seeds_n, trials_now, space.search.concurrency, args.workers, per)
+    est_now = estimate(space, tiers, seeds_n, trials_now, space.search.concurrency or args.workers, args.workers, per)
     full_tiers = _pick_tiers(space, None, FULL["tiers"])
     est_full = estimate(space, full_tiers, FULL["seeds"], 0 if args.study else base.search.trials,
-                        min(base.search.concurrency, args.workers), args.workers, per_full)
+                        min(base.search.concurrency or args.workers, args.workers), args.workers, per_full)
     print(f"runtime estimate (a timed MixNet-S build, steps and evaluation, {args.workers} workers, rough): "
           f"this run ~{_minutes(est_now)}; "
           f"full mode ({FULL['tiers']} tiers x {FULL['seeds']} seeds x {1 + len(REFERENCES)} models"

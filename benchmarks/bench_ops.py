@@ -1,8 +1,9 @@
 """Op benchmarks: MixConv forward+backward against the naive split form; deployed ACB against a plain conv.
 
-Run: ``python -m benchmarks.bench_ops``. Variants are timed interleaved
-(A, B, B, A, A, B, ...) and compared by their medians, so load from other
-processes on a shared machine hits them alike.
+Run: ``python -m benchmarks.bench_ops`` (on CPU; ``bench_gpu`` runs the MixConv
+part on CUDA). Variants are timed interleaved (A, B, B, A, A, B, ...) and
+compared by their medians, so load from other processes on a shared machine
+hits them alike.
 """
 
 from __future__ import annotations
@@ -42,22 +43,28 @@ ACB_SHAPES = [
 ]
 
 
-def _interleaved(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
+def _interleaved(fns: dict[str, Callable[[], object]], reps: int, sync: Callable[[], None] | None = None,
+                 number: int = 1) -> dict[str, float]:
     """Median seconds per call of each function, timed round-robin after one warm-up call each.
 
-    With one torch thread the clock is this process's CPU time, so time spent
-    descheduled by other processes on a shared machine does not count.
+    With one torch thread and no ``sync`` the clock is this process's CPU time, so time spent descheduled by
+    other processes on a shared machine does not count. On CUDA ``sync`` (``torch.cuda.synchronize``) ends
+    every sample, the clock is wall time and a sample is ``number`` calls (one call is too short to time).
     """
-    clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
+    clock = time.process_time if sync is None and torch.get_num_threads() == 1 else time.perf_counter
+    done = sync or (lambda: None)
     for fn in fns.values():
         fn()
+    done()
     times: dict[str, list[float]] = {k: [] for k in fns}
     order = list(fns.items())
     for i in range(reps):
         for k, fn in order if i % 2 == 0 else order[::-1]:  # alternate so neither always runs on a warm cache
             t = clock()
-            fn()
-            times[k].append(clock() - t)
+            for _ in range(number):
+                fn()
+            done()
+            times[k].append((clock() - t) / number)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -73,40 +80,56 @@ def _padded_mixconv(x: Tensor, weights: list[Tensor], stride: int) -> Tensor:
     return F.conv2d(x, w, None, stride, (k - 1) // 2, 1, w.shape[0])
 
 
-def bench_mixconv(reps: int = 9) -> list[dict]:
-    """MixConv2d (conv part) forward+backward vs split -> per-group conv -> concat, on an NCHW input.
+def mixconv_variants(n: int, c: int, side: int, kernels: tuple[int, ...], stride: int,
+                     device: str = "cpu") -> dict[str, Callable[[], None]]:
+    """Forward+backward of MixConv forms on one input: ``naive`` (split -> per-group conv -> concat on NCHW),
+    ``ours`` (MixConv2d's conv part on NCHW), ``naive_cl`` (the naive form on a channels-last input),
+    ``padded`` (one dense depthwise conv, every kernel zero-padded to the largest) and ``ours_cl``
+    (MixConv2d on a channels-last input, as the trainer runs it on CUDA)."""
+    op = MixConv2d(c, kernels, stride).to(device)
+    op.bn = nn.Identity()  # time the convs only, as the naive form has no BN
+    weights = [conv.weight for conv in op.convs]
+    splits = list(split_channels(c, len(kernels)))
+    x = torch.randn(n, c, side, side, device=device, requires_grad=True)
+    x_cl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
 
-    Also shown: the naive form on a channels-last input (what it costs when
-    the whole model runs channels-last) and one dense conv with every kernel
-    zero-padded to the largest.
+    def step(fn: Callable[[], Tensor]) -> Callable[[], None]:
+        return lambda: fn().sum().backward()
+
+    return {"naive": step(lambda: _naive_mixconv(x, weights, splits, stride)),
+            "ours": step(lambda: op(x)),
+            "naive_cl": step(lambda: _naive_mixconv(x_cl, weights, splits, stride)),
+            "padded": step(lambda: _padded_mixconv(x, weights, stride)),
+            "ours_cl": step(lambda: op(x_cl))}
+
+
+def bench_mixconv(reps: int = 9, device: str = "cpu") -> list[dict]:
+    """MixConv2d (conv part) forward+backward vs split -> per-group conv -> concat, per shape of MIXCONV_SHAPES.
+
+    The speedup is the naive form over MixConv2d on the layout the trainer gives it: NCHW on CPU (where
+    MixConv2d itself moves to channels-last), channels-last on CUDA (``TrainConfig.channels_last``). Also
+    shown: the naive form on a channels-last input and one dense conv with every kernel zero-padded to the
+    largest.
     """
-    print("\nMixConv forward+backward (ms, median); speedup = naive / ours (goal >= 1.0)")
-    print(f"{'N':>3} {'C':>4} {'HxW':>6} {'kernels':<12} {'s':>1} {'naive':>8} {'ours':>8} {'naive_cl':>8} "
-          f"{'padded':>8} {'speedup':>8}")
+    cuda = device.startswith("cuda")
+    ours = "ours_cl" if cuda else "ours"
+    print(f"\nMixConv forward+backward on {device} (ms, median); speedup = naive / {ours} (goal >= "
+          f"{'1.3' if cuda else '1.0'})")
+    print(f"{'N':>3} {'C':>4} {'HxW':>6} {'kernels':<12} {'s':>1} {'naive':>8} {'ours':>8} {'ours_cl':>8} "
+          f"{'naive_cl':>8} {'padded':>8} {'speedup':>8}")
     rows = []
     for n, c, side, kernels, stride in MIXCONV_SHAPES:
-        op = MixConv2d(c, kernels, stride)
-        op.bn = nn.Identity()  # time the convs only, as the naive form has no BN
-        weights = [conv.weight for conv in op.convs]
-        splits = list(split_channels(c, len(kernels)))
-        x = torch.randn(n, c, side, side, requires_grad=True)
-        x_cl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
-
-        def step(fn: Callable[[], Tensor]) -> Callable[[], None]:
-            return lambda: fn().sum().backward()
-
-        t = _interleaved({
-            "naive": step(lambda: _naive_mixconv(x, weights, splits, stride)),  # noqa: B023
-            "ours": step(lambda: op(x)),  # noqa: B023
-            "naive_cl": step(lambda: _naive_mixconv(x_cl, weights, splits, stride)),  # noqa: B023
-            "padded": step(lambda: _padded_mixconv(x, weights, stride)),  # noqa: B023
-        }, reps)
+        fns = mixconv_variants(n, c, side, kernels, stride, device)
+        if not cuda:
+            del fns["ours_cl"]  # MixConv2d moves a CPU input to channels-last itself: the same as ours
+        t = _interleaved(fns, reps, torch.cuda.synchronize if cuda else None, number=10 if cuda else 1)
         row = {"shape": (n, c, side, kernels, stride), **{k: v * 1e3 for k, v in t.items()},
-               "speedup": t["naive"] / t["ours"]}
+               "speedup": t["naive"] / t[ours]}
         rows.append(row)
         ks = ",".join(map(str, kernels))
-        print(f"{n:>3} {c:>4} {side:>3}x{side:<2} {ks:<12} {stride:>1} {row['naive']:>8.1f} {row['ours']:>8.1f} "
-              f"{row['naive_cl']:>8.1f} {row['padded']:>8.1f} {row['speedup']:>7.2f}x")
+        print(f"{n:>3} {c:>4} {side:>3}x{side:<2} {ks:<12} {stride:>1} {row['naive']:>8.2f} {row['ours']:>8.2f} "
+              f"{row.get('ours_cl', row['ours']):>8.2f} {row['naive_cl']:>8.2f} {row['padded']:>8.2f} "
+              f"{row['speedup']:>7.2f}x")
     return rows
 
 

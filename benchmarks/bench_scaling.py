@@ -1,6 +1,6 @@
 """How the cost of a search grows with the work: trials, concurrency, proxy epochs; LUT build time vs space size.
 
-    python -m benchmarks.bench_scaling [--quick] [--space tiny.yaml] [--skip-search] [--skip-lut] [--skip-gpu]
+    python -m benchmarks.bench_scaling [--quick] [--space tiny.yaml] [--skip-search] [--skip-lut]
 
 1. Search wall time over a small grid (trials x concurrency x proxy epochs)
    on ``tiny.yaml``, each point a fresh study trained on Ray Tune. Ray is
@@ -14,10 +14,9 @@
    ``tiny.yaml``. Spaces too big to measure here (``mixnet.yaml``: its parts
    are at 224 px) get a measured sample of their parts, and the line says
    the total is extrapolated from it.
-3. GPU figures, only when CUDA is available: trainer images/s with AMP and
-   without, trials/hour at 1, 0.5 and 0.25 GPU per trial, and the CUDA
-   latency predictor's error against measured latency. Without a GPU the
-   section says so and measures nothing.
+
+The GPU figures (trials/hour with packed trials, AMP, the CUDA latency
+table) are ``benchmarks/bench_gpu.py``'s.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import dataclasses
 import os
 import random
 import shutil
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -42,7 +40,6 @@ FULL_GRID = {"trials": (4, 8), "concurrency": (1, 2), "epochs": (1, 2)}
 QUICK_GRID = {"trials": (4,), "concurrency": (1, 2), "epochs": (1,)}
 CHEAP = {"rounds": 1, "burst_s": 0.01, "networks": 2}  # the cheap LUT measurement setting
 DEFAULT = {"rounds": 3, "burst_s": 0.05, "networks": 10}  # build_lut's own defaults
-GPU_FRACTIONS = (1.0, 0.5, 0.25)
 
 
 # -- spaces ---------------------------------------------------------------------------------------------------------
@@ -243,109 +240,15 @@ def lut_table(points: list[LutPoint]) -> str:
     return "\n".join(lines)
 
 
-# -- GPU ------------------------------------------------------------------------------------------------------------
-
-def amp_throughput(arch: str = "mixnet_s", device: str = "cuda", epochs: int = 3, recipe: Any = None,
-                   ) -> dict[str, float]:
-    """Trainer images/s (median over epochs after the first) with AMP on and off."""
-    from nas.cli import resolve_path
-    from nas.genotype import load
-    from nas.space import load_space
-    from nas.train import train
-
-    recipe = recipe or load_space(resolve_path("mixnet.yaml")).proxy
-    g = load(resolve_path(arch if arch.endswith(".yaml") else f"{arch}.yaml"))
-    out = {}
-    for amp in (True, False):
-        r = train(g, dataclasses.replace(recipe, epochs=epochs, device=device, amp=amp))
-        speeds = [h["images_per_s"] for h in r.history[1:]] or [r.images_per_s]
-        out["amp" if amp else "fp32"] = statistics.median(speeds)
-    return out
-
-
-def gpu_trials_per_hour(base: Path, work: Path, fractions: tuple[float, ...], trials_per_slot: int,
-                        epochs: int) -> list[tuple[float, SearchPoint]]:
-    """Searches with ``gpus_per_trial`` = each fraction, as many trials at once as fit on the GPUs."""
-    import torch
-
-    gpus = torch.cuda.device_count()
-    start_ray(os.cpu_count())  # once: its start-up is not the trials' cost
-    try:
-        out = [(f, _gpu_point(base, work, f, gpus, trials_per_slot, epochs)) for f in fractions]
-    finally:
-        stop_ray()
-    return out
-
-
-def _gpu_point(base: Path, work: Path, f: float, gpus: int, trials_per_slot: int, epochs: int) -> SearchPoint:
-    conc = max(1, int(round(gpus / f)))
-    p = search_point(base, work, trials_per_slot * conc, conc, epochs, name=f"gpu{f:g}",
-                     extra_search={"gpus_per_trial": f, "cpus_per_trial": 1}, extra_proxy={"device": "auto"})
-    print(f"  {f:g} GPU/trial, {conc} at once: {p.trained} trained in {p.wall_s:.1f} s = "
-          f"{p.trials_per_hour:.0f} trials/h", flush=True)
-    return p
-
-
-def predictor_accuracy(space_path: Path, target: str, n: int, setting: dict[str, Any], seed: int = 1000,
-                       ) -> dict[str, float]:
-    """Build the space's LUT for ``target`` (no cache), then predicted vs measured latency on ``n`` networks."""
-    import numpy as np
-    from scipy.stats import spearmanr
-
-    from nas.cost.table import predict
-    from nas.latency import build_lut, measure_genotype
-    from nas.space import load_space
-
-    space = load_space(space_path)
-    t0 = time.perf_counter()
-    table, stats = build_lut(space, target, cache=False, networks=setting["networks"], rounds=setting["rounds"],
-                             burst_s=setting["burst_s"])
-    build_s = time.perf_counter() - t0
-    nc = space.target.num_classes
-    nets = space.sample_many(n, seed=seed)
-    pred = np.array([predict(g, table, num_classes=nc) for g in nets])
-    meas = np.array([measure_genotype(g, table.target, nc, unit_ms=table.unit_ms).ms for g in nets])
-    err = np.abs(pred - meas) / meas
-    return {"parts": stats.parts, "build_s": build_s, "n": n, "mape": float(err.mean()),
-            "within_10pct": float((err <= 0.10).mean()), "spearman": float(spearmanr(pred, meas).statistic),
-            "median_measured_ms": float(np.median(meas))}
-
-
-def gpu_section(quick: bool, work: Path, space: Path) -> dict[str, Any]:
-    import torch
-
-    if not torch.cuda.is_available():
-        print("\n-- GPU figures --\nno GPU: skipped (trainer AMP images/s, trials/hour at 1, 0.5, 0.25 GPU per trial, "
-              "CUDA latency predictor accuracy)")
-        return {"gpu": None}
-    from nas.cli import resolve_path
-
-    name = torch.cuda.get_device_name(0)
-    print(f"\n-- GPU figures: {name} x{torch.cuda.device_count()} --", flush=True)
-    amp = amp_throughput(epochs=2 if quick else 4)
-    print(f"trainer images/s (MixNet-S proxy, mixnet.yaml recipe): AMP {amp['amp']:.0f}, fp32 {amp['fp32']:.0f} "
-          f"({amp['amp'] / amp['fp32']:.2f}x)", flush=True)
-    mixnet = resolve_path("mixnet.yaml")
-    tph = gpu_trials_per_hour(mixnet, work / "gpu", GPU_FRACTIONS, 2 if quick else 4, 1 if quick else 2)
-    lat = predictor_accuracy(space, "cuda", 10 if quick else 30, CHEAP if quick else DEFAULT)
-    print(f"CUDA latency predictor ({space.name}, {lat['parts']} parts, built in {lat['build_s']:.0f} s): MAPE "
-          f"{100 * lat['mape']:.1f} %, {100 * lat['within_10pct']:.0f} % within 10 %, Spearman {lat['spearman']:.3f} "
-          f"over {lat['n']} networks (median {lat['median_measured_ms']:.2f} ms)")
-    return {"gpu": name, "amp_images_per_s": amp,
-            "trials_per_hour": {f: p.trials_per_hour for f, p in tph}, "cuda_predictor": lat}
-
-
 # -- main -----------------------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="minimal subset: 2 search points, one LUT build, "
-                                                         "GPU figures with fewer repeats")
+    ap.add_argument("--quick", action="store_true", help="minimal subset: 2 search points, one LUT build")
     ap.add_argument("--space", default="tiny.yaml", help="space of the search grid and the LUT series")
     ap.add_argument("--target", default="torch-cpu", help="latency target of the LUT series")
     ap.add_argument("--skip-search", action="store_true")
     ap.add_argument("--skip-lut", action="store_true")
-    ap.add_argument("--skip-gpu", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="keep the studies and spaces here (default: temp dir)")
     args = ap.parse_args(argv)
     run(args)
@@ -393,8 +296,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 points_l.append(lut_point(base, args.target, DEFAULT, default))
             print(lut_table(points_l))
             result["lut"] = [dataclasses.asdict(p) for p in points_l]
-        if not args.skip_gpu:
-            result.update(gpu_section(args.quick, work, base))
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

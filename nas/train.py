@@ -116,10 +116,12 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, floor: float = 0.0
 
 
 def amp_context(device: torch.device, amp: bool):
-    """bf16 autocast on CUDA when supported, else fp16 (which needs a GradScaler); nothing on CPU."""
+    """bf16 autocast on CUDA where the GPU has bf16 units (Ampere and later), else fp16 (which needs a
+    GradScaler); nothing on CPU. Emulated bf16 (``is_bf16_supported``'s default on older GPUs) would be slower
+    than fp32, hence ``including_emulation=False``."""
     if device.type != "cuda" or not amp:
         return nullcontext, None
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
 
     def ctx():
         return torch.autocast("cuda", dtype=dtype)
@@ -201,7 +203,8 @@ def train(genotype: Genotype, config: TrainConfig | None = None, data: _data.Pro
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     autocast, amp_dtype = amp_context(device, config.amp)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    # bf16 keeps fp32's exponent range: only fp16 gradients need loss scaling.
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     step_model = torch.compile(model) if config.compile else model
 
     loader = _data.DeviceLoader(data.x_train, data.y_train, config.batch_size, shuffle=True, drop_last=True,
@@ -234,9 +237,13 @@ def train(genotype: Genotype, config: TrainConfig | None = None, data: _data.Pro
             with autocast():
                 loss = F.cross_entropy(step_model(xb), yb, label_smoothing=config.label_smoothing)
             opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
+            if scaler is None:
+                loss.backward()
+                opt.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
             loss_sum += loss.detach()
             step += 1
         train_loss = loss_sum.item() / steps_per_epoch  # the epoch's one host sync for training

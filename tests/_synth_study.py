@@ -57,7 +57,7 @@ def record(number: int, g: Genotype, rng: random.Random, *, macs_budget: float, 
         "latency_ms": lat, "latency_ms_measured": None, "epochs": epochs, "train_s": 1.0 if trained else None,
         "images_per_s": 1000.0 if trained else None, "history": history,
         "violations": {"macs": over} if over > 0 else {}, "duplicate_of": None, "error": None,
-        "node": "local", "seed": 0, "time": time.time(),
+        "node": "local", "device": "cpu", "seed": 0, "time": time.time(),
     }
 
 

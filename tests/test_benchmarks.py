@@ -214,7 +214,7 @@ def test_full_mode_runs_the_whole_grid_and_every_lut_space(monkeypatch, tmp_path
     monkeypatch.setattr(bs, "start_ray", lambda n=None: 0.0)
     monkeypatch.setattr(bs, "stop_ray", lambda: None)
     out = bs.run(argparse.Namespace(quick=False, space="tiny.yaml", target="torch-cpu", skip_search=False,
-                                    skip_lut=False, skip_gpu=True, keep=tmp_path))
+                                    skip_lut=False, keep=tmp_path))
     grid = [c[1:] for c in calls if c[0] == "search"]
     assert sorted(grid) == sorted((t, c, e) for t in (4, 8) for c in (1, 2) for e in (1, 2))
     luts = [c[1:] for c in calls if c[0] != "search"]
@@ -222,24 +222,6 @@ def test_full_mode_runs_the_whole_grid_and_every_lut_space(monkeypatch, tmp_path
     assert len(out["search"]) == 8 and len(out["lut"]) == 6
     text = capsys.readouterr().out
     assert "0.50x" in text  # concurrency 2 halves the fake wall time: ratios are printed against the first point
-
-
-def test_gpu_section_says_skipped_without_cuda(tmp_path, capsys):
-    if torch.cuda.is_available():
-        pytest.skip("a GPU is present: the section would measure")
-    assert bs.gpu_section(True, tmp_path, tmp_path) == {"gpu": None}
-    assert "no GPU: skipped" in capsys.readouterr().out
-
-
-def test_gpu_helpers_run_on_any_device(synth):
-    # The GPU section calls these with device/target cuda; the code path is the same on the CPU.
-    torch.set_num_threads(1)
-    study, _ = synth
-    recipe = TrainConfig(resolution=8, subsample=64, epochs=2, batch_size=32, precise_bn=0, val_fraction=0.1)
-    speed = bs.amp_throughput("mobilenetv2_100", device="cpu", epochs=2, recipe=recipe)
-    assert speed["amp"] > 0 and speed["fp32"] > 0
-    acc = bs.predictor_accuracy(study / "space.yaml", "torch-cpu", 4, {"rounds": 1, "burst_s": 0.002, "networks": 2})
-    assert acc["n"] == 4 and acc["parts"] > 10 and 0 <= acc["within_10pct"] <= 1 and acc["mape"] >= 0
 
 
 @pytest.mark.slow

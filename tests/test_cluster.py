@@ -1,7 +1,7 @@
 """Scale-out: the launch configs, and a real multi-node Ray cluster on this machine.
 
 Fast tests check the launch files (the cluster launcher YAML against Ray's own schema, the RayJob manifest,
-the SLURM script and the local cluster script's syntax, the cluster space helper). The slow ones start
+the SLURM script and the local cluster script's syntax). The slow ones start
 launch/local_cluster.sh (a head with no CPUs and two one-CPU worker nodes on 127.0.0.1, each its own raylet),
 run ``nas search --address`` on it, check that trials ran on both workers, then SIGKILL one worker node while
 a trial runs on it and check that the search still records every trial (the lost trial retried on the other
@@ -78,32 +78,15 @@ def test_slurm_script_starts_head_and_workers_then_searches():
     assert "#SBATCH --nodes=" in text
     head = text.index("ray start --head")
     worker = text.index('ray start --address="$ADDRESS"')
-    search = text.index('nas search --space "$CLUSTER_SPACE" --address "$ADDRESS"')
+    search = text.index('nas search --space "$SPACE" --address "$ADDRESS" --out "$OUT" "${FLAGS[@]}"')
     assert head < worker < search
+    assert "cluster_space" not in text and "--cpus-per-trial" in text and "--gpus-per-trial" in text
     assert text.count("srun ") >= 3
 
 
 def test_local_cluster_script_usage():
     r = subprocess.run([str(SCRIPT), "bogus"], capture_output=True, text=True)
     assert r.returncode == 2 and "usage" in r.stderr
-
-
-def test_cluster_space_copy(tmp_path):
-    from nas.space import load_space
-
-    out = tmp_path / "gpu.yaml"
-    r = subprocess.run([sys.executable, str(LAUNCH / "cluster_space.py"), "tiny.yaml", "--gpus-per-trial", "0.25",
-                        "--concurrency", "8", "--out", str(out)], capture_output=True, text=True, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    space, orig = load_space(out), load_space(REPO / "search_spaces" / "tiny.yaml")
-    assert (space.search.gpus_per_trial, space.search.concurrency) == (0.25, 8)
-    assert space.model_dump(exclude={"search"}) == orig.model_dump(exclude={"search"})
-
-    bad = subprocess.run([sys.executable, str(LAUNCH / "cluster_space.py"), "tiny.yaml", "--gpus-per-trial", "-1",
-                          "--out", str(tmp_path / "bad.yaml")], capture_output=True, text=True, cwd=tmp_path)
-    assert bad.returncode == 2
-    assert len(bad.stderr.strip().splitlines()) == 1 and "gpus_per_trial" in bad.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu.yaml"]  # nothing half-written
 
 
 # -- a real three-node cluster on 127.0.0.1 -------------------------------------------------------------------------

@@ -293,7 +293,7 @@ def test_search_end_to_end_on_ray(local_ray, tmp_path):
     assert trained, recs
     for r in trained:
         assert 0.0 <= r["accuracy"] <= 1.0 and r["epochs"] == 1 and len(r["history"]) == 1
-        assert r["train_s"] > 0 and r["images_per_s"] > 0 and r["node"]
+        assert r["train_s"] > 0 and r["images_per_s"] > 0 and r["node"] and r["device"] == "cpu"
         g = from_dict(r["genotype"])
         assert g.hash == r["hash"] and budgets.target_cost(space, g).macs == r["macs"]
     trials = _storage_trials(sd)

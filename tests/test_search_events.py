@@ -78,6 +78,11 @@ def test_sampler_registry_matches_the_space_schema():
     (["--objective", "speed"], "error: --objective: 'speed' is not one of train, cost"),
     (["--study", ".."], "error: --study: '..' is not a usable study name (one directory name)"),
     (["--address", "nohost"], "error: --address: 'nohost' is not auto, HOST:PORT or ray://HOST:PORT"),
+    (["--gpus-per-trial", "1.5"], "error: --gpus-per-trial: above 1 a trial takes whole GPUs (Ray's rule), got 1.5"),
+    (["--gpus-per-trial", "-1"], "error: --gpus-per-trial: must be in [0, 64], got -1.0"),
+    (["--cpus-per-trial", "0"], "error: --cpus-per-trial: must be > 0, got 0.0"),
+    (["--scheduler", "fifo"], "error: --scheduler: 'fifo' is not one of asha, none"),
+    (["--grace-period", "0"], "error: --grace-period: must be > 0, got 0"),
 ])
 def test_the_cli_prints_an_option_error_with_its_flag(flags, line, tmp_path, monkeypatch, capsys):
     code, out, err = run_cli(monkeypatch, capsys, "search", "--space", "tiny.yaml", "--out", str(tmp_path), *flags)

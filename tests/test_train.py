@@ -145,10 +145,23 @@ def test_data_at_other_resolution_is_refused():
         train(TINY, FAST, data=load("digits", resolution=8))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_amp_channels_last():
-    r = train(TINY, dataclasses.replace(FAST, device="cuda", epochs=2))
-    assert r.device.startswith("cuda") and math.isfinite(r.history[-1]["train_loss"])
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp, channels_last", [(True, True), (False, False)])
+def test_cuda_amp_channels_last(amp, channels_last):
+    from nas.train import amp_context
+
+    dev = torch.device("cuda")
+    dtype = amp_context(dev, amp)[1]
+    assert dtype == (None if not amp else torch.bfloat16 if torch.cuda.get_device_capability()[0] >= 8
+                     else torch.float16)
+    cfg = dataclasses.replace(FAST, device="cuda", epochs=3, subsample=None, amp=amp, channels_last=channels_last)
+    r = train(TINY, cfg)
+    assert r.device.startswith("cuda") and all(math.isfinite(h["train_loss"]) for h in r.history)
+    assert r.accuracy >= 0.8, r.history  # the CPU run of this recipe reaches 0.9
+    assert all(p.dtype == torch.float32 and p.is_cuda for p in r.model.parameters())
+    if channels_last:
+        conv = next(m for m in r.model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1)
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_cli_train_json_and_save(tmp_path):

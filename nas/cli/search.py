@@ -15,7 +15,17 @@ def search(
     trials: int = typer.Option(None, "--trials", min=1, help="Total finished trials the study should hold "
                                "(a resumed study runs the rest)."),
     sampler: str = typer.Option(None, "--sampler", help="nsga2 | tpe | gp | random (default: the space's)."),
-    concurrency: int = typer.Option(None, "--concurrency", min=1, help="Trials trained at once."),
+    concurrency: int = typer.Option(None, "--concurrency", min=1, help="Trials trained at once (default: the "
+                                    "space's, else as many as the Ray cluster's GPUs and CPUs hold)."),
+    gpus_per_trial: float = typer.Option(None, "--gpus-per-trial", help="GPUs per trial; 0.25 packs four on one "
+                                         "GPU, 0 trains on CPU (default: the space's, else a share chosen from the "
+                                         "proxy's size when Ray has GPUs)."),
+    cpus_per_trial: float = typer.Option(None, "--cpus-per-trial", help="CPUs (and torch threads) per trial "
+                                         "(default: the space's)."),
+    scheduler: str = typer.Option(None, "--scheduler", help="asha (stop weak trials early) | none (default: "
+                                  "the space's)."),
+    grace_period: int = typer.Option(None, "--grace-period", help="Epochs before ASHA may stop a trial "
+                                     "(default: the space's)."),
     out: Path = typer.Option(None, "--out", help="Results directory (default: results/)."),
     study: str = typer.Option(None, "--study", help="Study name (default: the space's name); an existing study "
                               "resumes."),
@@ -36,7 +46,8 @@ def search(
 
     opts = SearchOptions(space=resolve_path(space), trials=trials, sampler=sampler, concurrency=concurrency,
                          out=out, study=study, address=address, seed=seed, wandb=wandb, objective=objective,
-                         storage=storage)
+                         storage=storage, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
+                         scheduler=scheduler, grace_period=grace_period)
     listeners = [] if quiet else [ProgressView(console)]
     try:
         s = run_search(opts, listeners=[*listeners, StudyTracker()])

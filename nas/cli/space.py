@@ -65,7 +65,7 @@ def space_validate(path: str = _SPACE_ARG) -> None:
         f"smallest achievable: {fmt_count(mins['macs'])} MACs, {fmt_count(mins['params'])} params",
         f"budgets: {limits}",
         "objectives: " + ", ".join(f"{o.metric} ({o.direction})" for o in space.objectives),
-        f"search: {space.search.sampler}, {space.search.trials} trials, {space.search.concurrency} at a time",
+        f"search: {space.search.sampler}, {space.search.trials} trials, {space.search.concurrency or 'auto'} at a time",
     ]
     if space.family:
         lines.append("family: " + ", ".join(

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 #: Every status a finished trial can have.
 STATUSES = ("complete", "pruned", "infeasible", "failed")
 #: The fields a record answered from an earlier one takes from it (nothing trained, so no time or speed).
-_ANSWERED = ("status", "accuracy", "best_accuracy", "epochs", "history", "error", "node", "latency_ms_measured")
+_ANSWERED = ("status", "accuracy", "best_accuracy", "epochs", "history", "error", "node", "device",
+             "latency_ms_measured")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class TrialRecord(Mapping[str, Any]):
     duplicate_of: int | None = None  # the trial whose result this architecture was answered with
     error: str | None = None
     node: str | None = None
+    device: str | None = None  # where it trained: "cuda:0 (NVIDIA H200)", "cpu (asked for 0.25 GPU, ...)"
     seed: int | None = None
     time: float | None = None  # when it finished (time.time())
     extra: dict[str, Any] = field(default_factory=dict, repr=False)  # keys this version does not know
@@ -86,7 +88,7 @@ class TrialRecord(Mapping[str, Any]):
         return dataclasses.replace(
             self, history=history, epochs=epoch, accuracy=float(acc) if acc is not None and epoch > 0 else None,
             best_accuracy=float(best) if best is not None and epoch > 0 else None, node=result.get("node"),
-            time=time.time(), status=status, error=failure if failure else self.error, **timing)
+            device=result.get("device"), time=time.time(), status=status, error=failure if failure else self.error, **timing)
 
     def answered_from(self, prior: Mapping[str, Any]) -> TrialRecord:
         """This architecture answered with ``prior``'s result (the same genotype, trained or waited for)."""

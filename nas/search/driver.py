@@ -14,6 +14,12 @@ tracker) passes listeners (:mod:`nas.search.events`).
 
 Choices worth knowing:
 
+* Where trials run: Ray is started (or joined) before the study directory
+  is touched; settings the space and the flags leave unset (GPUs per trial,
+  concurrency) are chosen from its nodes, a request no local node can hold
+  is refused (:mod:`nas.search.resources`), and each run is appended to
+  ``runs.json``. A trial picks its device from what Ray gave it and reports
+  it (:mod:`nas.search.devices`); a mismatch is told to the listeners once.
 * ``trials`` is the total number of finished trials the study holds,
   whatever their status: a resumed study runs ``N`` minus what it has.
   Infeasible proposals and duplicates count (they are trials of the Optuna
@@ -36,6 +42,7 @@ Choices worth knowing:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import signal
@@ -52,7 +59,7 @@ from nas.errors import OptionError
 from nas.results.book import StudyBook
 from nas.results.pareto import read_reference_point
 from nas.results.store import RecordWriter, StudyLock, read_records
-from nas.search import budgets
+from nas.search import budgets, resources
 from nas.search.events import Listeners, SearchInfo, SearchListener, SearchSummary
 from nas.search.objective import run_trial, trial_config
 from nas.search.resume import Reconciled, keep_space, reconcile
@@ -74,13 +81,40 @@ def run_search(opts: SearchOptions, listeners: Iterable[SearchListener] = (),
     """Run (or resume) a search; see the module docstring. ``trainable`` replaces the proxy training."""
     t_start = time.perf_counter()
     run = prepare(opts)
-    run.sd.root.mkdir(parents=True, exist_ok=True)
-    lock = StudyLock(run.sd.root)
-    lock.acquire()
+    ray_started = False
     try:
-        return _run_locked(run, Listeners(listeners), trainable or run_trial, lock, t_start)
+        if run.cost_only:
+            placement = resources.cost_only(run.settings)
+        else:
+            placement, ray_started = _start_ray(run)
+        run = dataclasses.replace(run, settings=placement.settings)
+        run.sd.root.mkdir(parents=True, exist_ok=True)
+        lock = StudyLock(run.sd.root)
+        lock.acquire()
+        try:
+            return _run_locked(run, placement, Listeners(listeners), trainable or run_trial, lock, t_start)
+        finally:
+            lock.release()
     finally:
-        lock.release()
+        if ray_started:
+            import ray
+
+            ray.shutdown()
+
+
+def _start_ray(run: SearchRun) -> tuple[resources.Placement, bool]:
+    """Start or join Ray, then choose what the settings leave to the cluster; an impossible request on a local
+    Ray fails here, before the study directory is touched (Ray would wait for the missing node for ever)."""
+    from nas.search import tuning
+
+    st = run.settings
+    started = tuning.start_ray(run.opts.address, tuning.local_cpus(st.concurrency, st.cpus_per_trial))
+    try:
+        return resources.place(st, run.space.proxy, resources.ray_cluster(local=not run.opts.address)), started
+    except BaseException:
+        if started:
+            tuning.ray.shutdown()
+        raise
 
 
 @dataclass
@@ -114,8 +148,9 @@ def _open_study(run: SearchRun, records: list[Any], lock: StudyLock) -> _Study:
     return _Study(memory, mirror, kind, rec)
 
 
-def _run_locked(run: SearchRun, listeners: Listeners, trainable: Trainable, lock: StudyLock,
-                t_start: float) -> SearchSummary:
+def _run_locked(run: SearchRun, placement: resources.Placement, listeners: Listeners, trainable: Trainable,
+                lock: StudyLock, t_start: float) -> SearchSummary:
+    earlier = resources.read_runs(run.sd.root)
     keep_space(run.space, run.sd)
     records = read_records(run.sd.trials)
     study = _open_study(run, records, lock)
@@ -129,12 +164,16 @@ def _run_locked(run: SearchRun, listeners: Listeners, trainable: Trainable, lock
                or reference_point(run.space, run.objectives, run.latency_fn))
         book = StudyBook(run.sd, run.name, run.objectives, ref, records)
         writer = RecordWriter(run.sd.trials)
-        proposer = _proposer(run, study.memory, records, writer, study.mirror,
+        proposer = _proposer(run, placement, study.memory, records, writer, study.mirror,
                              lambda r: (book.add(r), listeners.trial_finished(r)))
+        # Recorded once the study is known to resume: a refused run leaves no trace.
+        runs = resources.record_run(run.sd.root, resources.run_entry(
+            placement, run.opts.objective, run.opts.address, run.opts.execution_overrides()), earlier)
         listeners.search_started(SearchInfo(
             study=run.name, study_dir=run.sd.root, space=run.space, settings=run.settings, wandb=run.wandb,
             objectives=run.objectives, cost_only=run.cost_only, book=book,
-            requeued=study.reconciled.abandoned, repaired=study.reconciled.repaired))
+            requeued=study.reconciled.abandoned, repaired=study.reconciled.repaired, runs=runs))
+        _tell_placement(listeners, placement, runs)
         if proposer.exhausted:
             pass
         elif run.cost_only:
@@ -171,13 +210,26 @@ def _run_locked(run: SearchRun, listeners: Listeners, trainable: Trainable, lock
     return summary
 
 
-def _proposer(run: SearchRun, memory: optuna.Study, records: list[Any], writer: RecordWriter, mirror: Mirror,
-              emit: Callable) -> Proposer:
+def _tell_placement(listeners: Listeners, placement: resources.Placement, runs: list[dict[str, Any]]) -> None:
+    if len(runs) > 1:
+        n = len(runs) - 1
+        listeners.message(f"this study ran {n} time{'s' if n > 1 else ''} before; the last: "
+                          f"{resources.describe_run(runs[-2])}")
+    if placement.cluster is not None:
+        listeners.message(placement.describe())
+    if placement.warning:
+        listeners.message(placement.warning)
+
+
+def _proposer(run: SearchRun, placement: resources.Placement, memory: optuna.Study, records: list[Any],
+              writer: RecordWriter, mirror: Mirror, emit: Callable) -> Proposer:
     space, st = run.space, run.settings
+    gpus_auto = "gpus_per_trial" in placement.auto
 
     def make_config(n: int, g: Any) -> dict[str, Any]:
-        return trial_config(n, g, space.proxy, space.target.num_classes, math.ceil(st.cpus_per_trial),
-                            weights_dir=run.sd.weights)
+        config = trial_config(n, g, space.proxy, space.target.num_classes, math.ceil(st.cpus_per_trial),
+                              weights_dir=run.sd.weights)
+        return {**config, "gpus": st.gpus_per_trial, "gpus_auto": gpus_auto}  # the trial's device (devices.py)
 
     return Proposer(space, memory, objectives=run.objectives, target=st.trials, records=records,
                     write=writer.append, mirror=mirror.upsert, emit=emit, latency_fn=run.latency_fn,
@@ -193,12 +245,16 @@ def _train(run: SearchRun, proposer: Proposer, trainable: Trainable, listeners: 
     from nas.search import tuning
 
     st = run.settings
-    started = tuning.start_ray(run.opts.address, tuning.local_cpus(st.concurrency, st.cpus_per_trial))
+    warned: set[str] = set()
     try:
         def on_launch(launch: Launch) -> None:
             listeners.trial_started(launch.number, launch.genotype)
 
         def on_epoch(number: int, result: dict[str, Any]) -> None:
+            warning = result.get("device_warning")
+            if warning and warning not in warned:  # once per search: every trial's device is in its record
+                warned.add(warning)
+                listeners.message(f"trial {number} on {result.get('node') or 'a Ray node'}: {warning}")
             listeners.trial_epoch(number, int(result.get("epoch", 0)),
                                   {k: result[k] for k in ("val_accuracy", "train_loss", "best_accuracy")
                                    if result.get(k) is not None})
@@ -214,8 +270,6 @@ def _train(run: SearchRun, proposer: Proposer, trainable: Trainable, listeners: 
     finally:
         for number in list(proposer.active):
             proposer.abandon(number)
-        if started:
-            tuning.ray.shutdown()
 
 
 @contextlib.contextmanager

@@ -37,13 +37,14 @@ class SearchInfo:
     study: str
     study_dir: Path
     space: Any  # the SearchSpace
-    settings: Any  # the space's search settings with the caller's overrides merged (sampler, trials, ...)
+    settings: Any  # the space's search settings, the caller's overrides merged, automatic values chosen
     wandb: str  # W&B mode: online | offline | disabled
     objectives: list[dict[str, str]]
     cost_only: bool
     book: StudyBook  # records, counts, front and hypervolume, kept up to date by the driver
     requeued: int = 0  # trials a crash or Ctrl-C interrupted, queued again
     repaired: int = 0  # storage trials completed from trials.jsonl
+    runs: list[dict[str, Any]] = field(default_factory=list)  # every run of the study (runs.json), this one last
 
     @property
     def resumed(self) -> bool:

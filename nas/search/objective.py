@@ -7,11 +7,13 @@ far, accuracy, timing), because the report the scheduler stops a trial on, or
 the last one of the run, is all the driver gets back:
 
 ``val_accuracy``, ``best_accuracy``, ``train_loss``, ``epoch`` (1-based),
-``history``, ``train_s``, ``images_per_s``, ``node``, ``final`` (the trainer
-will not run another epoch: the last planned epoch, or a diverged loss) and,
-when training raised, ``error`` (one line). A custom trainable for the driver
-(e.g. the orchestration benchmark's sleeping one) must report at least
-``val_accuracy``, ``epoch`` and ``final``.
+``history``, ``train_s``, ``images_per_s``, ``node``, ``device`` (where it
+trains, :mod:`nas.search.devices`; ``device_warning`` too when that is not
+what Ray gave it), ``final`` (the trainer will not run another epoch: the
+last planned epoch, or a diverged loss) and, when training raised, ``error``
+(one line). A custom trainable for the driver (e.g. the orchestration
+benchmark's sleeping one) must report at least ``val_accuracy``, ``epoch``
+and ``final``.
 """
 
 from __future__ import annotations
@@ -52,13 +54,16 @@ def evaluate(config: dict[str, Any], report: Callable[[dict[str, Any]], None]) -
     """
     import torch
 
+    from nas.search.devices import trial_device
     from nas.train import TrainConfig, train
 
     torch.set_num_threads(config.get("threads", 1))
     epochs = int(config["epochs"])
     node = _node()
+    placed = trial_device(config["proxy"].get("device", "auto"), config.get("gpus"), bool(config.get("gpus_auto")))
+    where = {"node": node, "device": placed.label, **({"device_warning": placed.warning} if placed.warning else {})}
     history: list[dict[str, float]] = []
-    last: dict[str, Any] = {"val_accuracy": 0.0, "epoch": 0, "final": True, "node": node}
+    last: dict[str, Any] = {"val_accuracy": 0.0, "epoch": 0, "final": True, **where}
     t0 = time.perf_counter()
 
     def on_epoch(epoch: int, m: dict[str, float]) -> None:
@@ -69,14 +74,14 @@ def evaluate(config: dict[str, Any], report: Callable[[dict[str, Any]], None]) -
         last = {"val_accuracy": float(m["val_accuracy"]), "best_accuracy": float(m["best_accuracy"]),
                 "train_loss": float(m["train_loss"]) if not diverged else None, "epoch": epoch,
                 "history": list(history), "train_s": time.perf_counter() - t0,
-                "images_per_s": float(m["images_per_s"]), "node": node,
+                "images_per_s": float(m["images_per_s"]), **where,
                 "final": epoch >= epochs or diverged}
         report(last)
 
     try:
         genotype = from_dict(config["genotype"], f"trial {config.get('number')}")
-        result = train(genotype, TrainConfig(**config["proxy"]), num_classes=config.get("num_classes"),
-                       callback=on_epoch)
+        result = train(genotype, TrainConfig(**{**config["proxy"], "device": placed.device}),
+                       num_classes=config.get("num_classes"), callback=on_epoch)
         if config.get("weights_dir") and result.model is not None and not result.diverged:
             _save_weights(result.model, Path(config["weights_dir"]), int(config["number"]))
     except Exception as e:  # noqa: BLE001 - any training failure is the trial's result, not the driver's

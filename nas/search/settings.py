@@ -23,6 +23,7 @@ from nas.errors import InputError, OptionError
 from nas.results.front import objective_spec
 from nas.results.store import StudyDir
 from nas.search import budgets
+from nas.search.resources import EXECUTION_FIELDS, check_request
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,14 @@ class SearchOptions:
     wandb: str | None = None
     objective: str = "train"  # train | cost (costs only, nothing trained)
     storage: str | None = None
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None  # None: the space's, or chosen from the cluster (nas.search.resources)
+    scheduler: str | None = None
+    grace_period: int | None = None
+
+    def execution_overrides(self) -> dict[str, Any]:
+        """The overrides of where and how trials run (recorded with each run of the study)."""
+        return {k: getattr(self, k) for k in EXECUTION_FIELDS}
 
 
 @dataclass
@@ -53,7 +62,7 @@ class SearchRun:
 
     opts: SearchOptions
     space: Any  # the SearchSpace
-    settings: Any  # SearchSettings with the overrides merged
+    settings: Any  # SearchSettings with the overrides merged (the driver fills in the automatic values)
     wandb: str
     objectives: list[dict[str, str]]
     name: str
@@ -70,8 +79,9 @@ def prepare(opts: SearchOptions) -> SearchRun:
     from nas.space import load_space
 
     space = load_space(opts.space)
-    settings = merged(space.search, sampler=opts.sampler, trials=opts.trials, concurrency=opts.concurrency,
-                      seed=opts.seed, storage=opts.storage)
+    settings = merged(space.search, sampler=opts.sampler, trials=opts.trials, seed=opts.seed, storage=opts.storage,
+                      **opts.execution_overrides())
+    check_request(settings)
     if opts.objective not in OBJECTIVE_MODES:
         raise OptionError("objective", f"{opts.objective!r} is not one of {', '.join(OBJECTIVE_MODES)}")
     wandb = merged(space.tracking, wandb=opts.wandb).wandb

@@ -71,8 +71,9 @@ TRIAL_RETRIES = 2  # Tune restarts of a trial whose worker process died
 WORKER_PRELOAD = ("ray.tune.trainable.function_trainable",)
 
 
-def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
-    """Start local Ray (``num_cpus`` CPUs, small object store, no dashboard) or join ``address``.
+def start_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
+    """Start local Ray (``num_cpus`` CPUs, ``num_gpus`` GPUs, None: what Ray detects; small object store, no
+    dashboard) or join ``address``.
 
     Returns whether this call started Ray (and so should shut it down); an initialised Ray is used as is.
     """
@@ -85,7 +86,7 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         if address:
             ray.init(address=address, **kw)
         else:
-            ray.init(num_cpus=num_cpus, object_store_memory=OBJECT_STORE_BYTES,
+            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, object_store_memory=OBJECT_STORE_BYTES,
                      _system_config={"preload_python_modules": list(WORKER_PRELOAD)}, **kw)
     except ConnectionError as e:
         raise OptionError("address", f"cannot connect to a Ray cluster at {address!r} ({e})") from None
@@ -253,8 +254,10 @@ def run_tune(proposer: Proposer, trainable: Callable[[dict], Any], *, storage: P
         tuner.fit()
 
 
-def local_cpus(concurrency: int, cpus_per_trial: float) -> int:
-    return max(1, math.ceil(concurrency * cpus_per_trial))
+def local_cpus(concurrency: int | None, cpus_per_trial: float) -> int | None:
+    """CPUs of a local Ray for a fixed concurrency; None (all of the machine's) when the concurrency is chosen
+    from what Ray finds."""
+    return None if concurrency is None else max(1, math.ceil(concurrency * cpus_per_trial))
 
 
 def _trial_name(trial: Any) -> str:

@@ -252,9 +252,10 @@ class SearchSettings(_Model):
 
     sampler: Literal[SAMPLERS] = "nsga2"
     trials: PosInt = 10
-    concurrency: PosInt = 1
+    # None: chosen from the Ray cluster when the search starts (nas.search.resources); 0 GPUs: train on CPU.
+    concurrency: PosInt | None = None
     cpus_per_trial: PosFloat = 1.0
-    gpus_per_trial: Annotated[float, AfterValidator(_ratio(0, 64))] = 0.0
+    gpus_per_trial: Annotated[float, AfterValidator(_ratio(0, 64))] | None = None
     scheduler: Literal["asha", "none"] = "asha"
     grace_period: PosInt = 1
     seed: int = 0
