@@ -41,6 +41,7 @@ Block ``kind="ghost"`` (GhostNet bottleneck): ghost module ``cin -> mid``
 only when ``stride == 2`` -> SE -> ghost module ``mid -> out`` without act;
 shortcut identity when ``stride == 1 and cin == out``, else depthwise
 ``kernels[0]`` conv stride ``stride`` + BN + 1x1 conv ``cin -> out`` + BN.
+Both depthwise convs are ACBs when ``acb``.
 
 Ghost module (ratio s, cheap kernel d): primary 1x1 conv
 ``cin -> ceil(out/s)`` + BN (+ act), cheap depthwise-multiplier d x d conv

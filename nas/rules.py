@@ -23,10 +23,11 @@ The rules, as the option lists below state them:
   decision ``cw_groups`` over ``max(proj_groups, 2)`` (1 and 2 build the
   same module); ``shuffle`` only after a grouped expand or a grouped conv
   projection.
-* ghost bottleneck (``ghost``): no split, dilation, ACB, groups or
-  projection choice (its depthwise convs are plain, its 1x1 convs ghost
+* ghost bottleneck (``ghost``): no split, dilation, groups or projection
+  choice (its depthwise convs have one kernel, its 1x1 convs are ghost
   modules); its kernel only where it has a depthwise conv (stride 2, or a
-  shortcut conv because the width changes).
+  shortcut conv because the width changes), and ACB on those depthwise
+  convs only where that kernel is larger than 1x1.
 * stem: ``acb`` only with a kernel larger than 1x1. Head: ``act`` only with
   a features or hidden conv.
 
@@ -143,10 +144,16 @@ IR = BlockKind("ir", key=_ir_key, tree=Tree(BlockSpec, structure=_STRUCTURE, opt
            ("exp_groups", "proj_groups", "proj")),
 )))
 
-# A ghost bottleneck's depthwise convs are plain and its 1x1 convs ghost modules: no split, dilation, ACB,
-# groups, shuffle or projection choice (those fields stay at their defaults).
+def _ghost_dw(ctx: Context) -> bool:
+    """Whether a ghost bottleneck has depthwise convs: the strided one, or the shortcut's when shapes change."""
+    return ctx.stride == 2 or ctx.cin != ctx.out
+
+
+# A ghost bottleneck's 1x1 convs are ghost modules and its depthwise convs single-kernel: no split, dilation,
+# groups, shuffle or projection choice (those fields stay at their defaults); ACB where it has a k x k dw conv.
 GHOST = BlockKind("ghost", key=_ghost_key, tree=Tree(BlockSpec, structure=_STRUCTURE, options=(
-    Option("kernels", lambda c: c.stride == 2 or c.cin != c.out, source="kernel_sets"),
+    Option("kernels", _ghost_dw, source="kernel_sets"),
+    Option("acb", lambda c, ks: _ghost_dw(c) and ks[0] > 1, ("kernels",), folded=True),
     Option("expand"),
     Option("act"),
     *_SE,

@@ -58,19 +58,26 @@ def num_classes(rng: random.Random, g: Genotype) -> int:
     return rng.choice([n for n in (10, 100, 1000) if g.head.kind == "fc" or n <= c])
 
 
-def measured(g: Genotype, num_classes: int) -> Cost:
-    """Parameters and MACs of the built module, counted by torch itself."""
+def measured(g: Genotype, num_classes: int, deployed: bool = False) -> Cost:
+    """Parameters and MACs of the built module (``deployed``: of its fused copy), counted by torch itself."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from nas.model import build
+    from nas.model import build, deploy
 
     torch.manual_seed(0)
     model = build(g, num_classes).eval()
+    if deployed:
+        model = deploy(model)
     x = torch.randn(1, g.in_chans, g.resolution, g.resolution)
     with torch.no_grad(), FlopCounterMode(display=False) as fc:
         model(x)
     return Cost(macs=fc.get_total_flops() // 2, params=sum(p.numel() for p in model.parameters()))
+
+
+def without_acb(g: Genotype) -> Genotype:
+    return g.replace(stem=dataclasses.replace(g.stem, acb=False),
+                     stages=tuple(tuple(dataclasses.replace(b, acb=False) for b in s) for s in g.stages))
 
 
 def test_count_matches_built_module_on_random_genotypes():
@@ -82,9 +89,37 @@ def test_count_matches_built_module_on_random_genotypes():
     for i in range(50):
         g = random_genotype(rng)
         nc = num_classes(rng, g)
-        want, got = measured(g, nc), count(g, num_classes=nc)
+        want, got = measured(g, nc), count(g, num_classes=nc, deployed=False)  # the training-time module
         assert got.params == want.params, f"#{i} params {got.params} != {want.params}: {g.to_json()}"
-        assert abs(got.macs - want.macs) <= 0.01 * want.macs, f"#{i} MACs {got.macs} vs {want.macs}: {g.to_json()}"
+        assert got.macs == want.macs, f"#{i} MACs {got.macs} vs {want.macs}: {g.to_json()}"
+
+
+def test_acb_is_counted_at_its_deployed_cost():
+    """ACB folds into one k x k conv: the default count is the deployed network's, equal to the same genotype
+    without ACB, and to FlopCounterMode on the deployed module; only ``deployed=False`` sees the branches."""
+    pytest.importorskip("nas.model")
+    import torch
+
+    torch.set_num_threads(1)
+    rng = random.Random(99)
+    seen = 0
+    while seen < 25:
+        g = random_genotype(rng)
+        if not (g.stem.acb or any(b.acb for b in g.blocks)):
+            continue
+        seen += 1
+        nc = num_classes(rng, g)
+        plain = without_acb(g)
+        got = count(g, num_classes=nc)
+        assert got == count(plain, num_classes=nc) == measured(plain, nc)
+        assert got.macs == measured(g, nc, deployed=True).macs, g.to_json()
+        train = count(g, num_classes=nc, deployed=False)
+        assert train.params >= got.params and train.macs >= got.macs
+    # ghost bottlenecks with ACB on their depthwise convs (stride 2 and the shortcut's) are in the mix
+    ghost = BlockSpec(out=24, kind="ghost", stride=2, kernels=(5,), expand=3.0, ghost=2, acb=True)
+    g = _one_block(ghost)
+    assert count(g, deployed=False).params - count(g).params == (24 * 10 + 4 * 24) + (8 * 10 + 4 * 8)
+    assert count(g) == count(without_acb(g)) and count(g).macs == measured(g, 1000, deployed=True).macs
 
 
 def test_count_covers_every_option():
@@ -158,8 +193,10 @@ def test_hand_computed_ghost_and_mixconv_details():
     mix_acb = dataclasses.replace(mix, acb=True)
     dw_mix = (32 * 9 + 16 * 25 + 8 * 49 + 8 * 81)
     dw_acb = (32 * 15 + 16 * 35 + 8 * 63 + 8 * 99)
-    assert count(_one_block(mix_acb)).macs - count(_one_block(mix)).macs == (dw_acb - dw_mix) * r * r
-    assert count(_one_block(mix_acb)).params - count(_one_block(mix)).params == (dw_acb - dw_mix) + 6 * 64 - 2 * 64
+    trained = count(_one_block(mix_acb), deployed=False)
+    assert trained.macs - count(_one_block(mix)).macs == (dw_acb - dw_mix) * r * r
+    assert trained.params - count(_one_block(mix)).params == (dw_acb - dw_mix) + 6 * 64 - 2 * 64
+    assert count(_one_block(mix_acb)) == count(_one_block(mix))  # deployed: ACB folded away
 
 
 def _one_block(b: BlockSpec) -> Genotype:

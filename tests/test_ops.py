@@ -304,3 +304,18 @@ def test_channel_wise_classifier(size):
     assert m(torch.randn(2, c, 2 * size, 2 * size)).shape == (2, classes)
     with pytest.raises(ValueError, match="num_classes"):
         ChannelWiseClassifier(8, 10)
+
+
+@pytest.mark.parametrize(("stride", "cin", "out", "k"), [(2, 16, 24, 3), (1, 16, 24, 5), (2, 16, 16, 5)])
+def test_ghost_bottleneck_acb_deploys_to_the_eval_network(stride, cin, out, k):
+    from nas.model import deploy
+    from nas.ops import GhostBottleneck
+
+    torch.manual_seed(k)
+    m = _randomize_bn(GhostBottleneck(cin, 48, out, k, stride=stride, ghost=2, acb=True), seed=k).eval()
+    assert sum(isinstance(x, ACBConv2d) for x in m.modules()) == (2 if stride == 2 else 1)
+    fused = deploy(m)
+    assert not any(isinstance(x, (nn.BatchNorm2d, ACBConv2d)) for x in fused.modules())
+    x = torch.randn(2, cin, 11, 11)
+    with torch.no_grad():
+        _close(fused(x), m(x))

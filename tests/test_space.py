@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from strategies import small_spaces
 
+from nas.cost.macs import count
 from nas.errors import InputError
 from nas.genotype import Genotype, load
 from nas.search.budgets import cheapest, is_feasible, min_achievable, target_cost, validate_budgets, violations
@@ -168,7 +169,9 @@ def test_samples_build_and_match_the_analytic_cost(mixnet: SearchSpace) -> None:
     for seed in range(3):
         g = mixnet.sample(seed)
         net = build(g, num_classes=mixnet.target.num_classes)
-        assert sum(p.numel() for p in net.parameters()) == target_cost(mixnet, g).params
+        trained = count(g, mixnet.target.resolution, mixnet.target.num_classes, deployed=False)
+        assert sum(p.numel() for p in net.parameters()) == trained.params
+        assert target_cost(mixnet, g) == count(g)  # budgets see the deployed network (ACB folded)
         proxy = build(proxy_genotype(g, 32, mixnet.proxy.width), num_classes=10).eval()
         with torch.no_grad():
             assert proxy(torch.randn(2, 3, 32, 32)).shape == (2, 10)

@@ -26,9 +26,18 @@ genotype's resolution, 1 when a ``hidden`` conv pools first), so a model run
 at another resolution pools to ``size`` first and keeps that cost.
 
 Spatial sizes follow "same" padding: a stride-s layer maps ``r`` to
-``ceil(r / s)``. ACB layers are counted as built for training, three
-branches (k x k, 1 x k, k x 1, each with its own BN); ``nas.model.deploy``
-folds them into one k x k conv.
+``ceil(r / s)``.
+
+ACB (ACNet) is counted as deployed by default: ``nas.model.deploy`` folds
+each BN into its branch and adds the k x k, 1 x k and k x 1 kernels into one
+k x k conv, so the deployed network is exactly the network without ACB, and
+``count(g)`` equals ``count`` of ``g`` with every ``acb`` off (MACs and
+parameters: the folded conv and its BN counted as a plain conv + BN). That is
+what budgets, objectives, family tiers and latency keys use: ACB is free at
+inference. ``count(g, deployed=False)`` counts the network as built for
+training instead (three branches, a BN each), which is what
+``sum(p.numel() for p in build(g).parameters())`` and ``FlopCounterMode`` on
+the training module see.
 
 Published figures and the MixNet gap
 ------------------------------------
@@ -108,18 +117,20 @@ REFERENCES: dict[str, Published] = {
 }
 
 
-def count(genotype: Genotype, resolution: int | None = None, num_classes: int = 1000) -> Cost:
-    """MACs and parameters of ``build(genotype, num_classes)`` on a ``resolution`` square input.
+def count(genotype: Genotype, resolution: int | None = None, num_classes: int = 1000, *,
+          deployed: bool = True) -> Cost:
+    """MACs and parameters of the deployed network of ``genotype`` on a ``resolution`` square input.
 
-    ``resolution=None`` uses the genotype's own resolution.
+    ``resolution=None`` uses the genotype's own resolution. ``deployed=False``: the network as
+    ``build(genotype, num_classes)`` makes it for training (ACB branches unfolded).
     """
     r = genotype.resolution if resolution is None else resolution
-    macs, params = _stem(genotype.stem, genotype.in_chans, r)
+    macs, params = _stem(genotype.stem, genotype.in_chans, r, deployed)
     r = out_size(r, genotype.stem.stride)
     c = genotype.stem.out
     for stage in genotype.stages:
         for b in stage:
-            m, p = _block(b, c, r)
+            m, p = _block(b, c, r, deployed)
             macs += m
             params += p
             c, r = b.out, out_size(r, b.stride)
@@ -127,18 +138,19 @@ def count(genotype: Genotype, resolution: int | None = None, num_classes: int = 
     return Cost(macs + m, params + p)
 
 
-def breakdown(genotype: Genotype, resolution: int | None = None, num_classes: int = 1000) -> list[Row]:
+def breakdown(genotype: Genotype, resolution: int | None = None, num_classes: int = 1000, *,
+              deployed: bool = True) -> list[Row]:
     """Per-part costs: one row for the stem, one per stage, one for the head; they sum to :func:`count`."""
     r = genotype.resolution if resolution is None else resolution
     stem = genotype.stem
-    m, p = _stem(stem, genotype.in_chans, r)
+    m, p = _stem(stem, genotype.in_chans, r, deployed)
     r = out_size(r, stem.stride)
     c = stem.out
     rows = [Row("stem", 0, c, r, m, p)]
     for i, stage in enumerate(genotype.stages):
         macs = params = 0
         for b in stage:
-            m, p = _block(b, c, r)
+            m, p = _block(b, c, r, deployed)
             macs += m
             params += p
             c, r = b.out, out_size(r, b.stride)
@@ -182,11 +194,12 @@ def _ghost(cin: int, out: int, ratio: int, d: int, r: int) -> tuple[int, int]:
     return w * r * r, w + 2 * (init + cheap)
 
 
-def _mixconv(b: BlockSpec, mid: int, r: int) -> tuple[int, int]:
-    """Depthwise MixConv: per group ``c * k * k`` weights; one shared BN, or per-group ACB branches and BNs."""
+def _mixconv(b: BlockSpec, mid: int, r: int, acb: bool) -> tuple[int, int]:
+    """Depthwise MixConv: per group ``c * k * k`` weights; one shared BN, or (``acb``: as trained with ACB)
+    per-group branches and BNs."""
     w = bn = 0
     for c, k in zip(split_channels(mid, len(b.kernels), b.split), b.kernels, strict=True):
-        if not b.acb:
+        if not acb:
             w += c * k * k
         elif k > 1:  # ACB: k x k, 1 x k and k x 1 branches, a BN each
             w += c * (k * k + 2 * k)
@@ -194,7 +207,12 @@ def _mixconv(b: BlockSpec, mid: int, r: int) -> tuple[int, int]:
         else:  # a 1x1 ACB group is a plain conv + BN
             w += c
             bn += 2 * c
-    return w * r * r, w + (bn if b.acb else 2 * mid)
+    return w * r * r, w + (bn if acb else 2 * mid)
+
+
+def _dw(c: int, k: int, r: int, acb: bool) -> tuple[int, int]:
+    """A plain depthwise ``k x k`` conv + BN, or (``acb``: as trained with ACB) its three branches."""
+    return _acb(c, c, k, r, c) if acb else _conv(c, c, k, r, c)
 
 
 def _se(b: BlockSpec, cin: int, mid: int) -> tuple[int, int]:
@@ -211,17 +229,18 @@ def _group_channelwise(cin: int, out: int, groups: int, r: int) -> tuple[int, in
 
 
 @lru_cache(maxsize=65536)
-def _block(b: BlockSpec, cin: int, r: int) -> tuple[int, int]:
-    """(macs, params) of one block with ``cin`` input channels at input resolution ``r``."""
-    return _BLOCKS[b.kind](b, cin, b.mid_channels(cin), r, out_size(r, b.stride))
+def _block(b: BlockSpec, cin: int, r: int, deployed: bool = True) -> tuple[int, int]:
+    """(macs, params) of one block with ``cin`` input channels at input resolution ``r``; ACB branches counted
+    only when not ``deployed``."""
+    return _BLOCKS[b.kind](b, cin, b.mid_channels(cin), r, out_size(r, b.stride), b.acb and not deployed)
 
 
-def _ir_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int) -> tuple[int, int]:
+def _ir_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int, acb: bool) -> tuple[int, int]:
     macs = params = 0
     if b.has_expand(cin):
         m, p = _ghost(cin, mid, b.ghost, b.ghost_kernel, r) if b.ghost > 1 else _conv(cin, mid, 1, r, b.exp_groups)
         macs, params = macs + m, params + p
-    m, p = _mixconv(b, mid, ro)
+    m, p = _mixconv(b, mid, ro, acb)
     macs, params = macs + m, params + p
     if b.se > 0:
         m, p = _se(b, cin, mid)
@@ -235,11 +254,11 @@ def _ir_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int) -> tuple[int, i
     return macs + m, params + p
 
 
-def _ghost_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int) -> tuple[int, int]:
+def _ghost_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int, acb: bool) -> tuple[int, int]:
     k = b.kernels[0]
     macs, params = _ghost(cin, mid, b.ghost, b.ghost_kernel, r)
     if b.stride == 2:
-        m, p = _conv(mid, mid, k, ro, mid)
+        m, p = _dw(mid, k, ro, acb)
         macs, params = macs + m, params + p
     if b.se > 0:
         m, p = _se(b, cin, mid)
@@ -247,7 +266,7 @@ def _ghost_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int) -> tuple[int
     m, p = _ghost(mid, b.out, b.ghost, b.ghost_kernel, ro)
     macs, params = macs + m, params + p
     if not b.has_residual(cin):
-        m1, p1 = _conv(cin, cin, k, ro, cin)
+        m1, p1 = _dw(cin, k, ro, acb)
         m2, p2 = _conv(cin, b.out, 1, ro)
         macs, params = macs + m1 + m2, params + p1 + p2
     return macs, params
@@ -257,9 +276,9 @@ def _ghost_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int) -> tuple[int
 _BLOCKS = {"ir": _ir_block, "ghost": _ghost_block}
 
 
-def _stem(s: StemSpec, in_chans: int, r: int) -> tuple[int, int]:
+def _stem(s: StemSpec, in_chans: int, r: int, deployed: bool) -> tuple[int, int]:
     ro = out_size(r, s.stride)
-    return _acb(in_chans, s.out, s.kernel, ro) if s.acb else _conv(in_chans, s.out, s.kernel, ro)
+    return _acb(in_chans, s.out, s.kernel, ro) if s.acb and not deployed else _conv(in_chans, s.out, s.kernel, ro)
 
 
 def _head(h: HeadSpec, c: int, r: int, num_classes: int, size: int) -> tuple[int, int]:

@@ -35,7 +35,8 @@ def _inverted_residual(cin: int, spec: BlockSpec) -> nn.Module:
 
 def _ghost_bottleneck(cin: int, spec: BlockSpec) -> nn.Module:
     return GhostBottleneck(cin, spec.mid_channels(cin), spec.out, spec.kernels[0], stride=spec.stride, act=spec.act,
-                           ghost=spec.ghost, ghost_kernel=spec.ghost_kernel, se_layer=_se_layer(cin, spec))
+                           ghost=spec.ghost, ghost_kernel=spec.ghost_kernel, se_layer=_se_layer(cin, spec),
+                           acb=spec.acb)
 
 
 #: The builder of each block kind (``BlockSpec.kind``).
