@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -63,9 +63,9 @@ from nas.genotype import BlockSpec, Genotype, HeadSpec, StemSpec
 from nas.options import Context, Option, Pick, Tree
 
 __all__ = [
-    "FOLDED", "GHOST", "HEAD", "IR", "KINDS", "STEM", "BlockKind", "Context", "Option", "Pick", "Tree", "block_fields",
-    "blocks", "canonical", "canonical_block", "count_blocks", "count_head", "count_stem", "heads", "stems",
-    "walk_block", "walk_head", "walk_stem",
+    "DWS", "FOLDED", "GHOST", "GM", "HEAD", "IR", "KINDS", "SHUFFLE", "STEM", "BlockKind", "Context", "Option",
+    "Pick", "Tree", "block_fields", "blocks", "canonical", "canonical_block", "count_blocks", "count_head",
+    "count_stem", "heads", "stems", "walk_block", "walk_head", "walk_stem",
 ]
 
 
@@ -75,8 +75,8 @@ class BlockKind:
 
     name: str
     tree: Tree
-    key: Callable[[int, BlockSpec, frozenset[str]], dict[str, Any]] = field(default=lambda cin, b, active: {})
-    # a kind added after the shipped tables may leave ``key`` out: its options enter the key by name
+    key: Callable[[int, BlockSpec, frozenset[str]], dict[str, Any]] | None = None
+    # None (kinds added after the shipped tables): every option that is a decision enters the key by name
 
 
 # -- latency-table keys -----------------------------------------------------------------------------------------
@@ -161,9 +161,44 @@ GHOST = BlockKind("ghost", key=_ghost_key, tree=Tree(BlockSpec, structure=_STRUC
     Option("ghost_kernel", lambda c, g: g > 1, ("ghost",)),
 )))
 
+_DEPTHWISE = (  # a depthwise MixConv's options, in the kinds that have one besides the inverted residual
+    Option("kernels", source="kernel_sets"),
+    Option("split", lambda c, ks: len(ks) > 1, ("kernels",)),
+    Option("dilation"),
+    Option("acb", lambda c, ks: any(k > 1 for k in ks), ("kernels",), folded=True),
+)
+_NO_MID = ("out", "stride", "kind")  # kinds whose depthwise conv sees the block input: no mid, no expand
+
+# MobileNetV1's depthwise separable layer; ``proj: cw`` (DWSCW) only where the layer keeps its width.
+DWS = BlockKind("dws", tree=Tree(BlockSpec, structure=_NO_MID, options=(
+    *_DEPTHWISE,
+    Option("act"),
+    Option("proj", lambda c: c.cin == c.out),
+    Option("proj_groups", lambda c, proj: proj == "conv", ("proj",)),
+)))
+
+# ChannelNets' group module (GM); with ``proj: cw`` its group channel-wise module (GCWM). 1 and 2 groups build
+# the same module (a group module has at least two).
+GM = BlockKind("gm", tree=Tree(BlockSpec, structure=_NO_MID, options=(
+    *_DEPTHWISE,
+    Option("act"),
+    Option("proj"),
+    Option("proj_groups", name="cw_groups", normalize=cw_groups),
+)))
+
+# The ShuffleNet v1 unit: its shuffle is part of it, its projection a grouped 1x1 conv.
+SHUFFLE = BlockKind("shuffle", tree=Tree(BlockSpec, structure=_STRUCTURE, options=(
+    *_DEPTHWISE,
+    Option("expand"),
+    Option("act"),
+    Option("exp_groups"),
+    Option("proj_groups"),
+)))
+
 STEM = Tree(StemSpec, (
     Option("out"), Option("kernel"), Option("stride"), Option("act"),
     Option("acb", lambda c, k: k > 1, ("kernel",), folded=True),
+    Option("pool"),
 ))
 
 HEAD = Tree(HeadSpec, (
@@ -174,14 +209,17 @@ HEAD = Tree(HeadSpec, (
 
 
 #: The block kinds, by ``BlockSpec.kind``.
-KINDS: dict[str, BlockKind] = {k.name: k for k in (IR, GHOST)}
+KINDS: dict[str, BlockKind] = {k.name: k for k in (IR, GHOST, DWS, GM, SHUFFLE)}
 assert tuple(KINDS) == KIND_NAMES, "nas.genotype.KINDS and the registry must name the same kinds"
 
 _ENCODED = frozenset({"kernels", "split", "dilation", "expand", "act", "se", "se_gate", "se_base", "se_divisor",
                       "se_act", "ghost", "ghost_kernel", "exp_groups", "proj_groups", "shuffle", "proj"})
-# per kind, the options a later issue adds: they enter the key by name
-_UNENCODED = {name: tuple(dict.fromkeys(o.field for o in k.tree.options if o.field not in _ENCODED and not o.folded))
-              for name, k in KINDS.items()}
+# per kind, the options its key leaves to their names: those a later issue added to a kind with a key, and every
+# one of a kind without a key (but ``act`` and ``expand``, which the common fields already say)
+_UNENCODED = {name: tuple(dict.fromkeys(
+    o.field for o in k.tree.options
+    if not o.folded and (o.field not in _ENCODED if k.key else o.field not in ("act", "expand"))))
+    for name, k in KINDS.items()}
 #: Options deploy folds away; a latency table never tells them apart.
 FOLDED = frozenset(o.field for t in (STEM, HEAD, *(k.tree for k in KINDS.values())) for o in t.options if o.folded)
 
@@ -276,9 +314,10 @@ def block_fields(cin: int, b: BlockSpec) -> dict[str, Any]:
     d: dict[str, Any] = {"kind": c.kind, "out": c.out, "stride": c.stride, "act": c.act, "mid": c.mid_channels(cin)}
     if c.se > 0:
         d["se"] = [c.se_channels(cin), c.se_gate, c.se_act or c.act]
-    d.update(kind.key(cin, c, active))
+    if kind.key is not None:
+        d.update(kind.key(cin, c, active))
     for f in _UNENCODED[c.kind]:
         v = getattr(c, f)
-        if f in active and v != kind.tree.defaults[f]:
+        if f in active and (kind.key is None or v != kind.tree.defaults[f]):
             d[f] = list(v) if isinstance(v, tuple) else v
     return d

@@ -17,7 +17,7 @@ from nas.ops import ACBConv2d, GhostBottleneck, GroupChannelWise, InvertedResidu
 torch.set_num_threads(1)
 
 REFERENCE = Path(__file__).resolve().parents[1] / "search_spaces" / "reference"
-REFERENCE_NAMES = ["mixnet_s", "mixnet_m", "mixnet_l", "ghostnet_100", "mobilenetv2_100", "mobilenetv3_large_100"]
+REFERENCE_NAMES = sorted(p.stem for p in REFERENCE.glob("*.yaml"))
 
 # Small hand-made genotypes; together they cover every op the builder knows.
 HAND: dict[str, dict] = {

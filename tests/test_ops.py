@@ -276,11 +276,12 @@ def test_group_channel_wise(cin, out, groups):
     r = 5
     x = torch.randn(1, cin, r, r)
     assert m(x).shape == (1, out, r, r)
-    assert _params(m) == out * cin // groups + 2 * out + groups * groups
-    assert _macs(m, x) == r * r * out * (cin // groups + groups)
-    # Every output channel depends on every input group (the point of the fusion).
+    dc = 4 * groups  # the fusion's window (ChannelNets' code: 4g taps, stride g)
+    assert _params(m) == out * cin // groups + 2 * out + groups * dc
+    assert _macs(m, x) == r * r * out * (cin // groups + dc)
+    # The outputs of every fusion conv (one output group each) together depend on every input channel.
     jac = torch.autograd.functional.jacobian(lambda t: m(t)[0, :, 2, 2], x)[:, 0, :, 2, 2]
-    per_group = jac.abs().reshape(out, groups, cin // groups).sum(-1)
+    per_group = jac.abs().reshape(groups, out // groups, cin).sum(1)
     assert (per_group > 0).all()
 
 

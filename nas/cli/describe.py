@@ -35,7 +35,9 @@ def describe(
             "params": sum(row.params for row in rows), "macs": sum(row.macs for row in rows)}
     ref = _published(g)
     if ref is not None and r == g.resolution and num_classes == 1000:
-        info.update(params_paper=ref.params, macs_paper=ref.macs_paper)
+        info["params_paper"] = ref.params
+        if ref.macs_paper is not None:  # some papers print parameters only (ChannelNet-v2/v3)
+            info["macs_paper"] = ref.macs_paper
     info["stages"] = [row.__dict__ for row in rows]
     if lut is not None or measure:
         info.update(_latency_info(g.replace(resolution=r), lut, measure, num_classes))
@@ -73,8 +75,9 @@ def _describe_table(info: dict):
                   f"{row['params']:,}", f"{row['macs'] / 1e6:,.1f}M")
     t.add_row("total", str(sum(row["blocks"] for row in info["stages"])), "", "",
               f"{info['params']:,}", f"{info['macs'] / 1e6:,.1f}M", style="bold")
-    if "macs_paper" in info:
-        t.caption = f"paper: {info['params_paper'] / 1e6:.2f}M params, {info['macs_paper'] / 1e6:.0f}M MACs as printed"
+    if "params_paper" in info:
+        macs = f", {info['macs_paper'] / 1e6:.0f}M MACs" if "macs_paper" in info else ""
+        t.caption = f"paper: {info['params_paper'] / 1e6:.2f}M params{macs} as printed"
     return t
 
 
