@@ -15,7 +15,7 @@ from nas.cost.macs import Cost, breakdown, count
 from nas.genotype import ACTS, BlockSpec, Genotype, GenotypeError, HeadSpec, StemSpec, from_dict, ghost_channels, loads
 
 
-def random_block(rng: random.Random, stride: int) -> BlockSpec:
+def random_block(rng: random.Random, stride: int, cin: int = 16) -> BlockSpec:
     """A valid block drawn from the whole space (channel counts are multiples of 8, so any group count fits)."""
     out = rng.choice([16, 24, 32])
     common = dict(
@@ -24,29 +24,44 @@ def random_block(rng: random.Random, stride: int) -> BlockSpec:
         se_gate=rng.choice(["sigmoid", "hsigmoid"]), se_divisor=rng.choice([1, 4, 8]),
         se_act=rng.choice([None, "relu", "hswish"]), ghost_kernel=rng.choice([1, 3, 5]),
     )
-    if rng.random() < 0.25:
-        return BlockSpec(kind="ghost", kernels=(rng.choice([3, 5]),), ghost=rng.randint(1, 4),
-                         expand=rng.choice([1.0, 3.0, 6.0]), **common)
-    ghost = rng.choice([1, 1, 2, 3, 4])
-    groups = (1, 1) if ghost > 1 else (rng.choice([1, 2, 4]), rng.choice([1, 2, 4]))
     g = rng.randint(1, 5)
     kernels = tuple(sorted(rng.sample([1, 3, 5, 7, 9, 11], g))) if rng.random() < 0.3 else tuple(range(3, 2 * g + 2, 2))
+    depthwise = dict(kernels=kernels, split=rng.choice(["equal", "exponential"]), dilation=rng.choice([1, 1, 2]),
+                     acb=rng.random() < 0.3)
+    kind = rng.choices(["ghost", "ir", "dws", "gm", "shuffle"], [0.2, 0.4, 0.15, 0.1, 0.15])[0]
+    if kind == "ghost":
+        return BlockSpec(kind="ghost", kernels=(rng.choice([3, 5]),), ghost=rng.randint(1, 4),
+                         expand=rng.choice([1.0, 3.0, 6.0]), acb=rng.random() < 0.3, **common)
+    if kind in ("dws", "gm"):
+        proj = rng.choice(["conv", "cw"])
+        if kind == "dws" and proj == "cw":
+            common["out"] = cin  # DWSCW keeps the width
+        return BlockSpec(kind=kind, proj=proj, proj_groups=rng.choice([1, 2, 4]), **depthwise, **common)
+    if kind == "shuffle":
+        if stride == 2:  # the pooled input is concatenated: out = cin + branch
+            common["out"] = cin + rng.choice([8, 16, 24])
+        return BlockSpec(kind="shuffle", exp_groups=rng.choice([1, 2, 4]), proj_groups=rng.choice([1, 2, 4]),
+                         expand=rng.choice([0.5, 1.0]), mid=rng.choice([None, None, 24]), **depthwise, **common)
+    ghost = rng.choice([1, 1, 2, 3, 4])
+    groups = (1, 1) if ghost > 1 else (rng.choice([1, 2, 4]), rng.choice([1, 2, 4]))
     return BlockSpec(
-        kernels=kernels,
-        split=rng.choice(["equal", "exponential"]), dilation=rng.choice([1, 1, 2]),
         expand=rng.choice([1.0, 3.0, 6.0]), mid=rng.choice([None, None, None, 40]),
         exp_groups=groups[0], proj_groups=groups[1], shuffle=rng.random() < 0.5,
-        ghost=ghost, acb=rng.random() < 0.3, proj=rng.choice(["conv", "conv", "cw"]), **common,
+        ghost=ghost, proj=rng.choice(["conv", "conv", "cw"]), **depthwise, **common,
     )
 
 
 def random_genotype(rng: random.Random) -> Genotype:
     stem = StemSpec(out=rng.choice([16, 24]), kernel=rng.choice([1, 3, 5]), stride=rng.choice([1, 2]),
-                    act=rng.choice(ACTS), acb=rng.random() < 0.3)
-    stages = []
+                    act=rng.choice(ACTS), acb=rng.random() < 0.3, pool=rng.random() < 0.2)
+    stages, cin = [], stem.out
     for _ in range(rng.randint(1, 4)):
-        n = rng.randint(1, 3)
-        stages.append(tuple(random_block(rng, rng.choice([1, 2]) if i == 0 else 1) for i in range(n)))
+        stage = []
+        for i in range(rng.randint(1, 3)):
+            b = random_block(rng, rng.choice([1, 2]) if i == 0 else 1, cin)
+            stage.append(b)
+            cin = b.out
+        stages.append(tuple(stage))
     head = HeadSpec(features=rng.choice([0, 32, 48]), hidden=rng.choice([0, 0, 24]), act=rng.choice(ACTS),
                     kind=rng.choice(["fc", "cw"]), dropout=0.0)
     return Genotype(stages=tuple(stages), stem=stem, head=head, resolution=rng.choice([32, 33, 45, 48, 64]))
@@ -129,7 +144,11 @@ def test_count_covers_every_option():
     blocks = [b for g in gs for b in g.blocks]
     assert {len(b.kernels) for b in blocks if b.kind == "ir"} == {1, 2, 3, 4, 5}
     assert {b.ghost for b in blocks} == {1, 2, 3, 4}
-    assert {b.kind for b in blocks} == {"ir", "ghost"}
+    assert {b.kind for b in blocks} == {"ir", "ghost", "dws", "gm", "shuffle"}
+    assert {(b.kind, b.proj) for b in blocks if b.kind in ("dws", "gm")} == {
+        (k, p) for k in ("dws", "gm") for p in ("conv", "cw")}  # DWSCW, GM, GCWM and the plain MobileNet layer
+    assert {b.stride for b in blocks if b.kind == "shuffle"} == {1, 2} and any(g.stem.pool for g in gs)
+    assert any(b.acb for b in blocks if b.kind in ("dws", "gm", "shuffle", "ghost"))
     assert {b.split for b in blocks} == {"equal", "exponential"}
     assert {b.proj for b in blocks} == {"conv", "cw"}
     assert {(b.se_base, b.se_divisor) for b in blocks if b.se} >= {("in", 1), ("mid", 4), ("mid", 8)}

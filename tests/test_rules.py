@@ -107,3 +107,33 @@ def test_spaces_rules_and_costs_load_without_torch():
             "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_keys_of_the_later_kinds_tell_apart_every_deployed_difference():
+    """Kinds added after the shipped tables key every decision by name: distinct blocks (folded options held)
+    get distinct keys, and ACB never enters a key."""
+    stage = space_from_dict({"stages": [{
+        "name": "a", "out": [32], "kind": ["dws", "gm", "shuffle"], "kernels": [[3], [3, 5]],
+        "split": ["equal", "exponential"], "acb": [False, True], "expand": [0.25, 0.5], "act": ["relu", "swish"],
+        "exp_groups": [1, 2], "proj_groups": [1, 2, 4], "proj": ["conv", "cw"]}]}).stages[0]
+    for cin, stride in ((32, 1), (16, 2), (16, 1)):
+        found = list(rules.blocks(stage, cin, 32, stride, pin=rules.FOLDED))
+        keys = {block_part(cin, 16, b).key for b in found}
+        assert len(keys) == len(found) > 20
+        for b in found[:10]:
+            assert block_part(cin, 16, b).key == block_part(cin, 16, dataclasses.replace(b, acb=True)).key
+    assert block_part(32, 8, BlockSpec(out=32, kind="dws", proj="cw")).key == (
+        'block r8 c32 {"act":"relu","dilation":1,"kernels":[3],"kind":"dws","mid":32,"out":32,"proj":"cw",'
+        '"stride":1}')
+    assert block_part(24, 16, BlockSpec(out=48, kind="shuffle", stride=2, expand=0.25, proj_groups=3)).key == (
+        'block r16 c24 {"act":"relu","dilation":1,"exp_groups":1,"kernels":[3],"kind":"shuffle","mid":12,"out":48,'
+        '"proj_groups":3,"stride":2}')
+
+
+def test_the_stem_max_pool_enters_the_stem_key_only_when_on():
+    from nas.cost.parts import stem_part
+    from nas.genotype import StemSpec
+
+    assert stem_part(3, 224, StemSpec(out=24)).key == 'stem r224 c3 {"act":"relu","k":3,"out":24,"stride":2}'
+    assert stem_part(3, 224, StemSpec(out=24, pool=True)).key == (
+        'stem r224 c3 {"act":"relu","k":3,"out":24,"pool":true,"stride":2}')
