@@ -186,10 +186,12 @@ GM = BlockKind("gm", tree=Tree(BlockSpec, structure=_NO_MID, options=(
     Option("proj_groups", name="cw_groups", normalize=cw_groups),
 )))
 
-# The ShuffleNet v1 unit: its shuffle is part of it, its projection a grouped 1x1 conv.
+# The ShuffleNet v1 unit: its shuffle is part of it, its projection a grouped 1x1 conv. Its ``expand`` is the
+# bottleneck's share of the output (ShuffleNet: 1/4), drawn from the stage's ``bottleneck`` choices, not from
+# ``expand`` (the other kinds' multiple of the input).
 SHUFFLE = BlockKind("shuffle", tree=Tree(BlockSpec, structure=_STRUCTURE, options=(
     *_DEPTHWISE,
-    Option("expand"),
+    Option("expand", source="bottleneck", name="bottleneck"),
     Option("act"),
     Option("exp_groups"),
     Option("proj_groups"),

@@ -67,7 +67,8 @@ def genotypes(draw: st.DrawFn) -> Genotype:
                     name=draw(st.sampled_from(["", "net"])))
 
 
-_BLOCK_OPTIONS = {"kernels": ["1", "3", "3-5", "1-3-5"], "expand": [1, 2], "se": [0, 0.25],
+_BLOCK_OPTIONS = {"kernels": ["1", "3", "3-5", "1-3-5"], "expand": [1, 2], "bottleneck": [0.5, 1],
+                  "se": [0, 0.25],
                   "se_gate": ["sigmoid", "hsigmoid"], "ghost": [1, 2], "ghost_kernel": [3, 5], "dilation": [1, 2],
                   "act": ["relu", "swish"]}
 _IR_OPTIONS = {"split": ["equal", "exponential"], "acb": [False, True], "exp_groups": [1, 2],

@@ -114,8 +114,8 @@ def test_keys_of_the_later_kinds_tell_apart_every_deployed_difference():
     get distinct keys, and ACB never enters a key."""
     stage = space_from_dict({"stages": [{
         "name": "a", "out": [32], "kind": ["dws", "gm", "shuffle"], "kernels": [[3], [3, 5]],
-        "split": ["equal", "exponential"], "acb": [False, True], "expand": [0.25, 0.5], "act": ["relu", "swish"],
-        "exp_groups": [1, 2], "proj_groups": [1, 2, 4], "proj": ["conv", "cw"]}]}).stages[0]
+        "split": ["equal", "exponential"], "acb": [False, True], "bottleneck": [0.25, 0.5],
+        "act": ["relu", "swish"], "exp_groups": [1, 2], "proj_groups": [1, 2, 4], "proj": ["conv", "cw"]}]}).stages[0]
     for cin, stride in ((32, 1), (16, 2), (16, 1)):
         found = list(rules.blocks(stage, cin, 32, stride, pin=rules.FOLDED))
         keys = {block_part(cin, 16, b).key for b in found}

@@ -29,7 +29,7 @@ from nas.space import (
 )
 
 REFERENCE = SHIPPED_SPACES / "reference"
-SHIPPED = ["mixnet.yaml", "tiny.yaml", "ghost_acb.yaml", "cifar.yaml"]
+SHIPPED = ["mixnet.yaml", "tiny.yaml", "ghost_acb.yaml", "cifar.yaml", "cheap_pointwise.yaml"]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -106,7 +106,8 @@ SMALL_SPACES = {
                     "stem": {"out": [16], "pool": [False, True]},
                     "stages": [{"name": "a", "stride": 2, "out": [24, 48], "repeat": [1, 2], "share": "stage",
                                 "kind": ["dws", "gm", "shuffle"], "kernels": [[3], [3, 5]], "acb": [False, True],
-                                "expand": 0.25, "exp_groups": [1, 2], "proj_groups": [1, 2], "proj": ["conv", "cw"]},
+                                "bottleneck": 0.25, "exp_groups": [1, 2], "proj_groups": [1, 2],
+                                "proj": ["conv", "cw"]},
                                {"name": "b", "stride": 1, "out": [48], "kind": ["dws", "gm"], "proj": ["conv", "cw"],
                                 "proj_groups": [2, 4]}]},
     "stem_head": {"target": {"resolution": 32, "num_classes": 10},
@@ -404,3 +405,18 @@ def test_numbers_with_suffixes_and_defaults() -> None:
     assert space.search.sampler == "nsga2" and space.tracking.wandb == "offline"
     short = space_from_dict({"stages": [{"name": "a", "out": 16}], "objectives": ["accuracy", "params"]})
     assert [(o.metric, o.direction) for o in short.objectives] == [("accuracy", "maximize"), ("params", "minimize")]
+
+
+def test_cheap_pointwise_space_offers_every_cheap_1x1_option() -> None:
+    """The 224-px space where grouped + shuffled 1x1 convs, ghost modules, channel-wise fusion (IR proj cw),
+    DWSCW, GM/GCWM and ShuffleNet units compete; its samples build at the proxy size."""
+    space = load_space("cheap_pointwise.yaml")
+    blocks = [(b, cin) for g in space.sample_many(300, seed=3) for cin, _, b in g.block_inputs()]
+    seen = {(b.kind, b.proj) for b, _ in blocks}
+    assert seen >= {("ir", "conv"), ("ir", "cw"), ("ghost", "conv"), ("dws", "conv"), ("dws", "cw"),
+                    ("gm", "conv"), ("gm", "cw"), ("shuffle", "conv")}
+    assert any(b.kind == "shuffle" and b.stride == 2 for b, _ in blocks)
+    assert any(b.kind == "ir" and b.shuffle and b.proj_groups > 1 for b, _ in blocks)
+    assert all(cin == b.out for b, cin in blocks if b.kind == "dws" and b.proj == "cw")
+    assert {b.expand for b, _ in blocks if b.kind == "shuffle"} == {0.25, 0.5}  # the bottleneck choices
+    assert {b.ghost_kernel for b, _ in blocks if b.kind == "ghost"} == {3, 5}

@@ -205,13 +205,13 @@ def _check_cheap(st: Any, kind: str, cin: int, out: int, stride: int, fail: Call
         return
     if stride == 2 and out <= cin:
         fail("out", f"a stride-2 shuffle unit concatenates its input, so out must exceed {cin}, got {out}")
-    for e in st.expand:
+    for e in st.bottleneck:
         for eg, pg in ((eg, pg) for eg in st.exp_groups for pg in st.proj_groups):
             mid = make_divisible(out * e, math.lcm(eg, pg))
             if eg > 1 and (cin % eg or mid % eg):
-                fail("exp_groups", f"{eg} groups do not divide {cin} -> {mid} channels (expand {e:g})")
+                fail("exp_groups", f"{eg} groups do not divide {cin} -> {mid} channels (bottleneck {e:g})")
             if mid < max_g:
-                fail(field, f"{max_g} kernel groups need {max_g} channels, expand {e:g} of {out} gives {mid}")
+                fail(field, f"{max_g} kernel groups need {max_g} channels, bottleneck {e:g} of {out} gives {mid}")
             # the branch of a stride-2 unit, and of the same unit at stride 1 (a proxy may drop the stride)
             for branch in {out - cin if stride == 2 else out, out}:
                 if pg > 1 and branch % pg:

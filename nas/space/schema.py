@@ -176,6 +176,7 @@ class BlockChoices(_Model):
     split: Choices(Literal[SPLITS]) = ("equal",)
     dilation: Choices(PosInt) = (1,)
     expand: Choices(PosFloat) = (6.0,)
+    bottleneck: Choices(PosFloat) = (0.25,)
     act: Choices(Act) = ("relu",)
     acb: Choices(bool) = (False,)
     se: Choices(Annotated[float, AfterValidator(_ratio(0, 4))]) = (0.0,)
