@@ -28,8 +28,18 @@ The rules, as the option lists below state them:
   modules); its kernel only where it has a depthwise conv (stride 2, or a
   shortcut conv because the width changes), and ACB on those depthwise
   convs only where that kernel is larger than 1x1.
-* stem: ``acb`` only with a kernel larger than 1x1. Head: ``act`` only with
-  a features or hidden conv.
+* depthwise separable layer (``dws``, MobileNetV1), group module (``gm``,
+  ChannelNets) and ShuffleNet unit (``shuffle``): the depthwise options of
+  an inverted residual (split with several kernels, ACB with a kernel above
+  1x1). ``dws``: ``proj: cw`` (DWSCW) only where the layer keeps its width,
+  the 1x1 conv's groups only with ``proj: conv``. ``gm``: GM or GCWM
+  (``proj``) and the group count (``cw_groups``, 1 and 2 the same module).
+  ``shuffle``: both groups, and the bottleneck ratio (``expand``, drawn from
+  the stage's ``bottleneck`` choices). None has SE or ghost modules; ``dws``
+  and ``gm`` have no ``mid`` or ``expand`` (their depthwise conv sees the
+  input).
+* stem: ``acb`` only with a kernel larger than 1x1; ``pool`` (max-pool)
+  always. Head: ``act`` only with a features or hidden conv.
 
 Stage boundaries are part of a genotype, so the same block sequence split
 differently between two stride-1 stages is two architectures.
