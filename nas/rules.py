@@ -67,7 +67,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from nas.channels import cw_groups
+from nas.channels import cw_groups, cw_window
 from nas.genotype import KINDS as KIND_NAMES
 from nas.genotype import BlockSpec, Genotype, HeadSpec, StemSpec
 from nas.options import Context, Option, Pick, Tree
@@ -103,8 +103,9 @@ def _ir_key(cin: int, b: BlockSpec, active: frozenset[str]) -> dict[str, Any]:
         d["ghost"] = [b.ghost, b.ghost_kernel]
     if b.exp_groups > 1:
         d["eg"] = b.exp_groups
-    if b.proj == "cw":
+    if b.proj == "cw":  # "dc": the fusion became the paper's (window 4g, stride g); older cw entries must miss
         d["proj"], d["pg"] = "cw", cw_groups(b.proj_groups)
+        d["dc"] = cw_window(d["pg"])
     elif b.proj_groups > 1:
         d["pg"] = b.proj_groups
     if b.shuffle:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+
 import pytest
+from _cli import run_cli
 
 from nas.cost.macs import REFERENCES, count
 from nas.genotype import load, scale
@@ -34,6 +37,18 @@ def test_reference_matches_published_figures(name):
     assert abs(c.macs - pub.macs) <= 0.02 * pub.macs, f"{name}: {c.macs:,} MACs vs {pub.macs:,}"
     # Papers print conv+linear MACs (GhostNet, MobileNets, ShuffleNet) or more (MixNet counts elementwise ops too).
     assert c.macs <= pub.macs_paper * 1.01
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_nas_describe_of_every_reference_is_within_the_published_figures(monkeypatch, capsys, tmp_path, name):
+    monkeypatch.chdir(tmp_path)  # found by name among the shipped references
+    code, out, _ = run_cli(monkeypatch, capsys, "describe", f"{name}.yaml", "--json")
+    d, pub = json.loads(out), REFERENCES[name]
+    assert code == 0 and d["name"] == name and d["resolution"] == 224
+    assert d["params_paper"] == pub.params and d.get("macs_paper") == pub.macs_paper
+    assert abs(d["params"] - pub.params) <= pub.params_tol * pub.params
+    if pub.macs is not None:
+        assert abs(d["macs"] - pub.macs) <= 0.02 * pub.macs
 
 
 @pytest.mark.parametrize("name", NAMES)
