@@ -9,8 +9,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _ops import macs as _macs
+from _ops import params as _params
+from _ops import randomize_bn as _randomize_bn
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from nas.channels import cw_padding, cw_window
 from nas.model import deploy
@@ -25,29 +27,6 @@ from nas.ops import (
 )
 
 torch.set_num_threads(1)
-
-
-def _params(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
-def _macs(m: nn.Module, x: torch.Tensor) -> int:
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        m(x)
-    return fc.get_total_flops() // 2
-
-
-def _randomize_bn(m: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    for bn in m.modules():
-        if isinstance(bn, nn.BatchNorm2d):
-            n = bn.num_features
-            with torch.no_grad():
-                bn.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
-                bn.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                bn.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                bn.bias.copy_(torch.randn(n, generator=g) * 0.5)
-    return m
 
 
 def _assert_deploys(m: nn.Module, x: torch.Tensor) -> None:

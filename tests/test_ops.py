@@ -7,8 +7,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _ops import close as _close
+from _ops import macs as _macs
+from _ops import params as _params
+from _ops import randomize_bn as _randomize_bn
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from nas.genotype import BlockSpec, ghost_channels, split_channels
 from nas.ops import (
@@ -27,35 +30,6 @@ from nas.ops import (
 )
 
 torch.set_num_threads(1)
-
-
-def _params(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
-def _macs(m: nn.Module, x: torch.Tensor) -> int:
-    with FlopCounterMode(display=False) as fc:
-        m(x)
-    return fc.get_total_flops() // 2
-
-
-def _randomize_bn(m: nn.Module, seed: int = 0) -> nn.Module:
-    """Random BN statistics and affine params, so fusion is tested away from the identity."""
-    g = torch.Generator().manual_seed(seed)
-    for bn in m.modules():
-        if isinstance(bn, nn.BatchNorm2d):
-            n = bn.num_features
-            with torch.no_grad():
-                bn.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
-                bn.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                bn.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                bn.bias.copy_(torch.randn(n, generator=g) * 0.5)
-    return m
-
-
-def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-4) -> None:
-    scale = max(1.0, b.abs().max().item())
-    assert (a - b).abs().max().item() <= tol * scale
 
 
 # -- activations ---------------------------------------------------------------
