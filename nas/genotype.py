@@ -373,10 +373,17 @@ def scale(g: Genotype, width: float = 1.0, depth: float = 1.0, *, divisor: int =
     Every block's ``out`` and ``mid`` and the stem are ``make_divisible(c * width,
     divisor)``; each stage's depth becomes ``ceil(n * depth)`` by repeating its
     last block. MixNet-L is MixNet-M at ``width=1.3`` with the head kept, as in
-    the reference implementation.
+    the reference implementation; GhostNet 0.5x and 1.3x round to 4 and scale
+    the head's features conv (``divisor=4, scale_head=True``). When a grouped
+    conv's group count does not divide ``divisor`` (ShuffleNet's 3 groups),
+    channels round to the least common multiple instead, so the scaled
+    network's groups still divide its channels.
     """
+    groups = {gr for b in g.blocks for gr in (b.exp_groups, b.proj_groups)}
+    unit = math.lcm(divisor, *groups)
+
     def w(c: int) -> int:
-        return c if width == 1.0 else make_divisible(c * width, divisor)
+        return c if width == 1.0 else make_divisible(c * width, unit)
 
     stages = []
     for stage in g.stages:

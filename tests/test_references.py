@@ -109,3 +109,17 @@ def test_channelnets_shrink_by_the_papers_steps():
     assert v[1] - v[2] == 1024 * 1000 + 1000 - 25 * 7 * 7
     dense, grouped = 512 * 9 + 2 * 512 + 512 * 512 + 2 * 512, 512 * 9 + 2 * 512 + 512 * 256 + 2 * 512
     assert mobilenet - v[0] == 5 * dense - 6 * grouped - 2 * 2 * 8
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_reference_trains_as_a_proxy_at_reduced_width(name):
+    """``nas baselines`` trains every reference at a space's proxy width: the scaled network must stay buildable
+    (ShuffleNet's 3 groups make the scaler round its channels to multiples of 24)."""
+    from nas.proxy import proxy_genotype
+
+    g = load(REF_DIR / f"{name}.yaml")
+    for width in (0.25, 0.5):
+        p = proxy_genotype(g, 32, width)
+        assert p.resolution == 32 and p.last_size >= 2
+        if name.startswith("shufflenet"):
+            assert all(b.out % 24 == 0 for b in p.blocks) and p.stem.out % 24 == 0
