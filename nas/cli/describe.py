@@ -21,7 +21,7 @@ def describe(
     """Analytic parameters and MACs of a genotype, per stage (no model is built without --lut/--measure)."""
     import json
 
-    from nas.cost.macs import breakdown
+    from nas.cost.macs import breakdown, count
     from nas.genotype import GenotypeError, load
 
     p = resolve_path(path)
@@ -33,6 +33,9 @@ def describe(
         raise GenotypeError(f"{p}: {e}") from None
     info = {"name": g.name, "hash": g.hash, "resolution": r, "num_classes": num_classes,
             "params": sum(row.params for row in rows), "macs": sum(row.macs for row in rows)}
+    trained = count(g, r, num_classes, deployed=False)  # ACB's branches before deploy folds them
+    if (trained.params, trained.macs) != (info["params"], info["macs"]):
+        info.update(params_training=trained.params, macs_training=trained.macs)
     ref = _published(g)
     if ref is not None and r == g.resolution and num_classes == 1000:
         info["params_paper"] = ref.params
@@ -45,6 +48,9 @@ def describe(
         typer.echo(json.dumps(info))
     else:
         console.print(_describe_table(info))
+        if "params_training" in info:
+            console.print(f"as trained (ACB branches unfolded): {info['params_training']:,} params, "
+                          f"{info['macs_training'] / 1e6:,.1f}M MACs", highlight=False)
         for k in ("latency_ms_predicted", "latency_ms_measured"):
             if k in info:
                 console.print(f"{k} ({info['latency_target']}): {info[k]}", highlight=False)
