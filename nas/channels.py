@@ -69,3 +69,24 @@ def cw_groups(proj_groups: int) -> int:
     """Groups of the ChannelNets group channel-wise project for ``proj_groups``: it needs at least two,
     so 1 and 2 build the same module."""
     return max(proj_groups, 2)
+
+
+def cw_window(groups: int) -> int:
+    """Window ``dc`` of the ChannelNets group channel-wise convolution with ``groups`` groups.
+
+    Each of the ``g`` channel-wise convs slides a window of ``dc >= g`` channels with stride ``g``, so its
+    ``C / g`` outputs together read every input channel (the paper's condition). ``dc = 4g`` is the
+    authors' code (``conv_group_block``: a ``(4 * group, 1, 1)`` kernel, stride ``group``): in
+    ChannelNet-v1 (g = 2) each fusion layer has ``g * dc = 16`` weights, 32 for its two GCWMs."""
+    return 4 * groups
+
+
+def cw_padding(groups: int) -> int:
+    """Zero padding on each end of the channel axis for :func:`cw_window`: ``2g - 1`` gives exactly
+    ``C / g`` windows for ``C`` channels (``C`` a multiple of ``g``)."""
+    return 2 * groups - 1
+
+
+#: Window of the channel-wise conv that replaces the 1x1 conv in ChannelNets' depth-wise separable
+#: channel-wise convolution (DWSCW): stride 1, ``dc = 3``, one output per input channel.
+DWSCW_WINDOW = 3

@@ -10,7 +10,8 @@ Exact layers each field produces (the contract between builder and counter)
 --------------------------------------------------------------------------
 Convs have no bias and are followed by BatchNorm unless said otherwise.
 
-Stem: ``conv k x k, stride, in_chans -> out`` + BN + act (ACB if ``acb``).
+Stem: ``conv k x k, stride, in_chans -> out`` + BN + act (ACB if ``acb``),
+then a 3x3 max-pool with stride 2 when ``pool`` (ShuffleNet).
 
 Block ``kind="ir"`` (inverted residual, MobileNetV2/MixNet), input ``cin``:
 
@@ -41,6 +42,33 @@ Block ``kind="ghost"`` (GhostNet bottleneck): ghost module ``cin -> mid``
 only when ``stride == 2`` -> SE -> ghost module ``mid -> out`` without act;
 shortcut identity when ``stride == 1 and cin == out``, else depthwise
 ``kernels[0]`` conv stride ``stride`` + BN + 1x1 conv ``cin -> out`` + BN.
+Both depthwise convs are ACBs when ``acb``.
+
+Block ``kind="dws"`` (depthwise separable layer, MobileNetV1): depthwise
+MixConv on ``cin`` channels (``kernels``, ``split``, ``stride``,
+``dilation``; ACB when ``acb``) + BN + act, then ``proj == "conv"``: 1x1 conv
+``cin -> out`` with ``proj_groups`` groups + BN + act, or ``proj == "cw"``
+(ChannelNets' depth-wise separable channel-wise conv, DWSCW, only where
+``cin == out``): a channel-wise conv of ``DWSCW_WINDOW = 3`` taps, stride 1,
++ BN + act. No residual.
+
+Block ``kind="gm"`` (ChannelNets group module; a group channel-wise module,
+GCWM, when ``proj == "cw"``), ``g = max(proj_groups, 2)`` groups: [GCWM: a
+group channel-wise conv on ``cin`` channels: ``g`` channel-wise convs of
+``cw_window(g) = 4g`` taps, stride ``g``, ``cin / g`` outputs each, no BN]
+-> ``dws`` layer ``cin -> out`` (stride, 1x1 conv in ``g`` groups) -> ``dws``
+layer ``out -> out`` (1x1 conv in ``g`` groups); the input is added when
+``stride == 1 and cin == out``.
+
+Block ``kind="shuffle"`` (ShuffleNet v1 unit), ``mid = block.mid or
+make_divisible(out * expand, lcm(exp_groups, proj_groups))`` (ShuffleNet:
+``expand = 0.25``): 1x1 conv ``cin -> mid`` in ``exp_groups`` groups + BN +
+act -> channel shuffle of ``proj_groups`` groups (when > 1) -> depthwise
+MixConv on ``mid`` (stride; ACB when ``acb``) + BN, no act -> 1x1 conv
+``mid -> branch`` in ``proj_groups`` groups + BN; stride 1: ``act(x + y)``
+when ``cin == out`` (else ``act(y)``), ``branch = out``; stride 2: concat of
+a 3x3 average pool (stride 2, padding 1) of the input and ``act(y)``,
+``branch = out - cin``.
 
 Ghost module (ratio s, cheap kernel d): primary 1x1 conv
 ``cin -> ceil(out/s)`` + BN (+ act), cheap depthwise-multiplier d x d conv
@@ -87,6 +115,12 @@ class StemSpec:
     stride: int = 2
     act: str = "relu"
     acb: bool = False
+    pool: bool = False
+
+    def out_res(self, r: int) -> int:
+        """Side of the stem's output map for an ``r x r`` input (the conv's stride, then the max-pool's 2)."""
+        r = out_size(r, self.stride)
+        return out_size(r, 2) if self.pool else r
 
 
 @dataclass(frozen=True)
@@ -119,8 +153,13 @@ class BlockSpec:
         return len(self.kernels)
 
     def mid_channels(self, cin: int) -> int:
+        """Channels of the depthwise conv (see the module docstring per kind)."""
+        if self.kind in ("dws", "gm"):
+            return cin
         if self.mid is not None:
             return self.mid
+        if self.kind == "shuffle":
+            return make_divisible(self.out * self.expand, math.lcm(self.exp_groups, self.proj_groups))
         if self.kind == "ir" and self.expand == 1:
             return cin
         return make_divisible(cin * self.expand, 8)
@@ -164,7 +203,7 @@ class Genotype:
 
     def block_inputs(self) -> list[tuple[int, int, BlockSpec]]:
         """``(cin, input_resolution, block)`` for every block in order."""
-        out, c, r = [], self.stem.out, out_size(self.resolution, self.stem.stride)
+        out, c, r = [], self.stem.out, self.stem.out_res(self.resolution)
         for b in self.blocks:
             out.append((c, r, b))
             c, r = b.out, out_size(r, b.stride)
@@ -177,7 +216,7 @@ class Genotype:
     @property
     def last_size(self) -> int:
         """Side of the last feature map at the genotype's own resolution."""
-        r = out_size(self.resolution, self.stem.stride)
+        r = self.stem.out_res(self.resolution)
         for b in self.blocks:
             r = out_size(r, b.stride)
         return r
@@ -334,10 +373,17 @@ def scale(g: Genotype, width: float = 1.0, depth: float = 1.0, *, divisor: int =
     Every block's ``out`` and ``mid`` and the stem are ``make_divisible(c * width,
     divisor)``; each stage's depth becomes ``ceil(n * depth)`` by repeating its
     last block. MixNet-L is MixNet-M at ``width=1.3`` with the head kept, as in
-    the reference implementation.
+    the reference implementation; GhostNet 0.5x and 1.3x round to 4 and scale
+    the head's features conv (``divisor=4, scale_head=True``). When a grouped
+    conv's group count does not divide ``divisor`` (ShuffleNet's 3 groups),
+    channels round to the least common multiple instead, so the scaled
+    network's groups still divide its channels.
     """
+    groups = {gr for b in g.blocks for gr in (b.exp_groups, b.proj_groups)}
+    unit = math.lcm(divisor, *groups)
+
     def w(c: int) -> int:
-        return c if width == 1.0 else make_divisible(c * width, divisor)
+        return c if width == 1.0 else make_divisible(c * width, unit)
 
     stages = []
     for stage in g.stages:

@@ -15,7 +15,7 @@ from nas.errors import InputError
 ACTS = ("relu", "relu6", "swish", "hswish")
 GATES = ("sigmoid", "hsigmoid")
 SPLITS = ("equal", "exponential")
-KINDS = ("ir", "ghost")  # block kinds; nas.rules registers the options of each
+KINDS = ("ir", "ghost", "dws", "gm", "shuffle")  # block kinds; nas.rules registers the options of each
 PROJS = ("conv", "cw")
 HEAD_KINDS = ("fc", "cw")
 SE_BASES = ("in", "mid")
@@ -73,7 +73,7 @@ def check_block(b: Any, w: str) -> None:
         raise GenotypeError(f"{w}.ghost: ghost ratio s must be in 1..8, got {b.ghost}")
     check_kernel(b.ghost_kernel, f"{w}.ghost_kernel")
     _choice(b.proj, PROJS, f"{w}.proj")
-    if b.ghost > 1 and (b.exp_groups > 1 or b.proj_groups > 1):
+    if b.kind == "ir" and b.ghost > 1 and (b.exp_groups > 1 or b.proj_groups > 1):
         raise GenotypeError(f"{w}.ghost: ghost modules do not combine with grouped 1x1 convs")
     if b.kind == "ghost" and (b.exp_groups > 1 or b.proj_groups > 1 or b.proj != "conv"):
         raise GenotypeError(f"{w}.kind: a ghost bottleneck uses ghost modules for its 1x1 convs")
@@ -108,12 +108,31 @@ def check_genotype(g: Any) -> None:
 
 def _check_channels(b: Any, cin: int, w: str) -> None:
     mid = b.mid_channels(cin)
-    if b.exp_groups > 1 and (cin % b.exp_groups or mid % b.exp_groups):
+    if b.kind in ("ir", "shuffle") and b.exp_groups > 1 and (cin % b.exp_groups or mid % b.exp_groups):
         raise GenotypeError(f"{w}.exp_groups: {b.exp_groups} groups do not divide {cin} -> {mid} channels")
-    if b.proj_groups > 1 and (mid % b.proj_groups or b.out % b.proj_groups):
-        raise GenotypeError(f"{w}.proj_groups: {b.proj_groups} groups do not divide {mid} -> {b.out} channels")
-    cw = cw_groups(b.proj_groups)
-    if b.proj == "cw" and (mid % cw or b.out % cw):
-        raise GenotypeError(f"{w}.proj: cw needs {cw} groups to divide {mid} -> {b.out} channels")
-    if mid < len(b.kernels):
-        raise GenotypeError(f"{w}.kernels: {len(b.kernels)} groups need at least as many channels, got {mid}")
+    if b.kind == "ir":
+        _divides(b.proj_groups, mid, b.out, f"{w}.proj_groups")
+        cw = cw_groups(b.proj_groups)
+        if b.proj == "cw" and (mid % cw or b.out % cw):
+            raise GenotypeError(f"{w}.proj: cw needs {cw} groups to divide {mid} -> {b.out} channels")
+    elif b.kind == "dws":
+        if b.proj == "cw" and cin != b.out:
+            raise GenotypeError(f"{w}.proj: a channel-wise (DWSCW) layer keeps its width, but {cin} -> {b.out}")
+        if b.proj == "conv":
+            _divides(b.proj_groups, cin, b.out, f"{w}.proj_groups")
+    elif b.kind == "gm":
+        _divides(cw_groups(b.proj_groups), cin, b.out, f"{w}.proj_groups", "a group module's ")
+    elif b.kind == "shuffle":
+        branch = b.out - cin if b.stride == 2 else b.out
+        if branch < 1:
+            raise GenotypeError(f"{w}.out: a stride-2 shuffle unit concatenates its {cin} input channels, "
+                                f"so out must exceed {cin}, got {b.out}")
+        _divides(b.proj_groups, mid, branch, f"{w}.proj_groups")
+    need = min(mid, b.out) if b.kind == "gm" else mid  # a group module's second depthwise conv sees out
+    if need < len(b.kernels):
+        raise GenotypeError(f"{w}.kernels: {len(b.kernels)} groups need at least as many channels, got {need}")
+
+
+def _divides(groups: int, cin: int, out: int, where: str, what: str = "") -> None:
+    if groups > 1 and (cin % groups or out % groups):
+        raise GenotypeError(f"{where}: {what}{groups} groups do not divide {cin} -> {out} channels")

@@ -39,7 +39,8 @@ def final_size(g: Genotype) -> int:
 
 
 def reduce_strides(g: Genotype, min_feature: int = MIN_FEATURE) -> Genotype:
-    """Set stride-2 layers to 1, stem first then blocks in order, until the last map is >= ``min_feature``."""
+    """Set stride-2 layers to 1, stem first (its max-pool, then its conv) then blocks in order, until the last
+    map is >= ``min_feature``."""
     if g.resolution < min_feature:
         return g
     stem = g.stem
@@ -51,7 +52,9 @@ def reduce_strides(g: Genotype, min_feature: int = MIN_FEATURE) -> Genotype:
 
     if final_size(g) >= min_feature:
         return g
-    if stem.stride == 2:
+    if stem.pool:  # the stem's max-pool halves the map too: it goes first
+        stem = dataclasses.replace(stem, pool=False)
+    if stem.stride == 2 and final_size(current()) < min_feature:
         stem = dataclasses.replace(stem, stride=1)
     for si, bi in positions:
         if final_size(current()) >= min_feature:

@@ -23,12 +23,23 @@ The rules, as the option lists below state them:
   decision ``cw_groups`` over ``max(proj_groups, 2)`` (1 and 2 build the
   same module); ``shuffle`` only after a grouped expand or a grouped conv
   projection.
-* ghost bottleneck (``ghost``): no split, dilation, ACB, groups or
-  projection choice (its depthwise convs are plain, its 1x1 convs ghost
+* ghost bottleneck (``ghost``): no split, dilation, groups or projection
+  choice (its depthwise convs have one kernel, its 1x1 convs are ghost
   modules); its kernel only where it has a depthwise conv (stride 2, or a
-  shortcut conv because the width changes).
-* stem: ``acb`` only with a kernel larger than 1x1. Head: ``act`` only with
-  a features or hidden conv.
+  shortcut conv because the width changes), and ACB on those depthwise
+  convs only where that kernel is larger than 1x1.
+* depthwise separable layer (``dws``, MobileNetV1), group module (``gm``,
+  ChannelNets) and ShuffleNet unit (``shuffle``): the depthwise options of
+  an inverted residual (split with several kernels, ACB with a kernel above
+  1x1). ``dws``: ``proj: cw`` (DWSCW) only where the layer keeps its width,
+  the 1x1 conv's groups only with ``proj: conv``. ``gm``: GM or GCWM
+  (``proj``) and the group count (``cw_groups``, 1 and 2 the same module).
+  ``shuffle``: both groups, and the bottleneck ratio (``expand``, drawn from
+  the stage's ``bottleneck`` choices). None has SE or ghost modules; ``dws``
+  and ``gm`` have no ``mid`` or ``expand`` (their depthwise conv sees the
+  input).
+* stem: ``acb`` only with a kernel larger than 1x1; ``pool`` (max-pool)
+  always. Head: ``act`` only with a features or hidden conv.
 
 Stage boundaries are part of a genotype, so the same block sequence split
 differently between two stride-1 stages is two architectures.
@@ -52,19 +63,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from nas.channels import cw_groups
+from nas.channels import cw_groups, cw_window
 from nas.genotype import KINDS as KIND_NAMES
 from nas.genotype import BlockSpec, Genotype, HeadSpec, StemSpec
 from nas.options import Context, Option, Pick, Tree
 
 __all__ = [
-    "FOLDED", "GHOST", "HEAD", "IR", "KINDS", "STEM", "BlockKind", "Context", "Option", "Pick", "Tree", "block_fields",
-    "blocks", "canonical", "canonical_block", "count_blocks", "count_head", "count_stem", "heads", "stems",
-    "walk_block", "walk_head", "walk_stem",
+    "DWS", "FOLDED", "GHOST", "GM", "HEAD", "IR", "KINDS", "SHUFFLE", "STEM", "BlockKind", "Context", "Option",
+    "Pick", "Tree", "block_fields", "blocks", "canonical", "canonical_block", "count_blocks", "count_head",
+    "count_stem", "heads", "stems", "walk_block", "walk_head", "walk_stem",
 ]
 
 
@@ -74,8 +85,8 @@ class BlockKind:
 
     name: str
     tree: Tree
-    key: Callable[[int, BlockSpec, frozenset[str]], dict[str, Any]] = field(default=lambda cin, b, active: {})
-    # a kind added after the shipped tables may leave ``key`` out: its options enter the key by name
+    key: Callable[[int, BlockSpec, frozenset[str]], dict[str, Any]] | None = None
+    # None (kinds added after the shipped tables): every option that is a decision enters the key by name
 
 
 # -- latency-table keys -----------------------------------------------------------------------------------------
@@ -92,8 +103,9 @@ def _ir_key(cin: int, b: BlockSpec, active: frozenset[str]) -> dict[str, Any]:
         d["ghost"] = [b.ghost, b.ghost_kernel]
     if b.exp_groups > 1:
         d["eg"] = b.exp_groups
-    if b.proj == "cw":
+    if b.proj == "cw":  # "dc": the fusion became the paper's (window 4g, stride g); older cw entries must miss
         d["proj"], d["pg"] = "cw", cw_groups(b.proj_groups)
+        d["dc"] = cw_window(d["pg"])
     elif b.proj_groups > 1:
         d["pg"] = b.proj_groups
     if b.shuffle:
@@ -143,10 +155,16 @@ IR = BlockKind("ir", key=_ir_key, tree=Tree(BlockSpec, structure=_STRUCTURE, opt
            ("exp_groups", "proj_groups", "proj")),
 )))
 
-# A ghost bottleneck's depthwise convs are plain and its 1x1 convs ghost modules: no split, dilation, ACB,
-# groups, shuffle or projection choice (those fields stay at their defaults).
+def _ghost_dw(ctx: Context) -> bool:
+    """Whether a ghost bottleneck has depthwise convs: the strided one, or the shortcut's when shapes change."""
+    return ctx.stride == 2 or ctx.cin != ctx.out
+
+
+# A ghost bottleneck's 1x1 convs are ghost modules and its depthwise convs single-kernel: no split, dilation,
+# groups, shuffle or projection choice (those fields stay at their defaults); ACB where it has a k x k dw conv.
 GHOST = BlockKind("ghost", key=_ghost_key, tree=Tree(BlockSpec, structure=_STRUCTURE, options=(
-    Option("kernels", lambda c: c.stride == 2 or c.cin != c.out, source="kernel_sets"),
+    Option("kernels", _ghost_dw, source="kernel_sets"),
+    Option("acb", lambda c, ks: _ghost_dw(c) and ks[0] > 1, ("kernels",), folded=True),
     Option("expand"),
     Option("act"),
     *_SE,
@@ -154,9 +172,46 @@ GHOST = BlockKind("ghost", key=_ghost_key, tree=Tree(BlockSpec, structure=_STRUC
     Option("ghost_kernel", lambda c, g: g > 1, ("ghost",)),
 )))
 
+_DEPTHWISE = (  # a depthwise MixConv's options, in the kinds that have one besides the inverted residual
+    Option("kernels", source="kernel_sets"),
+    Option("split", lambda c, ks: len(ks) > 1, ("kernels",)),
+    Option("dilation"),
+    Option("acb", lambda c, ks: any(k > 1 for k in ks), ("kernels",), folded=True),
+)
+_NO_MID = ("out", "stride", "kind")  # kinds whose depthwise conv sees the block input: no mid, no expand
+
+# MobileNetV1's depthwise separable layer; ``proj: cw`` (DWSCW) only where the layer keeps its width.
+DWS = BlockKind("dws", tree=Tree(BlockSpec, structure=_NO_MID, options=(
+    *_DEPTHWISE,
+    Option("act"),
+    Option("proj", lambda c: c.cin == c.out),
+    Option("proj_groups", lambda c, proj: proj == "conv", ("proj",)),
+)))
+
+# ChannelNets' group module (GM); with ``proj: cw`` its group channel-wise module (GCWM). 1 and 2 groups build
+# the same module (a group module has at least two).
+GM = BlockKind("gm", tree=Tree(BlockSpec, structure=_NO_MID, options=(
+    *_DEPTHWISE,
+    Option("act"),
+    Option("proj"),
+    Option("proj_groups", name="cw_groups", normalize=cw_groups),
+)))
+
+# The ShuffleNet v1 unit: its shuffle is part of it, its projection a grouped 1x1 conv. Its ``expand`` is the
+# bottleneck's share of the output (ShuffleNet: 1/4), drawn from the stage's ``bottleneck`` choices, not from
+# ``expand`` (the other kinds' multiple of the input).
+SHUFFLE = BlockKind("shuffle", tree=Tree(BlockSpec, structure=_STRUCTURE, options=(
+    *_DEPTHWISE,
+    Option("expand", source="bottleneck", name="bottleneck"),
+    Option("act"),
+    Option("exp_groups"),
+    Option("proj_groups"),
+)))
+
 STEM = Tree(StemSpec, (
     Option("out"), Option("kernel"), Option("stride"), Option("act"),
     Option("acb", lambda c, k: k > 1, ("kernel",), folded=True),
+    Option("pool"),
 ))
 
 HEAD = Tree(HeadSpec, (
@@ -167,14 +222,17 @@ HEAD = Tree(HeadSpec, (
 
 
 #: The block kinds, by ``BlockSpec.kind``.
-KINDS: dict[str, BlockKind] = {k.name: k for k in (IR, GHOST)}
+KINDS: dict[str, BlockKind] = {k.name: k for k in (IR, GHOST, DWS, GM, SHUFFLE)}
 assert tuple(KINDS) == KIND_NAMES, "nas.genotype.KINDS and the registry must name the same kinds"
 
 _ENCODED = frozenset({"kernels", "split", "dilation", "expand", "act", "se", "se_gate", "se_base", "se_divisor",
                       "se_act", "ghost", "ghost_kernel", "exp_groups", "proj_groups", "shuffle", "proj"})
-# per kind, the options a later issue adds: they enter the key by name
-_UNENCODED = {name: tuple(dict.fromkeys(o.field for o in k.tree.options if o.field not in _ENCODED and not o.folded))
-              for name, k in KINDS.items()}
+# per kind, the options its key leaves to their names: those a later issue added to a kind with a key, and every
+# one of a kind without a key (but ``act`` and ``expand``, which the common fields already say)
+_UNENCODED = {name: tuple(dict.fromkeys(
+    o.field for o in k.tree.options
+    if not o.folded and (o.field not in _ENCODED if k.key else o.field not in ("act", "expand"))))
+    for name, k in KINDS.items()}
 #: Options deploy folds away; a latency table never tells them apart.
 FOLDED = frozenset(o.field for t in (STEM, HEAD, *(k.tree for k in KINDS.values())) for o in t.options if o.folded)
 
@@ -269,9 +327,10 @@ def block_fields(cin: int, b: BlockSpec) -> dict[str, Any]:
     d: dict[str, Any] = {"kind": c.kind, "out": c.out, "stride": c.stride, "act": c.act, "mid": c.mid_channels(cin)}
     if c.se > 0:
         d["se"] = [c.se_channels(cin), c.se_gate, c.se_act or c.act]
-    d.update(kind.key(cin, c, active))
+    if kind.key is not None:
+        d.update(kind.key(cin, c, active))
     for f in _UNENCODED[c.kind]:
         v = getattr(c, f)
-        if f in active and v != kind.tree.defaults[f]:
+        if f in active and (kind.key is None or v != kind.tree.defaults[f]):
             d[f] = list(v) if isinstance(v, tuple) else v
     return d

@@ -15,7 +15,7 @@ from nas.cost.macs import Cost, breakdown, count
 from nas.genotype import ACTS, BlockSpec, Genotype, GenotypeError, HeadSpec, StemSpec, from_dict, ghost_channels, loads
 
 
-def random_block(rng: random.Random, stride: int) -> BlockSpec:
+def random_block(rng: random.Random, stride: int, cin: int = 16) -> BlockSpec:
     """A valid block drawn from the whole space (channel counts are multiples of 8, so any group count fits)."""
     out = rng.choice([16, 24, 32])
     common = dict(
@@ -24,29 +24,44 @@ def random_block(rng: random.Random, stride: int) -> BlockSpec:
         se_gate=rng.choice(["sigmoid", "hsigmoid"]), se_divisor=rng.choice([1, 4, 8]),
         se_act=rng.choice([None, "relu", "hswish"]), ghost_kernel=rng.choice([1, 3, 5]),
     )
-    if rng.random() < 0.25:
-        return BlockSpec(kind="ghost", kernels=(rng.choice([3, 5]),), ghost=rng.randint(1, 4),
-                         expand=rng.choice([1.0, 3.0, 6.0]), **common)
-    ghost = rng.choice([1, 1, 2, 3, 4])
-    groups = (1, 1) if ghost > 1 else (rng.choice([1, 2, 4]), rng.choice([1, 2, 4]))
     g = rng.randint(1, 5)
     kernels = tuple(sorted(rng.sample([1, 3, 5, 7, 9, 11], g))) if rng.random() < 0.3 else tuple(range(3, 2 * g + 2, 2))
+    depthwise = dict(kernels=kernels, split=rng.choice(["equal", "exponential"]), dilation=rng.choice([1, 1, 2]),
+                     acb=rng.random() < 0.3)
+    kind = rng.choices(["ghost", "ir", "dws", "gm", "shuffle"], [0.2, 0.4, 0.15, 0.1, 0.15])[0]
+    if kind == "ghost":
+        return BlockSpec(kind="ghost", kernels=(rng.choice([3, 5]),), ghost=rng.randint(1, 4),
+                         expand=rng.choice([1.0, 3.0, 6.0]), acb=rng.random() < 0.3, **common)
+    if kind in ("dws", "gm"):
+        proj = rng.choice(["conv", "cw"])
+        if kind == "dws" and proj == "cw":
+            common["out"] = cin  # DWSCW keeps the width
+        return BlockSpec(kind=kind, proj=proj, proj_groups=rng.choice([1, 2, 4]), **depthwise, **common)
+    if kind == "shuffle":
+        if stride == 2:  # the pooled input is concatenated: out = cin + branch
+            common["out"] = cin + rng.choice([8, 16, 24])
+        return BlockSpec(kind="shuffle", exp_groups=rng.choice([1, 2, 4]), proj_groups=rng.choice([1, 2, 4]),
+                         expand=rng.choice([0.5, 1.0]), mid=rng.choice([None, None, 24]), **depthwise, **common)
+    ghost = rng.choice([1, 1, 2, 3, 4])
+    groups = (1, 1) if ghost > 1 else (rng.choice([1, 2, 4]), rng.choice([1, 2, 4]))
     return BlockSpec(
-        kernels=kernels,
-        split=rng.choice(["equal", "exponential"]), dilation=rng.choice([1, 1, 2]),
         expand=rng.choice([1.0, 3.0, 6.0]), mid=rng.choice([None, None, None, 40]),
         exp_groups=groups[0], proj_groups=groups[1], shuffle=rng.random() < 0.5,
-        ghost=ghost, acb=rng.random() < 0.3, proj=rng.choice(["conv", "conv", "cw"]), **common,
+        ghost=ghost, proj=rng.choice(["conv", "conv", "cw"]), **depthwise, **common,
     )
 
 
 def random_genotype(rng: random.Random) -> Genotype:
     stem = StemSpec(out=rng.choice([16, 24]), kernel=rng.choice([1, 3, 5]), stride=rng.choice([1, 2]),
-                    act=rng.choice(ACTS), acb=rng.random() < 0.3)
-    stages = []
+                    act=rng.choice(ACTS), acb=rng.random() < 0.3, pool=rng.random() < 0.2)
+    stages, cin = [], stem.out
     for _ in range(rng.randint(1, 4)):
-        n = rng.randint(1, 3)
-        stages.append(tuple(random_block(rng, rng.choice([1, 2]) if i == 0 else 1) for i in range(n)))
+        stage = []
+        for i in range(rng.randint(1, 3)):
+            b = random_block(rng, rng.choice([1, 2]) if i == 0 else 1, cin)
+            stage.append(b)
+            cin = b.out
+        stages.append(tuple(stage))
     head = HeadSpec(features=rng.choice([0, 32, 48]), hidden=rng.choice([0, 0, 24]), act=rng.choice(ACTS),
                     kind=rng.choice(["fc", "cw"]), dropout=0.0)
     return Genotype(stages=tuple(stages), stem=stem, head=head, resolution=rng.choice([32, 33, 45, 48, 64]))
@@ -58,19 +73,26 @@ def num_classes(rng: random.Random, g: Genotype) -> int:
     return rng.choice([n for n in (10, 100, 1000) if g.head.kind == "fc" or n <= c])
 
 
-def measured(g: Genotype, num_classes: int) -> Cost:
-    """Parameters and MACs of the built module, counted by torch itself."""
+def measured(g: Genotype, num_classes: int, deployed: bool = False) -> Cost:
+    """Parameters and MACs of the built module (``deployed``: of its fused copy), counted by torch itself."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from nas.model import build
+    from nas.model import build, deploy
 
     torch.manual_seed(0)
     model = build(g, num_classes).eval()
+    if deployed:
+        model = deploy(model)
     x = torch.randn(1, g.in_chans, g.resolution, g.resolution)
     with torch.no_grad(), FlopCounterMode(display=False) as fc:
         model(x)
     return Cost(macs=fc.get_total_flops() // 2, params=sum(p.numel() for p in model.parameters()))
+
+
+def without_acb(g: Genotype) -> Genotype:
+    return g.replace(stem=dataclasses.replace(g.stem, acb=False),
+                     stages=tuple(tuple(dataclasses.replace(b, acb=False) for b in s) for s in g.stages))
 
 
 def test_count_matches_built_module_on_random_genotypes():
@@ -82,9 +104,37 @@ def test_count_matches_built_module_on_random_genotypes():
     for i in range(50):
         g = random_genotype(rng)
         nc = num_classes(rng, g)
-        want, got = measured(g, nc), count(g, num_classes=nc)
+        want, got = measured(g, nc), count(g, num_classes=nc, deployed=False)  # the training-time module
         assert got.params == want.params, f"#{i} params {got.params} != {want.params}: {g.to_json()}"
-        assert abs(got.macs - want.macs) <= 0.01 * want.macs, f"#{i} MACs {got.macs} vs {want.macs}: {g.to_json()}"
+        assert got.macs == want.macs, f"#{i} MACs {got.macs} vs {want.macs}: {g.to_json()}"
+
+
+def test_acb_is_counted_at_its_deployed_cost():
+    """ACB folds into one k x k conv: the default count is the deployed network's, equal to the same genotype
+    without ACB, and to FlopCounterMode on the deployed module; only ``deployed=False`` sees the branches."""
+    pytest.importorskip("nas.model")
+    import torch
+
+    torch.set_num_threads(1)
+    rng = random.Random(99)
+    seen = 0
+    while seen < 25:
+        g = random_genotype(rng)
+        if not (g.stem.acb or any(b.acb for b in g.blocks)):
+            continue
+        seen += 1
+        nc = num_classes(rng, g)
+        plain = without_acb(g)
+        got = count(g, num_classes=nc)
+        assert got == count(plain, num_classes=nc) == measured(plain, nc)
+        assert got.macs == measured(g, nc, deployed=True).macs, g.to_json()
+        train = count(g, num_classes=nc, deployed=False)
+        assert train.params >= got.params and train.macs >= got.macs
+    # ghost bottlenecks with ACB on their depthwise convs (stride 2 and the shortcut's) are in the mix
+    ghost = BlockSpec(out=24, kind="ghost", stride=2, kernels=(5,), expand=3.0, ghost=2, acb=True)
+    g = _one_block(ghost)
+    assert count(g, deployed=False).params - count(g).params == (24 * 10 + 4 * 24) + (8 * 10 + 4 * 8)
+    assert count(g) == count(without_acb(g)) and count(g).macs == measured(g, 1000, deployed=True).macs
 
 
 def test_count_covers_every_option():
@@ -94,7 +144,11 @@ def test_count_covers_every_option():
     blocks = [b for g in gs for b in g.blocks]
     assert {len(b.kernels) for b in blocks if b.kind == "ir"} == {1, 2, 3, 4, 5}
     assert {b.ghost for b in blocks} == {1, 2, 3, 4}
-    assert {b.kind for b in blocks} == {"ir", "ghost"}
+    assert {b.kind for b in blocks} == {"ir", "ghost", "dws", "gm", "shuffle"}
+    assert {(b.kind, b.proj) for b in blocks if b.kind in ("dws", "gm")} == {
+        (k, p) for k in ("dws", "gm") for p in ("conv", "cw")}  # DWSCW, GM, GCWM and the plain MobileNet layer
+    assert {b.stride for b in blocks if b.kind == "shuffle"} == {1, 2} and any(g.stem.pool for g in gs)
+    assert any(b.acb for b in blocks if b.kind in ("dws", "gm", "shuffle", "ghost"))
     assert {b.split for b in blocks} == {"equal", "exponential"}
     assert {b.proj for b in blocks} == {"conv", "cw"}
     assert {(b.se_base, b.se_divisor) for b in blocks if b.se} >= {("in", 1), ("mid", 4), ("mid", 8)}
@@ -158,8 +212,10 @@ def test_hand_computed_ghost_and_mixconv_details():
     mix_acb = dataclasses.replace(mix, acb=True)
     dw_mix = (32 * 9 + 16 * 25 + 8 * 49 + 8 * 81)
     dw_acb = (32 * 15 + 16 * 35 + 8 * 63 + 8 * 99)
-    assert count(_one_block(mix_acb)).macs - count(_one_block(mix)).macs == (dw_acb - dw_mix) * r * r
-    assert count(_one_block(mix_acb)).params - count(_one_block(mix)).params == (dw_acb - dw_mix) + 6 * 64 - 2 * 64
+    trained = count(_one_block(mix_acb), deployed=False)
+    assert trained.macs - count(_one_block(mix)).macs == (dw_acb - dw_mix) * r * r
+    assert trained.params - count(_one_block(mix)).params == (dw_acb - dw_mix) + 6 * 64 - 2 * 64
+    assert count(_one_block(mix_acb)) == count(_one_block(mix))  # deployed: ACB folded away
 
 
 def _one_block(b: BlockSpec) -> Genotype:

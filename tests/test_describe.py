@@ -99,3 +99,16 @@ def test_console_script():
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert abs(d["params"] - REFERENCES["ghostnet_100"].params) <= 0.01 * REFERENCES["ghostnet_100"].params
+
+
+def test_acb_is_described_at_its_deployed_cost_with_the_training_cost_beside(monkeypatch, capsys, tmp_path):
+    p = tmp_path / "acb.yaml"
+    p.write_text(GOOD.replace("kernels: [3, 5]", "kernels: [3, 5], acb: true"))
+    code, out, _ = run_cli(monkeypatch, capsys, "describe", str(p), "--json")
+    d, g = json.loads(out), load(p)
+    trained = count(g, deployed=False)
+    assert code == 0 and (d["params"], d["macs"]) == (count(g).params, count(g).macs)
+    assert (d["params_training"], d["macs_training"]) == (trained.params, trained.macs)
+    assert d["params_training"] > d["params"] and d["macs_training"] > d["macs"]
+    code, out, _ = run_cli(monkeypatch, capsys, "describe", str(p))
+    assert code == 0 and "as trained (ACB branches unfolded)" in out

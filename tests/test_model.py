@@ -17,7 +17,7 @@ from nas.ops import ACBConv2d, GhostBottleneck, GroupChannelWise, InvertedResidu
 torch.set_num_threads(1)
 
 REFERENCE = Path(__file__).resolve().parents[1] / "search_spaces" / "reference"
-REFERENCE_NAMES = ["mixnet_s", "mixnet_m", "mixnet_l", "ghostnet_100", "mobilenetv2_100", "mobilenetv3_large_100"]
+REFERENCE_NAMES = sorted(p.stem for p in REFERENCE.glob("*.yaml"))
 
 # Small hand-made genotypes; together they cover every op the builder knows.
 HAND: dict[str, dict] = {
@@ -25,7 +25,7 @@ HAND: dict[str, dict] = {
         "stem": {"out": 16, "act": "hswish"},
         "stages": [
             [{"out": 16, "kind": "ghost", "mid": 16, "kernels": [3], "ghost": 2}],
-            [{"out": 24, "kind": "ghost", "stride": 2, "mid": 48, "kernels": [5], "ghost": 3,
+            [{"out": 24, "kind": "ghost", "stride": 2, "mid": 48, "kernels": [5], "ghost": 3, "acb": True,
               "se": 0.25, "se_base": "mid", "se_divisor": 4, "se_gate": "hsigmoid"},
              {"out": 24, "kind": "ghost", "mid": 72, "kernels": [3], "ghost": 2, "ghost_kernel": 5}],
         ],
@@ -199,8 +199,12 @@ def test_build_matches_analytic_cost(name):
     macs = pytest.importorskip("nas.cost.macs")
     g = _hand(name)
     model = build(g, 10).eval()
-    cost = macs.count(g, num_classes=10)
+    cost = macs.count(g, num_classes=10, deployed=False)  # the module as built for training (ACB unfolded)
     assert sum(p.numel() for p in model.parameters()) == cost.params
+    x = torch.randn(1, 3, g.resolution, g.resolution)
     with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        model(torch.randn(1, 3, g.resolution, g.resolution))
+        model(x)
     assert fc.get_total_flops() // 2 == cost.macs
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        deploy(model)(x)
+    assert fc.get_total_flops() // 2 == macs.count(g, num_classes=10).macs  # the default: the deployed network

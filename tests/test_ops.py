@@ -7,8 +7,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _ops import close as _close
+from _ops import macs as _macs
+from _ops import params as _params
+from _ops import randomize_bn as _randomize_bn
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from nas.genotype import BlockSpec, ghost_channels, split_channels
 from nas.ops import (
@@ -27,35 +30,6 @@ from nas.ops import (
 )
 
 torch.set_num_threads(1)
-
-
-def _params(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
-def _macs(m: nn.Module, x: torch.Tensor) -> int:
-    with FlopCounterMode(display=False) as fc:
-        m(x)
-    return fc.get_total_flops() // 2
-
-
-def _randomize_bn(m: nn.Module, seed: int = 0) -> nn.Module:
-    """Random BN statistics and affine params, so fusion is tested away from the identity."""
-    g = torch.Generator().manual_seed(seed)
-    for bn in m.modules():
-        if isinstance(bn, nn.BatchNorm2d):
-            n = bn.num_features
-            with torch.no_grad():
-                bn.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
-                bn.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                bn.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                bn.bias.copy_(torch.randn(n, generator=g) * 0.5)
-    return m
-
-
-def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-4) -> None:
-    scale = max(1.0, b.abs().max().item())
-    assert (a - b).abs().max().item() <= tol * scale
 
 
 # -- activations ---------------------------------------------------------------
@@ -276,11 +250,12 @@ def test_group_channel_wise(cin, out, groups):
     r = 5
     x = torch.randn(1, cin, r, r)
     assert m(x).shape == (1, out, r, r)
-    assert _params(m) == out * cin // groups + 2 * out + groups * groups
-    assert _macs(m, x) == r * r * out * (cin // groups + groups)
-    # Every output channel depends on every input group (the point of the fusion).
+    dc = 4 * groups  # the fusion's window (ChannelNets' code: 4g taps, stride g)
+    assert _params(m) == out * cin // groups + 2 * out + groups * dc
+    assert _macs(m, x) == r * r * out * (cin // groups + dc)
+    # The outputs of every fusion conv (one output group each) together depend on every input channel.
     jac = torch.autograd.functional.jacobian(lambda t: m(t)[0, :, 2, 2], x)[:, 0, :, 2, 2]
-    per_group = jac.abs().reshape(out, groups, cin // groups).sum(-1)
+    per_group = jac.abs().reshape(groups, out // groups, cin).sum(1)
     assert (per_group > 0).all()
 
 
@@ -304,3 +279,18 @@ def test_channel_wise_classifier(size):
     assert m(torch.randn(2, c, 2 * size, 2 * size)).shape == (2, classes)
     with pytest.raises(ValueError, match="num_classes"):
         ChannelWiseClassifier(8, 10)
+
+
+@pytest.mark.parametrize(("stride", "cin", "out", "k"), [(2, 16, 24, 3), (1, 16, 24, 5), (2, 16, 16, 5)])
+def test_ghost_bottleneck_acb_deploys_to_the_eval_network(stride, cin, out, k):
+    from nas.model import deploy
+    from nas.ops import GhostBottleneck
+
+    torch.manual_seed(k)
+    m = _randomize_bn(GhostBottleneck(cin, 48, out, k, stride=stride, ghost=2, acb=True), seed=k).eval()
+    assert sum(isinstance(x, ACBConv2d) for x in m.modules()) == (2 if stride == 2 else 1)
+    fused = deploy(m)
+    assert not any(isinstance(x, (nn.BatchNorm2d, ACBConv2d)) for x in fused.modules())
+    x = torch.randn(2, cin, 11, 11)
+    with torch.no_grad():
+        _close(fused(x), m(x))

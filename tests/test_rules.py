@@ -70,7 +70,8 @@ def test_samples_are_canonical_and_changes_canonical_erases_stay_in_the_space(da
 
 
 def test_table_keys_keep_the_bytes_of_the_shipped_tables():
-    # Keys as the first table format wrote them: a change here makes every existing table miss.
+    # Keys as the first table format wrote them: a change here makes every existing table miss. The two ``cw``
+    # keys carry the fusion's window ``dc`` since the fusion became ChannelNets' (issue 22): those must miss.
     cases = [
         ((16, 8, BlockSpec(out=24, kind="ghost", stride=2, kernels=(5,), expand=3.0, se=0.25, se_base="mid",
                            se_gate="hsigmoid", se_divisor=4, ghost=2)),
@@ -83,10 +84,11 @@ def test_table_keys_keep_the_bytes_of_the_shipped_tables():
          'block r16 c16 {"act":"swish","dil":2,"eg":2,"k":[3,5,7],"kind":"ir","mid":96,"out":32,"pg":4,'
          '"se":[8,"sigmoid","relu"],"shuffle":true,"split":"exponential","stride":1,"xp":true}'),
         ((32, 8, BlockSpec(out=32, kernels=(1,), proj="cw", ghost=2, shuffle=True, split="exponential")),
-         'block r8 c32 {"act":"relu","k":[1],"kind":"ir","mid":32,"out":32,"pg":2,"proj":"cw","stride":1,"xp":false}'),
+         'block r8 c32 {"act":"relu","dc":8,"k":[1],"kind":"ir","mid":32,"out":32,"pg":2,"proj":"cw","stride":1,'
+         '"xp":false}'),
         ((16, 16, BlockSpec(out=16, kernels=(3,), expand=3.0, ghost=3, ghost_kernel=5, proj="cw", acb=True)),
-         'block r16 c16 {"act":"relu","ghost":[3,5],"k":[3],"kind":"ir","mid":48,"out":16,"pg":2,"proj":"cw",'
-         '"stride":1,"xp":true}'),
+         'block r16 c16 {"act":"relu","dc":8,"ghost":[3,5],"k":[3],"kind":"ir","mid":48,"out":16,"pg":2,'
+         '"proj":"cw","stride":1,"xp":true}'),
     ]
     for (cin, res, b), key in cases:
         assert block_part(cin, res, b).key == key
@@ -107,3 +109,33 @@ def test_spaces_rules_and_costs_load_without_torch():
             "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_keys_of_the_later_kinds_tell_apart_every_deployed_difference():
+    """Kinds added after the shipped tables key every decision by name: distinct blocks (folded options held)
+    get distinct keys, and ACB never enters a key."""
+    stage = space_from_dict({"stages": [{
+        "name": "a", "out": [32], "kind": ["dws", "gm", "shuffle"], "kernels": [[3], [3, 5]],
+        "split": ["equal", "exponential"], "acb": [False, True], "bottleneck": [0.25, 0.5],
+        "act": ["relu", "swish"], "exp_groups": [1, 2], "proj_groups": [1, 2, 4], "proj": ["conv", "cw"]}]}).stages[0]
+    for cin, stride in ((32, 1), (16, 2), (16, 1)):
+        found = list(rules.blocks(stage, cin, 32, stride, pin=rules.FOLDED))
+        keys = {block_part(cin, 16, b).key for b in found}
+        assert len(keys) == len(found) > 20
+        for b in found[:10]:
+            assert block_part(cin, 16, b).key == block_part(cin, 16, dataclasses.replace(b, acb=True)).key
+    assert block_part(32, 8, BlockSpec(out=32, kind="dws", proj="cw")).key == (
+        'block r8 c32 {"act":"relu","dilation":1,"kernels":[3],"kind":"dws","mid":32,"out":32,"proj":"cw",'
+        '"stride":1}')
+    assert block_part(24, 16, BlockSpec(out=48, kind="shuffle", stride=2, expand=0.25, proj_groups=3)).key == (
+        'block r16 c24 {"act":"relu","dilation":1,"exp_groups":1,"kernels":[3],"kind":"shuffle","mid":12,"out":48,'
+        '"proj_groups":3,"stride":2}')
+
+
+def test_the_stem_max_pool_enters_the_stem_key_only_when_on():
+    from nas.cost.parts import stem_part
+    from nas.genotype import StemSpec
+
+    assert stem_part(3, 224, StemSpec(out=24)).key == 'stem r224 c3 {"act":"relu","k":3,"out":24,"stride":2}'
+    assert stem_part(3, 224, StemSpec(out=24, pool=True)).key == (
+        'stem r224 c3 {"act":"relu","k":3,"out":24,"pool":true,"stride":2}')

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from strategies import small_spaces
 
+from nas.cost.macs import count
 from nas.errors import InputError
 from nas.genotype import Genotype, load
 from nas.search.budgets import cheapest, is_feasible, min_achievable, target_cost, validate_budgets, violations
@@ -28,7 +29,7 @@ from nas.space import (
 )
 
 REFERENCE = SHIPPED_SPACES / "reference"
-SHIPPED = ["mixnet.yaml", "tiny.yaml", "ghost_acb.yaml", "cifar.yaml"]
+SHIPPED = ["mixnet.yaml", "tiny.yaml", "ghost_acb.yaml", "cifar.yaml", "cheap_pointwise.yaml"]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -101,6 +102,14 @@ SMALL_SPACES = {
                               "kind": ["ghost", "ir"], "kernels": [[1], [3]], "expand": 1, "ghost": [1, 2]},
                              {"name": "b", "stride": 1, "out": [24, 32], "repeat": [1, 3], "share": "stage",
                               "kind": ["ghost", "ir"], "kernels": [[3], [5]], "expand": 2, "acb": [False, True]}]},
+    "cheap_kinds": {"target": {"resolution": 32, "num_classes": 10}, "proxy": {"width": 1.0},
+                    "stem": {"out": [16], "pool": [False, True]},
+                    "stages": [{"name": "a", "stride": 2, "out": [24, 48], "repeat": [1, 2], "share": "stage",
+                                "kind": ["dws", "gm", "shuffle"], "kernels": [[3], [3, 5]], "acb": [False, True],
+                                "bottleneck": 0.25, "exp_groups": [1, 2], "proj_groups": [1, 2],
+                                "proj": ["conv", "cw"]},
+                               {"name": "b", "stride": 1, "out": [48], "kind": ["dws", "gm"], "proj": ["conv", "cw"],
+                                "proj_groups": [2, 4]}]},
     "stem_head": {"target": {"resolution": 32, "num_classes": 10},
                   "stem": {"out": [8, 16], "kernel": [1, 3], "stride": [1, 2], "acb": [False, True],
                            "act": ["relu", "swish"]},
@@ -168,7 +177,9 @@ def test_samples_build_and_match_the_analytic_cost(mixnet: SearchSpace) -> None:
     for seed in range(3):
         g = mixnet.sample(seed)
         net = build(g, num_classes=mixnet.target.num_classes)
-        assert sum(p.numel() for p in net.parameters()) == target_cost(mixnet, g).params
+        trained = count(g, mixnet.target.resolution, mixnet.target.num_classes, deployed=False)
+        assert sum(p.numel() for p in net.parameters()) == trained.params
+        assert target_cost(mixnet, g) == count(g)  # budgets see the deployed network (ACB folded)
         proxy = build(proxy_genotype(g, 32, mixnet.proxy.width), num_classes=10).eval()
         with torch.no_grad():
             assert proxy(torch.randn(2, 3, 32, 32)).shape == (2, 10)
@@ -394,3 +405,18 @@ def test_numbers_with_suffixes_and_defaults() -> None:
     assert space.search.sampler == "nsga2" and space.tracking.wandb == "offline"
     short = space_from_dict({"stages": [{"name": "a", "out": 16}], "objectives": ["accuracy", "params"]})
     assert [(o.metric, o.direction) for o in short.objectives] == [("accuracy", "maximize"), ("params", "minimize")]
+
+
+def test_cheap_pointwise_space_offers_every_cheap_1x1_option() -> None:
+    """The 224-px space where grouped + shuffled 1x1 convs, ghost modules, channel-wise fusion (IR proj cw),
+    DWSCW, GM/GCWM and ShuffleNet units compete; its samples build at the proxy size."""
+    space = load_space("cheap_pointwise.yaml")
+    blocks = [(b, cin) for g in space.sample_many(300, seed=3) for cin, _, b in g.block_inputs()]
+    seen = {(b.kind, b.proj) for b, _ in blocks}
+    assert seen >= {("ir", "conv"), ("ir", "cw"), ("ghost", "conv"), ("dws", "conv"), ("dws", "cw"),
+                    ("gm", "conv"), ("gm", "cw"), ("shuffle", "conv")}
+    assert any(b.kind == "shuffle" and b.stride == 2 for b, _ in blocks)
+    assert any(b.kind == "ir" and b.shuffle and b.proj_groups > 1 for b, _ in blocks)
+    assert all(cin == b.out for b, cin in blocks if b.kind == "dws" and b.proj == "cw")
+    assert {b.expand for b, _ in blocks if b.kind == "shuffle"} == {0.25, 0.5}  # the bottleneck choices
+    assert {b.ghost_kernel for b, _ in blocks if b.kind == "ghost"} == {3, 5}

@@ -176,7 +176,7 @@ def test_malformed_space_in_a_real_process(tmp_path: Path) -> None:
 def test_list_shows_the_shipped_spaces() -> None:
     code, out, _ = run("space", "list")
     assert code == 0
-    for name in ("mixnet.yaml", "tiny.yaml", "ghost_acb.yaml", "cifar.yaml"):
+    for name in ("mixnet.yaml", "tiny.yaml", "ghost_acb.yaml", "cifar.yaml", "cheap_pointwise.yaml"):
         assert name in out
     assert "MixNet-S/M are points" in out
 
@@ -257,3 +257,20 @@ def test_contains_bad_genotype_file_exits_2(tmp_path: Path) -> None:
     g.write_text("stages: [[{out: 16, kernels: [4]}]]\n")
     code, _, err = run("space", "contains", "tiny.yaml", str(g))
     assert code == 2 and err.startswith(f"error: {g}: ") and "kernel 4" in err
+
+
+def test_count_sample_contains_with_the_cheap_pointwise_kinds(tmp_path: Path) -> None:
+    """dws, gm and shuffle blocks (and the stem's max-pool) go through count, sample and contains."""
+    code, out, _ = run("space", "count", "cheap_pointwise.yaml", "--json")
+    space = load_space("cheap_pointwise.yaml")
+    assert code == 0 and json.loads(out)["count"] == space.count()
+    samples = tmp_path / "samples"
+    code, _, _ = run("space", "sample", "cheap_pointwise", "-n", "6", "--seed", "1", "--out", str(samples))
+    assert code == 0
+    files = sorted(samples.glob("*.yaml"))
+    kinds = {b.kind for f in files for b in load(f).blocks}
+    assert len(files) == 6 and kinds >= {"dws", "gm", "shuffle"}
+    for f in files:
+        assert run("space", "contains", "cheap_pointwise.yaml", str(f))[0] == 0
+    code, _, err = run("space", "contains", "mixnet.yaml", str(files[0]))
+    assert code == 1

@@ -21,7 +21,7 @@ def describe(
     """Analytic parameters and MACs of a genotype, per stage (no model is built without --lut/--measure)."""
     import json
 
-    from nas.cost.macs import breakdown
+    from nas.cost.macs import breakdown, count
     from nas.genotype import GenotypeError, load
 
     p = resolve_path(path)
@@ -33,9 +33,14 @@ def describe(
         raise GenotypeError(f"{p}: {e}") from None
     info = {"name": g.name, "hash": g.hash, "resolution": r, "num_classes": num_classes,
             "params": sum(row.params for row in rows), "macs": sum(row.macs for row in rows)}
+    trained = count(g, r, num_classes, deployed=False)  # ACB's branches before deploy folds them
+    if (trained.params, trained.macs) != (info["params"], info["macs"]):
+        info.update(params_training=trained.params, macs_training=trained.macs)
     ref = _published(g)
     if ref is not None and r == g.resolution and num_classes == 1000:
-        info.update(params_paper=ref.params, macs_paper=ref.macs_paper)
+        info["params_paper"] = ref.params
+        if ref.macs_paper is not None:  # some papers print parameters only (ChannelNet-v2/v3)
+            info["macs_paper"] = ref.macs_paper
     info["stages"] = [row.__dict__ for row in rows]
     if lut is not None or measure:
         info.update(_latency_info(g.replace(resolution=r), lut, measure, num_classes))
@@ -43,6 +48,9 @@ def describe(
         typer.echo(json.dumps(info))
     else:
         console.print(_describe_table(info))
+        if "params_training" in info:
+            console.print(f"as trained (ACB branches unfolded): {info['params_training']:,} params, "
+                          f"{info['macs_training'] / 1e6:,.1f}M MACs", highlight=False)
         for k in ("latency_ms_predicted", "latency_ms_measured"):
             if k in info:
                 console.print(f"{k} ({info['latency_target']}): {info[k]}", highlight=False)
@@ -73,8 +81,9 @@ def _describe_table(info: dict):
                   f"{row['params']:,}", f"{row['macs'] / 1e6:,.1f}M")
     t.add_row("total", str(sum(row["blocks"] for row in info["stages"])), "", "",
               f"{info['params']:,}", f"{info['macs'] / 1e6:,.1f}M", style="bold")
-    if "macs_paper" in info:
-        t.caption = f"paper: {info['params_paper'] / 1e6:.2f}M params, {info['macs_paper'] / 1e6:.0f}M MACs as printed"
+    if "params_paper" in info:
+        macs = f", {info['macs_paper'] / 1e6:.0f}M MACs" if "macs_paper" in info else ""
+        t.caption = f"paper: {info['params_paper'] / 1e6:.2f}M params{macs} as printed"
     return t
 
 

@@ -17,44 +17,36 @@ The counter walks the exact layer list that ``nas/genotype.py`` documents
 
 Layers whose cost is less obvious (formulas as ``nas/ops/*`` states them):
 ghost modules compute all ``ceil(out/s) * (s-1)`` cheap channels even when
-the concat is sliced to ``out``; the ChannelNets group channel-wise project
-(``proj: cw``, ``g = max(proj_groups, 2)``) is a grouped 1x1 conv + BN plus
-``g`` channel-wise fusion convs of ``g`` taps (``r*r*out*(cin/g + g)``
-MACs); the ``cw`` classifier is one kernel over ``c - num_classes + 1``
-channels and the ``size x size`` map it was built for (``size`` from the
-genotype's resolution, 1 when a ``hidden`` conv pools first), so a model run
-at another resolution pools to ``size`` first and keeps that cost.
+the concat is sliced to ``out``; a group channel-wise conv (``g`` groups,
+``g = max(proj_groups, 2)``) is ``g`` channel-wise convs of ``dc = 4g``
+taps and stride ``g`` over ``C`` channels (``g * dc`` weights,
+``r*r*C*dc`` MACs), the fusion of the inverted residual's ``proj: cw``
+(after its grouped 1x1 conv + BN) and of a GCWM (``kind: gm, proj: cw``,
+before its layers); DWSCW (``kind: dws, proj: cw``) is a 3-tap channel-wise
+conv + BN (``3 + 2C`` params, ``3 r*r C`` MACs); the ShuffleNet unit's
+pooled shortcut and channel shuffle cost nothing; the ``cw`` classifier is
+one kernel over ``c - num_classes + 1`` channels and the ``size x size``
+map it was built for (``size`` from the genotype's resolution, 1 when a
+``hidden`` conv pools first), so a model run at another resolution pools to
+``size`` first and keeps that cost.
 
 Spatial sizes follow "same" padding: a stride-s layer maps ``r`` to
-``ceil(r / s)``. ACB layers are counted as built for training, three
-branches (k x k, 1 x k, k x 1, each with its own BN); ``nas.model.deploy``
-folds them into one k x k conv.
+``ceil(r / s)``.
 
-Published figures and the MixNet gap
-------------------------------------
-``REFERENCES`` keeps the published parameter counts and MACs of the shipped
-reference genotypes (``search_spaces/reference/``). GhostNet and the
-MobileNets print conv + linear multiply-adds and the counter reproduces them
-(141.2M, 300.8M, 216.6M vs 141M, 300M, 219M). The MixNet paper prints more
-than the conv + linear MACs of the very same networks (which are also timm's
-figures, 4.13M/5.01M/7.33M parameters matching exactly):
+ACB (ACNet) is counted as deployed by default: ``nas.model.deploy`` folds
+each BN into its branch and adds the k x k, 1 x k and k x 1 kernels into one
+k x k conv, so the deployed network is exactly the network without ACB, and
+``count(g)`` equals ``count`` of ``g`` with every ``acb`` off (MACs and
+parameters: the folded conv and its BN counted as a plain conv + BN). That is
+what budgets, objectives, family tiers and latency keys use: ACB is free at
+inference. ``count(g, deployed=False)`` counts the network as built for
+training instead (three branches, a BN each), which is what
+``sum(p.numel() for p in build(g).parameters())`` and ``FlopCounterMode`` on
+the training module see.
 
-========  ===========  =====  =====  ===============
-model     conv+linear  paper  gap    elementwise ops
-========  ===========  =====  =====  ===============
-MixNet-S  239.2M       256M   16.8M  15.0M
-MixNet-M  339.2M       360M   20.8M  19.4M
-MixNet-L  555.3M       565M    9.7M  25.7M
-========  ===========  =====  =====  ===============
-
-"elementwise ops" is one op per output element of every BatchNorm (6.2M for
-S), activation (5.6M), SE squeeze and gating multiply (2.6M), residual add
-(0.5M) and the head's pooling (0.1M), as a graph profiler (TensorFlow's, for
-the TPU reference models) counts them on the unfolded training graph; that
-explains the S and M gaps to within ~1.5M. MixNet-L's printed 565M is below even that and
-looks computed another way; its parameter count and timm's port agree with
-this genotype. The counter stays at conv + linear MACs so that searched and
-published architectures are costed alike.
+The published figures of the shipped references, and why ours differ where
+they do (MixNet's printed FLOPs count elementwise ops too), are in
+:mod:`nas.cost.published` and ``search_spaces/reference/README.md``.
 """
 
 from __future__ import annotations
@@ -62,8 +54,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from nas.channels import cw_groups, ghost_channels, out_size, split_channels
+from nas.channels import DWSCW_WINDOW, cw_groups, cw_window, ghost_channels, out_size, split_channels
+from nas.cost.published import REFERENCES, Published
 from nas.genotype import BlockSpec, Genotype, GenotypeError, HeadSpec, StemSpec
+
+__all__ = ["REFERENCES", "Cost", "Published", "Row", "breakdown", "count"]
 
 
 @dataclass(frozen=True)
@@ -84,42 +79,20 @@ class Row:
     params: int
 
 
-@dataclass(frozen=True)
-class Published:
-    params: int  # published parameter count (1000 classes)
-    macs: int  # conv + linear MACs of the published model (timm port, FlopCounterMode / 2)
-    macs_paper: int  # the figure the paper prints
-    source: str
+def count(genotype: Genotype, resolution: int | None = None, num_classes: int = 1000, *,
+          deployed: bool = True) -> Cost:
+    """MACs and parameters of the deployed network of ``genotype`` on a ``resolution`` square input.
 
-
-REFERENCES: dict[str, Published] = {
-    "mixnet_s": Published(4_130_000, 239_000_000, 256_000_000,
-                          "MixConv (Tan & Le 2019), ImageNet results; timm mixnet_s"),
-    "mixnet_m": Published(5_010_000, 339_000_000, 360_000_000,
-                          "MixConv (Tan & Le 2019), ImageNet results; timm mixnet_m"),
-    "mixnet_l": Published(7_330_000, 555_000_000, 565_000_000,
-                          "MixConv (Tan & Le 2019), ImageNet results; timm mixnet_l"),
-    "ghostnet_100": Published(5_180_000, 141_000_000, 141_000_000,
-                              "GhostNet (Han et al. 2020), ImageNet results; timm ghostnet_100"),
-    "mobilenetv2_100": Published(3_500_000, 301_000_000, 300_000_000,
-                                 "MobileNetV2 (Sandler et al. 2018) Table 4; timm mobilenetv2_100"),
-    "mobilenetv3_large_100": Published(5_480_000, 217_000_000, 219_000_000,
-                                       "MobileNetV3 (Howard et al. 2019) Table 3; timm mobilenetv3_large_100"),
-}
-
-
-def count(genotype: Genotype, resolution: int | None = None, num_classes: int = 1000) -> Cost:
-    """MACs and parameters of ``build(genotype, num_classes)`` on a ``resolution`` square input.
-
-    ``resolution=None`` uses the genotype's own resolution.
+    ``resolution=None`` uses the genotype's own resolution. ``deployed=False``: the network as
+    ``build(genotype, num_classes)`` makes it for training (ACB branches unfolded).
     """
     r = genotype.resolution if resolution is None else resolution
-    macs, params = _stem(genotype.stem, genotype.in_chans, r)
-    r = out_size(r, genotype.stem.stride)
+    macs, params = _stem(genotype.stem, genotype.in_chans, r, deployed)
+    r = genotype.stem.out_res(r)
     c = genotype.stem.out
     for stage in genotype.stages:
         for b in stage:
-            m, p = _block(b, c, r)
+            m, p = _block(b, c, r, deployed)
             macs += m
             params += p
             c, r = b.out, out_size(r, b.stride)
@@ -127,18 +100,19 @@ def count(genotype: Genotype, resolution: int | None = None, num_classes: int = 
     return Cost(macs + m, params + p)
 
 
-def breakdown(genotype: Genotype, resolution: int | None = None, num_classes: int = 1000) -> list[Row]:
+def breakdown(genotype: Genotype, resolution: int | None = None, num_classes: int = 1000, *,
+              deployed: bool = True) -> list[Row]:
     """Per-part costs: one row for the stem, one per stage, one for the head; they sum to :func:`count`."""
     r = genotype.resolution if resolution is None else resolution
     stem = genotype.stem
-    m, p = _stem(stem, genotype.in_chans, r)
-    r = out_size(r, stem.stride)
+    m, p = _stem(stem, genotype.in_chans, r, deployed)
+    r = stem.out_res(r)
     c = stem.out
     rows = [Row("stem", 0, c, r, m, p)]
     for i, stage in enumerate(genotype.stages):
         macs = params = 0
         for b in stage:
-            m, p = _block(b, c, r)
+            m, p = _block(b, c, r, deployed)
             macs += m
             params += p
             c, r = b.out, out_size(r, b.stride)
@@ -182,11 +156,12 @@ def _ghost(cin: int, out: int, ratio: int, d: int, r: int) -> tuple[int, int]:
     return w * r * r, w + 2 * (init + cheap)
 
 
-def _mixconv(b: BlockSpec, mid: int, r: int) -> tuple[int, int]:
-    """Depthwise MixConv: per group ``c * k * k`` weights; one shared BN, or per-group ACB branches and BNs."""
+def _mixconv(b: BlockSpec, mid: int, r: int, acb: bool) -> tuple[int, int]:
+    """Depthwise MixConv: per group ``c * k * k`` weights; one shared BN, or (``acb``: as trained with ACB)
+    per-group branches and BNs."""
     w = bn = 0
     for c, k in zip(split_channels(mid, len(b.kernels), b.split), b.kernels, strict=True):
-        if not b.acb:
+        if not acb:
             w += c * k * k
         elif k > 1:  # ACB: k x k, 1 x k and k x 1 branches, a BN each
             w += c * (k * k + 2 * k)
@@ -194,7 +169,12 @@ def _mixconv(b: BlockSpec, mid: int, r: int) -> tuple[int, int]:
         else:  # a 1x1 ACB group is a plain conv + BN
             w += c
             bn += 2 * c
-    return w * r * r, w + (bn if b.acb else 2 * mid)
+    return w * r * r, w + (bn if acb else 2 * mid)
+
+
+def _dw(c: int, k: int, r: int, acb: bool) -> tuple[int, int]:
+    """A plain depthwise ``k x k`` conv + BN, or (``acb``: as trained with ACB) its three branches."""
+    return _acb(c, c, k, r, c) if acb else _conv(c, c, k, r, c)
 
 
 def _se(b: BlockSpec, cin: int, mid: int) -> tuple[int, int]:
@@ -202,26 +182,34 @@ def _se(b: BlockSpec, cin: int, mid: int) -> tuple[int, int]:
     return 2 * mid * rd, 2 * mid * rd + rd + mid
 
 
+def _gcw(channels: int, groups: int, r: int) -> tuple[int, int]:
+    """Group channel-wise conv (ChannelNets' fusion layer): ``g`` channel-wise convs of ``dc = cw_window(g)``
+    taps and stride ``g`` on ``channels`` channels, ``channels / g`` outputs each; no BN."""
+    dc = cw_window(groups)
+    return channels * dc * r * r, groups * dc
+
+
 def _group_channelwise(cin: int, out: int, groups: int, r: int) -> tuple[int, int]:
-    """ChannelNets group channel-wise module (``nas/ops/channelwise.py``): grouped 1x1 conv + BN, then ``g``
-    channel-wise fusion convs of ``g`` taps each, ``out / g`` outputs per conv."""
+    """The inverted residual's ``proj: cw``: grouped 1x1 conv + BN, then the group channel-wise fusion."""
     g = cw_groups(groups)
-    w = out * (cin // g)
-    return (w + out * g) * r * r, w + 2 * out + g * g
+    m, p = _conv(cin, out, 1, r, g)
+    mf, pf = _gcw(out, g, r)
+    return m + mf, p + pf
 
 
 @lru_cache(maxsize=65536)
-def _block(b: BlockSpec, cin: int, r: int) -> tuple[int, int]:
-    """(macs, params) of one block with ``cin`` input channels at input resolution ``r``."""
-    return _BLOCKS[b.kind](b, cin, b.mid_channels(cin), r, out_size(r, b.stride))
+def _block(b: BlockSpec, cin: int, r: int, deployed: bool = True) -> tuple[int, int]:
+    """(macs, params) of one block with ``cin`` input channels at input resolution ``r``; ACB branches counted
+    only when not ``deployed``."""
+    return _BLOCKS[b.kind](b, cin, b.mid_channels(cin), r, out_size(r, b.stride), b.acb and not deployed)
 
 
-def _ir_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int) -> tuple[int, int]:
+def _ir_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int, acb: bool) -> tuple[int, int]:
     macs = params = 0
     if b.has_expand(cin):
         m, p = _ghost(cin, mid, b.ghost, b.ghost_kernel, r) if b.ghost > 1 else _conv(cin, mid, 1, r, b.exp_groups)
         macs, params = macs + m, params + p
-    m, p = _mixconv(b, mid, ro)
+    m, p = _mixconv(b, mid, ro, acb)
     macs, params = macs + m, params + p
     if b.se > 0:
         m, p = _se(b, cin, mid)
@@ -235,11 +223,11 @@ def _ir_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int) -> tuple[int, i
     return macs + m, params + p
 
 
-def _ghost_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int) -> tuple[int, int]:
+def _ghost_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int, acb: bool) -> tuple[int, int]:
     k = b.kernels[0]
     macs, params = _ghost(cin, mid, b.ghost, b.ghost_kernel, r)
     if b.stride == 2:
-        m, p = _conv(mid, mid, k, ro, mid)
+        m, p = _dw(mid, k, ro, acb)
         macs, params = macs + m, params + p
     if b.se > 0:
         m, p = _se(b, cin, mid)
@@ -247,19 +235,51 @@ def _ghost_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int) -> tuple[int
     m, p = _ghost(mid, b.out, b.ghost, b.ghost_kernel, ro)
     macs, params = macs + m, params + p
     if not b.has_residual(cin):
-        m1, p1 = _conv(cin, cin, k, ro, cin)
+        m1, p1 = _dw(cin, k, ro, acb)
         m2, p2 = _conv(cin, b.out, 1, ro)
         macs, params = macs + m1 + m2, params + p1 + p2
     return macs, params
 
 
+def _separable(b: BlockSpec, cin: int, out: int, ro: int, acb: bool, groups: int) -> tuple[int, int]:
+    """MobileNetV1 layer: depthwise MixConv + BN on ``cin``, then a grouped 1x1 conv + BN, or DWSCW's 3-tap
+    channel-wise conv + BN (``proj == "cw"``, ``cin == out``)."""
+    m, p = _mixconv(b, cin, ro, acb)
+    if b.proj == "cw" and b.kind == "dws":
+        return m + out * DWSCW_WINDOW * ro * ro, p + DWSCW_WINDOW + 2 * out
+    mc, pc = _conv(cin, out, 1, ro, groups)
+    return m + mc, p + pc
+
+
+def _dws_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int, acb: bool) -> tuple[int, int]:
+    return _separable(b, cin, b.out, ro, acb, b.proj_groups)
+
+
+def _gm_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int, acb: bool) -> tuple[int, int]:
+    """ChannelNets group module: [GCWM fusion on the input] + two depthwise separable layers in ``g`` groups."""
+    g = cw_groups(b.proj_groups)
+    m0, p0 = _gcw(cin, g, r) if b.proj == "cw" else (0, 0)
+    m1, p1 = _separable(b, cin, b.out, ro, acb, g)
+    m2, p2 = _separable(b, b.out, b.out, ro, acb, g)
+    return m0 + m1 + m2, p0 + p1 + p2
+
+
+def _shuffle_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int, acb: bool) -> tuple[int, int]:
+    """ShuffleNet unit: grouped 1x1 + BN, depthwise + BN, grouped 1x1 + BN to ``out`` (stride 1) or to
+    ``out - cin`` (stride 2, concatenated with the pooled input)."""
+    m1, p1 = _conv(cin, mid, 1, r, b.exp_groups)
+    m2, p2 = _mixconv(b, mid, ro, acb)
+    m3, p3 = _conv(mid, b.out - cin if b.stride == 2 else b.out, 1, ro, b.proj_groups)
+    return m1 + m2 + m3, p1 + p2 + p3
+
+
 #: The counter of each block kind (``nas.rules.KINDS``); ``ro`` is the output resolution.
-_BLOCKS = {"ir": _ir_block, "ghost": _ghost_block}
+_BLOCKS = {"ir": _ir_block, "ghost": _ghost_block, "dws": _dws_block, "gm": _gm_block, "shuffle": _shuffle_block}
 
 
-def _stem(s: StemSpec, in_chans: int, r: int) -> tuple[int, int]:
-    ro = out_size(r, s.stride)
-    return _acb(in_chans, s.out, s.kernel, ro) if s.acb else _conv(in_chans, s.out, s.kernel, ro)
+def _stem(s: StemSpec, in_chans: int, r: int, deployed: bool) -> tuple[int, int]:
+    ro = out_size(r, s.stride)  # the max-pool (``pool``) costs nothing
+    return _acb(in_chans, s.out, s.kernel, ro) if s.acb and not deployed else _conv(in_chans, s.out, s.kernel, ro)
 
 
 def _head(h: HeadSpec, c: int, r: int, num_classes: int, size: int) -> tuple[int, int]:

@@ -60,8 +60,10 @@ class Part:
 
 
 def stem_part(in_chans: int, res: int, s: StemSpec) -> Part:
-    return Part(_key("stem", res, in_chans, {"out": s.out, "k": s.kernel, "stride": s.stride, "act": s.act}),
-                "stem", in_chans, res, s)
+    fields: dict[str, Any] = {"out": s.out, "k": s.kernel, "stride": s.stride, "act": s.act}
+    if s.pool:  # an option added after the shipped tables: in the key only when on
+        fields["pool"] = True
+    return Part(_key("stem", res, in_chans, fields), "stem", in_chans, res, s)
 
 
 @lru_cache(maxsize=65536)
@@ -105,7 +107,7 @@ def space_parts(space: Any) -> dict[str, Part]:
         for setting in rules.stems(space.stem, pin=rules.FOLDED):
             s = StemSpec(**{**setting, "out": out})
             add(stem_part(t.in_chans, t.resolution, s))
-            ctx.add((out, out_size(t.resolution, s.stride)))
+            ctx.add((out, s.out_res(t.resolution)))
     for st in space.stages:
         nxt = set()
         for (cin, res), out in itertools.product(sorted(ctx), st.out):

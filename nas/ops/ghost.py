@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from nas.channels import ghost_channels
-from nas.ops.acb import ConvBnAct
+from nas.ops.acb import ConvBnAct, conv_bn
 
 
 class GhostModule(nn.Module):
@@ -43,21 +43,24 @@ class GhostBottleneck(nn.Module):
     ghost ``cin -> mid`` (act) -> depthwise ``kernel`` conv + BN only when
     ``stride == 2`` -> SE (``se_layer(mid)``) -> ghost ``mid -> out`` (no act),
     plus the shortcut: identity when ``stride == 1 and cin == out``, else
-    depthwise ``kernel`` conv (stride) + BN + 1x1 conv ``cin -> out`` + BN. The
-    depthwise convs are plain (ACB and dilation apply to MixConvs only).
+    depthwise ``kernel`` conv (stride) + BN + 1x1 conv ``cin -> out`` + BN.
+    With ``acb`` both depthwise convs train as ACBs (deploy folds each into
+    one ``kernel x kernel`` conv); the ghost modules' cheap ops stay plain.
     """
 
     def __init__(self, cin: int, mid: int, out: int, kernel: int = 3, *, stride: int = 1, act: str = "relu",
-                 ghost: int = 2, ghost_kernel: int = 3, se_layer: Callable[[int], nn.Module] | None = None):
+                 ghost: int = 2, ghost_kernel: int = 3, se_layer: Callable[[int], nn.Module] | None = None,
+                 acb: bool = False):
         super().__init__()
         self.ghost1 = GhostModule(cin, mid, ghost, ghost_kernel, act)
-        self.dw: nn.Module = ConvBnAct(mid, mid, kernel, stride, groups=mid) if stride == 2 else nn.Identity()
+        self.dw: nn.Module = conv_bn(mid, mid, kernel, stride, groups=mid, acb=acb) if stride == 2 else nn.Identity()
         self.se: nn.Module = se_layer(mid) if se_layer is not None else nn.Identity()
         self.ghost2 = GhostModule(mid, out, ghost, ghost_kernel, None)
         if stride == 1 and cin == out:
             self.shortcut: nn.Module = nn.Identity()
         else:
-            self.shortcut = nn.Sequential(ConvBnAct(cin, cin, kernel, stride, groups=cin), ConvBnAct(cin, out, 1))
+            self.shortcut = nn.Sequential(conv_bn(cin, cin, kernel, stride, groups=cin, acb=acb),
+                                          ConvBnAct(cin, out, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.ghost2(self.se(self.dw(self.ghost1(x)))) + self.shortcut(x)

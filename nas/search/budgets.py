@@ -191,7 +191,7 @@ def _cheapest(space: SearchSpace) -> dict[str, Genotype]:
                 stem = StemSpec(**{**setting, "out": out})
                 probe = BlockSpec(out=out, expand=1.0)
                 c_stem = _part_cost(stem, (probe,), dummy_head, t.resolution, t.in_chans, 1, 0)[key]
-                c_rest, stages, head = rest(key, 0, out, out_size(t.resolution, stem.stride))
+                c_rest, stages, head = rest(key, 0, out, stem.out_res(t.resolution))
                 if best_g is None or c_stem + c_rest < best_g[0]:
                     best_g = (c_stem + c_rest, Genotype(stages=stages, stem=stem, head=head,
                                                         resolution=t.resolution, in_chans=t.in_chans))

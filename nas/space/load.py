@@ -8,6 +8,7 @@ line ``file: field.path: problem``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -153,12 +154,12 @@ def _check_channels(space: SearchSpace, fail: Callable[[str, str], None]) -> Non
         for cin0, out0, kind, e in ((c, o, k, e) for c in sorted(cins) for o in st.out for k in st.kind
                                     for e in st.expand):
             for (cin, note), (out, _) in zip(widths(cin0), widths(out0), strict=True):
-                mid = cin if kind == "ir" and e == 1 else make_divisible(cin * e, 8)
-                if kind == "ir" and mid < max_g:
+                if kind != "ir":
+                    continue  # the ghost bottleneck has no groups; the other kinds are checked below
+                mid = cin if e == 1 else make_divisible(cin * e, 8)
+                if mid < max_g:
                     fail(f"stages[{i}].groups", f"{max_g} kernel groups need {max_g} channels, "
                          f"expand {e:g} of {cin} gives {mid}{note}")
-                if kind == "ghost":
-                    continue
                 for eg in (st.exp_groups if e != 1 else ()):
                     if eg > 1 and (cin % eg or mid % eg):
                         fail(f"stages[{i}].exp_groups", f"{eg} groups do not divide {cin} -> {mid} channels "
@@ -169,6 +170,13 @@ def _check_channels(space: SearchSpace, fail: Callable[[str, str], None]) -> Non
                             what = "channel-wise projection" if field == "proj" else "grouped projection"
                             fail(f"stages[{i}].{field}", f"a {what} with {pg} groups does not divide "
                                  f"{mid} -> {out} channels{note}")
+        contexts = [(c, o, st.stride) for c in sorted(prev) for o in st.out]
+        contexts += [(o, o, 1) for o in st.out] if max(st.repeat) > 1 else []
+        for kind in set(st.kind) & {"dws", "gm", "shuffle"}:
+            for cin0, out0, stride in contexts:
+                for (cin, note), (out, _) in zip(widths(cin0), widths(out0), strict=True):
+                    _check_cheap(st, kind, cin, out, stride, lambda f, p, i=i, note=note: fail(
+                        f"stages[{i}].{f}", p + note))
         prev = set(st.out)
     h = space.head
     if "cw" in h.kind:
@@ -177,3 +185,35 @@ def _check_channels(space: SearchSpace, fail: Callable[[str, str], None]) -> Non
         if narrowest < n:
             fail("head.kind", f"the channel-wise classifier needs at least num_classes={n} channels, "
                  f"but the head can end with {narrowest}")
+
+
+def _check_cheap(st: Any, kind: str, cin: int, out: int, stride: int, fail: Callable[[str, str], None]) -> None:
+    """The channel rules of the ``dws``, ``gm`` and ``shuffle`` kinds in one context (``cin -> out``, stride)."""
+    max_g = max(len(ks) for ks in st.kernel_sets())
+    field = "kernels" if st.kernels is not None else "groups"
+    if kind in ("dws", "gm") and min(cin, out if kind == "gm" else cin) < max_g:
+        fail(field, f"{max_g} kernel groups need {max_g} channels, a {kind} block sees {min(cin, out)}")
+    if kind == "dws" and ("conv" in st.proj or cin != out):
+        for pg in st.proj_groups:
+            if pg > 1 and (cin % pg or out % pg):
+                fail("proj_groups", f"a grouped 1x1 conv with {pg} groups does not divide {cin} -> {out} channels")
+    if kind == "gm":
+        for g in dict.fromkeys(cw_groups(pg) for pg in st.proj_groups):
+            if cin % g or out % g:
+                fail("proj_groups", f"a group module with {g} groups does not divide {cin} -> {out} channels")
+    if kind != "shuffle":
+        return
+    if stride == 2 and out <= cin:
+        fail("out", f"a stride-2 shuffle unit concatenates its input, so out must exceed {cin}, got {out}")
+    for e in st.bottleneck:
+        for eg, pg in ((eg, pg) for eg in st.exp_groups for pg in st.proj_groups):
+            mid = make_divisible(out * e, math.lcm(eg, pg))
+            if eg > 1 and (cin % eg or mid % eg):
+                fail("exp_groups", f"{eg} groups do not divide {cin} -> {mid} channels (bottleneck {e:g})")
+            if mid < max_g:
+                fail(field, f"{max_g} kernel groups need {max_g} channels, bottleneck {e:g} of {out} gives {mid}")
+            # the branch of a stride-2 unit, and of the same unit at stride 1 (a proxy may drop the stride)
+            for branch in {out - cin if stride == 2 else out, out}:
+                if pg > 1 and branch % pg:
+                    fail("proj_groups", f"a shuffle unit's grouped 1x1 conv with {pg} groups does not divide "
+                         f"{mid} -> {branch} channels")

@@ -156,13 +156,15 @@ class Target(_Model):
 
 
 class StemChoices(_Model):
-    """Choices for the stem conv ``in_chans -> out`` (k x k, stride, BN, act; ACB when ``acb``)."""
+    """Choices for the stem conv ``in_chans -> out`` (k x k, stride, BN, act; ACB when ``acb``; a 3x3 stride-2
+    max-pool after it when ``pool``, as ShuffleNet)."""
 
     out: Choices(PosInt) = (16,)
     kernel: Choices(Kernel) = (3,)
     stride: Choices(Stride) = (2,)
     act: Choices(Act) = ("relu",)
     acb: Choices(bool) = (False,)
+    pool: Choices(bool) = (False,)
 
 
 class BlockChoices(_Model):
@@ -174,6 +176,7 @@ class BlockChoices(_Model):
     split: Choices(Literal[SPLITS]) = ("equal",)
     dilation: Choices(PosInt) = (1,)
     expand: Choices(PosFloat) = (6.0,)
+    bottleneck: Choices(PosFloat) = (0.25,)
     act: Choices(Act) = ("relu",)
     acb: Choices(bool) = (False,)
     se: Choices(Annotated[float, AfterValidator(_ratio(0, 4))]) = (0.0,)
