@@ -1,0 +1,139 @@
+"""The accuracy predictor of the predictor sampler: features of an architecture and a tree ensemble.
+
+Features are one ordinal column per decision (the value itself for numeric
+choices, the choice's position for the others, -1 when the decision does not
+exist in that architecture: a tree separates "absent" from every value) plus
+the logarithms of the exact costs (MACs, parameters, latency when known):
+accuracy moves with log-compute far more smoothly than with any one decision.
+
+The spread of the ensemble's members is the prediction's uncertainty, which
+the sampler uses as an optimism bonus. ``MODELS`` lists the regressors; the
+default, extra trees, was chosen by measured ranking fidelity (Kendall tau on
+held-out architectures, see ``benchmarks/bench_predictor.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import kendalltau
+
+MODELS = ("extra_trees", "random_forest", "gradient_boosting", "ensemble")
+COST_FEATURES = ("macs", "params", "latency_ms")
+_ABSENT = -1.0
+
+
+class Encoder:
+    """Decisions and costs -> a fixed-width float matrix, frozen at fit time.
+
+    ``choices`` maps each decision seen in the training set to the values it offers; decisions met later (in
+    candidates only) are ignored, since the model could not have learnt anything about them."""
+
+    def __init__(self, choices: dict[str, tuple], cost_keys: Sequence[str] = COST_FEATURES) -> None:
+        self.names = sorted(choices)
+        self._codes = [_codes(choices[n]) for n in self.names]
+        self.cost_keys = tuple(cost_keys)
+
+    @property
+    def width(self) -> int:
+        return len(self.names) + len(self.cost_keys)
+
+    def matrix(self, items: Sequence[tuple[dict[str, Any], dict[str, float]]]) -> np.ndarray:
+        """One row per ``(params, costs)``."""
+        out = np.full((len(items), self.width), _ABSENT)
+        for r, (params, costs) in enumerate(items):
+            for c, (name, codes) in enumerate(zip(self.names, self._codes, strict=True)):
+                v = params.get(name, _MISSING)
+                if v is not _MISSING:
+                    out[r, c] = codes.get(v, _ABSENT)
+            base = len(self.names)
+            for j, key in enumerate(self.cost_keys):
+                v = costs.get(key)
+                out[r, base + j] = math.log1p(max(float(v), 0.0)) if v is not None else _ABSENT
+        return out
+
+
+_MISSING = object()
+
+
+def _codes(choices: tuple) -> dict[Any, float]:
+    numeric = all(isinstance(c, (int, float)) for c in choices)
+    return {c: float(c) if numeric else float(i) for i, c in enumerate(choices)}
+
+
+def union_choices(choice_maps: Sequence[dict[str, tuple]]) -> dict[str, tuple]:
+    """Every decision's choices over several architectures (a decision's choices can depend on its context)."""
+    out: dict[str, tuple] = {}
+    for cm in choice_maps:
+        for name, ch in cm.items():
+            have = out.get(name)
+            if have is None:
+                out[name] = ch
+            elif have != ch:
+                out[name] = have + tuple(c for c in ch if c not in have)
+    return out
+
+
+class Surrogate:
+    """A regression ensemble: :meth:`predict` gives the mean and the members' spread.
+
+    ``kind``: ``extra_trees`` or ``random_forest`` (spread over the trees), ``gradient_boosting`` (five
+    subsampled boosted models), ``ensemble`` (extra trees and boosting averaged)."""
+
+    def __init__(self, kind: str = "extra_trees", seed: int = 0, n_estimators: int = 100) -> None:
+        if kind not in MODELS:
+            raise ValueError(f"model {kind!r} is not one of {', '.join(MODELS)}")
+        self.kind, self.seed, self.n_estimators = kind, seed, n_estimators
+        self._members: list[Any] = []
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Surrogate:
+        from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor, RandomForestRegressor
+
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        members: list[Any] = []
+        if self.kind in ("extra_trees", "ensemble"):
+            members.append(ExtraTreesRegressor(n_estimators=self.n_estimators, max_features=1.0,
+                                               random_state=self.seed, n_jobs=1))
+        if self.kind == "random_forest":
+            members.append(RandomForestRegressor(n_estimators=self.n_estimators, max_features=1.0,
+                                                 random_state=self.seed, n_jobs=1))
+        if self.kind in ("gradient_boosting", "ensemble"):
+            n = 5 if self.kind == "gradient_boosting" else 1
+            members += [GradientBoostingRegressor(n_estimators=self.n_estimators, learning_rate=0.05, max_depth=3,
+                                                  subsample=0.8, random_state=self.seed + k) for k in range(n)]
+        for m in members:
+            m.fit(x, y)
+        self._members = members
+        return self
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) per row."""
+        x = np.asarray(x, dtype=float)
+        if not len(x):
+            return np.zeros(0), np.zeros(0)
+        if self.kind in ("extra_trees", "random_forest"):
+            per = _per_tree(self._members[0], x)
+            return per.mean(axis=0), per.std(axis=0)
+        per = np.stack([m.predict(x) for m in self._members])
+        if self.kind == "ensemble":
+            mean = per.mean(axis=0)
+            return mean, np.sqrt(_per_tree(self._members[0], x).var(axis=0) + per.var(axis=0))
+        return per.mean(axis=0), per.std(axis=0)
+
+
+def _per_tree(forest: Any, x: np.ndarray) -> np.ndarray:
+    """Every tree's prediction, ``(n_trees, n_rows)``, straight from the fitted ``tree_`` structures (each
+    estimator's ``predict`` re-validates the input, a hundred times per call: that dominated the evolution)."""
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    return np.stack([t.tree_.predict(x32).reshape(len(x32), -1)[:, 0] for t in forest.estimators_])
+
+
+def tau(predicted: Sequence[float], measured: Sequence[float]) -> float | None:
+    """Kendall tau between predicted and measured values; None when fewer than two or either side constant."""
+    if len(predicted) < 2:
+        return None
+    t = kendalltau(predicted, measured).statistic
+    return None if t is None or math.isnan(t) else float(t)
