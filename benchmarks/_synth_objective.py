@@ -1,6 +1,7 @@
 """A synthetic accuracy with a known dependence on the genotype, for sampler tests and benchmarks.
 
-accuracy = a saturating function of log MACs (more compute helps, less and less)
+accuracy = an S-curve in log MACs (more compute helps, less and less; far below the space's usual cost a network
+           falls towards 15%)
          + a fixed random function of the decisions: one weight per (decision, value) and one per value pair of
            neighbouring decisions (so the best choice of one decision depends on the next: not separable)
          + small Gaussian noise.
@@ -28,7 +29,7 @@ class SyntheticAccuracy:
         self._w: dict[tuple, float] = {}
         rng = random.Random(seed)
         logs = sorted(math.log(self.costs(space.sample(rng))["macs"]) for _ in range(200))
-        self._lo, self._hi = logs[10], logs[-10]
+        self._lo, self._hi = logs[10], logs[-10]  # 5% and 95% of random architectures' log MACs
 
     def costs(self, g: Any) -> dict[str, float]:
         c = count(g, resolution=self.space.target.resolution, num_classes=self.space.target.num_classes)
@@ -47,7 +48,7 @@ class SyntheticAccuracy:
         quad = sum(self._weight(a, params[a], b, params[b]) for a, b in zip(names, names[1:], strict=False))
         quad /= math.sqrt(max(1, len(names) - 1))
         x = (math.log(macs) - self._lo) / (self._hi - self._lo)
-        compute = 0.5 + 0.35 * (1.0 - math.exp(-2.5 * max(x, -0.5)))
+        compute = 0.15 + 0.8 / (1.0 + math.exp(-3.0 * (x + 0.3)))
         return compute + 0.05 * math.tanh(lin) + 0.03 * math.tanh(quad)
 
     def __call__(self, params: dict[str, Any], macs: float, number: int) -> float:

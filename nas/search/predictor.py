@@ -21,8 +21,10 @@ it had not seen is appended to :attr:`PredictorSampler.quality`; each proposed t
 ``predictor`` user attribute (source, predicted accuracy and spread, latest tau) that a record or a W&B
 run can show, and from which a resumed sampler restores its quality history.
 
-Callbacks: ``cost_fn(genotype) -> {"macs", "params", "latency_ms"?}`` (exact costs, any extra keys
-ignored) and ``feasible_fn(genotype, costs) -> bool`` (within every budget).
+Callbacks: ``cost_fn(genotype)`` gives the exact costs, a dict ``{"macs", "params", "latency_ms"?}`` or an
+object with those attributes (``nas.cost.macs.Cost``); ``feasible_fn(genotype, costs) -> bool`` says whether
+they are within every budget (``costs`` as a dict). :func:`from_context` builds both from a space's budgets,
+for the sampler registry.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,10 +73,10 @@ class PredictorSampler(BaseSampler):
     feasible) keeps every proposal after the first fit within the budgets. ``background=False`` fits in the
     calling thread (deterministic, for tests and benchmarks)."""
 
-    def __init__(self, space: Any, objectives: Sequence[Any], cost_fn: ev.CostFn | None = None,
+    def __init__(self, space: Any, objectives: Sequence[Any], cost_fn: Callable[[Any], Any] | None = None,
                  feasible_fn: ev.FeasibleFn | None = None, *, seed: int = 0, n_startup: int = 8, batch_size: int = 4,
                  population: int = 48, generations: int = 20, explore: float = 0.1, optimism: float = 1.0,
-                 model: str = "extra_trees", background: bool = True) -> None:
+                 model: str = "gradient_boosting", n_estimators: int = 100, background: bool = True) -> None:
         self.space = space
         self.objectives = [_objective(o) for o in objectives]
         metrics = [o["metric"] for o in self.objectives]
@@ -82,11 +84,12 @@ class PredictorSampler(BaseSampler):
         if unknown:
             raise InputError(f"{space.source}: objectives: the predictor sampler cannot score {unknown[0]!r}")
         self._acc = metrics.index("accuracy") if "accuracy" in metrics else None
-        self.cost_fn = cost_fn or _analytic_costs(space)
+        self.cost_fn = _as_dicts(cost_fn or _analytic_costs(space))
         self.feasible_fn = feasible_fn
         self.seed, self.n_startup, self.batch_size = seed, max(2, n_startup), max(1, batch_size)
         self.population, self.generations = population, generations
-        self.explore, self.optimism, self.model, self.background = explore, optimism, model, background
+        self.explore, self.optimism, self.background = explore, optimism, background
+        self.model, self.n_estimators = model, n_estimators
         Surrogate(model)  # reject an unknown model name now, not in the first job
         self.quality: list[dict[str, Any]] = []  # Kendall tau of each model on the results it had not seen
         self.fits: list[dict[str, Any]] = []  # per job: trials used, timings, candidates met
@@ -230,8 +233,8 @@ class PredictorSampler(BaseSampler):
 
     def _propose(self, complete: list[FrozenTrial]) -> tuple[ev.Candidate | None, str]:
         plan = self._plan
-        if plan is None:
-            existing = [t.params for t in complete] + list(self._assigned.values())
+        if plan is None:  # the start design, spread from the latest trials (all of them, but for a resumed study)
+            existing = [t.params for t in complete[-64:]] + list(self._assigned.values())
             return self._spread(existing), "startup"
         exclude = plan.exclude | self._taken
         if self.explore and self._rng.random() < self.explore:
@@ -263,7 +266,8 @@ class PredictorSampler(BaseSampler):
             plan.quality = self._quality(prev, measured)
             plan.encoder = Encoder(union_choices([c.choices for c in measured]), self._cost_keys(measured))
             x = plan.encoder.matrix([(c.params, c.costs) for c in measured])
-            plan.surrogate = Surrogate(self.model, seed=self.seed).fit(x, np.array([c.mean for c in measured]))
+            plan.surrogate = Surrogate(self.model, seed=self.seed, n_estimators=self.n_estimators).fit(
+                x, np.array([c.mean for c in measured]), trend=plan.encoder.cost_columns)
         t1 = time.perf_counter()
 
         def losses_fn(cands: list[ev.Candidate]) -> np.ndarray:
@@ -368,15 +372,42 @@ class PredictorSampler(BaseSampler):
         return ref
 
 
-def make_sampler(space: Any, objectives: Sequence[Any], cost_fn: ev.CostFn | None = None,
-                 feasible_fn: ev.FeasibleFn | None = None, *, seed: int = 0, trials: int = 100,
-                 concurrency: int = 1, **overrides: Any) -> PredictorSampler:
-    """The sampler with defaults for a study of ``trials`` trials, ``concurrency`` at a time (a registry factory).
+def predictor_sampler(space: Any, objectives: Sequence[Any], cost_fn: Callable[[Any], Any] | None = None,
+                      feasible_fn: ev.FeasibleFn | None = None, *, seed: int = 0, trials: int = 100,
+                      concurrency: int = 1, **overrides: Any) -> PredictorSampler:
+    """The sampler with defaults for a study of ``trials`` trials, ``concurrency`` at a time.
 
     A batch is at least as large as the trials running at once, so a refit follows each wave of results."""
     opts: dict[str, Any] = {"n_startup": max(4, min(10, trials // 10)), "batch_size": max(4, concurrency)}
     opts.update(overrides)
     return PredictorSampler(space, objectives, cost_fn, feasible_fn, seed=seed, **opts)
+
+
+def from_context(ctx: Any, **overrides: Any) -> PredictorSampler:
+    """A factory for the sampler registry: ``ctx`` has ``seed``, ``trials``, ``concurrency``, ``space``,
+    ``objectives`` and ``cost_fn`` (``nas.search.samplers.SamplerContext``).
+
+    Feasibility is the space's budgets on the exact costs; latency (an objective or a budget) comes from the
+    space's latency predictor when the cost function does not give it."""
+    space = ctx.space
+    objectives = [_objective(o) for o in (ctx.objectives or space.objectives)]
+    budgets = {m: float(b) for m in COST_FEATURES if (b := getattr(space.budgets, m, None)) is not None}
+    base = _as_dicts(ctx.cost_fn or _analytic_costs(space))
+    latency = None
+    if "latency_ms" in budgets or any(o["metric"] == "latency_ms" for o in objectives):
+        latency = space.latency_fn()
+
+    def cost_fn(g: Any) -> dict[str, float]:
+        c = base(g)
+        if latency is not None and c.get("latency_ms") is None:
+            c["latency_ms"] = latency(g)
+        return c
+
+    def feasible_fn(g: Any, costs: dict[str, float]) -> bool:
+        return all(costs[m] <= b for m, b in budgets.items())
+
+    return predictor_sampler(space, objectives, cost_fn, feasible_fn if budgets else None, seed=ctx.seed,
+                             trials=ctx.trials, concurrency=ctx.concurrency, **overrides)
 
 
 # -- small helpers ------------------------------------------------------------------------------------------------
@@ -387,6 +418,16 @@ def _objective(o: Any) -> dict[str, str]:
     direction = (o.get("direction") if isinstance(o, dict) else o.direction) or (
         "maximize" if metric == "accuracy" else "minimize")
     return {"metric": metric, "direction": direction}
+
+
+def _as_dicts(cost_fn: Callable[[Any], Any]) -> ev.CostFn:
+    def cost(g: Any) -> dict[str, float]:
+        c = cost_fn(g)
+        if isinstance(c, dict):
+            return dict(c)
+        return {k: getattr(c, k) for k in COST_FEATURES if getattr(c, k, None) is not None}
+
+    return cost
 
 
 def _analytic_costs(space: Any) -> ev.CostFn:
