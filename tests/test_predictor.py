@@ -196,6 +196,11 @@ def test_quality_is_kendall_tau_on_the_trials_each_model_had_not_seen(tiny, synt
         assert q["tau"] == pytest.approx(tau(pred, [by_number[n].values[0] for n in unseen]))
     last = study.trials[-1].user_attrs[ATTR]  # proposed after the last refit: carries its tau
     assert (last["tau"], last["tau_trials"], last["tau_n"]) == (s.quality[-1]["tau"], 20, 4)
+    # tau_all: every model-proposed trial's prediction, made before its result, against the result
+    ahead = [(t.user_attrs[ATTR]["predicted"], t.values[0]) for t in study.trials[:24]
+             if t.user_attrs[ATTR]["source"] == "model"]
+    assert s.quality[-1]["n_all"] == len(ahead) >= 10
+    assert s.quality[-1]["tau_all"] == pytest.approx(tau(*zip(*ahead, strict=True)))
 
 
 def test_a_new_sampler_on_a_reloaded_study_refits_from_it_and_keeps_the_quality_history(tiny, synth, tmp_path):
@@ -264,6 +269,23 @@ def test_bad_settings_are_refused(tiny, synth):
         PredictorSampler(tiny, OBJS, synth.costs, model="svm")
     s = predictor_sampler(tiny, OBJS, synth.costs, seed=3, trials=100, concurrency=8)
     assert (s.n_startup, s.batch_size, s.seed) == (10, 8, 3)
+
+
+def test_the_registry_factory_takes_budgets_and_costs_from_the_space(tiny):
+    from types import SimpleNamespace
+
+    ctx = SimpleNamespace(kind="predictor", seed=2, trials=40, concurrency=1, space=tiny, objectives=OBJS,
+                          cost_fn=tiny.cost)  # a Cost object, not a dict
+    s = from_context(ctx, background=False)
+    g = tiny.sample(0)
+    costs = s.cost_fn(g)
+    assert costs == {"macs": tiny.cost(g).macs, "params": tiny.cost(g).params}
+    assert s.feasible_fn(g, costs) == tiny.is_feasible(g)
+    assert not s.feasible_fn(g, {**costs, "macs": tiny.budgets.macs + 1})
+    assert (s.seed, s.n_startup, s.batch_size) == (2, 4, 4)
+    latency = SimpleNamespace(**{**vars(ctx), "objectives": [*OBJS, {"metric": "latency_ms"}]})
+    with pytest.raises(InputError, match="latency"):  # tiny.yaml names no target or latency table
+        from_context(latency)
 
 
 def test_enqueued_trials_keep_their_parameters(tiny, synth):

@@ -48,6 +48,7 @@ from nas.search import evolve as ev
 from nas.search.surrogate import COST_FEATURES, Encoder, Surrogate, tau, union_choices
 
 ATTR = "predictor"  # the user attribute on every trial this sampler planned
+_Finished = tuple[int, dict[str, Any], tuple[float, ...], "float | None"]  # number, params, values, prediction
 _SPREAD_POOL = 8  # random feasible draws per space-filling start trial
 
 
@@ -136,7 +137,8 @@ class PredictorSampler(BaseSampler):
                 info["fit_trials"] = len(self._plan.numbers)
             if self.quality:
                 q = self.quality[-1]
-                info.update(tau=q["tau"], tau_trials=q["trials"], tau_n=q["n_eval"])
+                info.update(tau=q["tau"], tau_trials=q["trials"], tau_n=q["n_eval"], tau_all=q["tau_all"],
+                            tau_all_n=q["n_all"])
         _set_user_attr(study, trial, ATTR, info)
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
@@ -184,7 +186,7 @@ class PredictorSampler(BaseSampler):
 
     def _start(self, study: Study, complete: list[FrozenTrial]) -> None:
         self._n_at_job = len(complete)
-        snapshot = [(t.number, dict(t.params), tuple(t.values or ())) for t in complete]
+        snapshot = [(t.number, dict(t.params), tuple(t.values or ()), _predicted(t)) for t in complete]
         running = [dict(t.params) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
         args = (snapshot, running, set(self._taken), self._plan)
         if not self.background:
@@ -226,7 +228,8 @@ class PredictorSampler(BaseSampler):
                 key = (info["tau_trials"], info["tau_n"])
                 if key not in seen:
                     seen.add(key)
-                    self.quality.append({"trials": key[0], "tau": info.get("tau"), "n_eval": key[1]})
+                    self.quality.append({"trials": key[0], "tau": info.get("tau"), "n_eval": key[1],
+                                         "tau_all": info.get("tau_all"), "n_all": info.get("tau_all_n", 0)})
         self.quality.sort(key=lambda q: q["trials"])
 
     # -- proposing --------------------------------------------------------------------------------------------
@@ -263,7 +266,7 @@ class PredictorSampler(BaseSampler):
         exclude |= {ev.params_key(p) for p in running} | taken
         plan = _Plan(queue=[], exclude=exclude, numbers=frozenset(c.number for c in measured))
         if self._acc is not None and measured:
-            plan.quality = self._quality(prev, measured)
+            plan.quality = self._quality(prev, measured, {s[0]: s[3] for s in snapshot if s[3] is not None})
             plan.encoder = Encoder(union_choices([c.choices for c in measured]), self._cost_keys(measured))
             x = plan.encoder.matrix([(c.params, c.costs) for c in measured])
             plan.surrogate = Surrogate(self.model, seed=self.seed, n_estimators=self.n_estimators).fit(
@@ -290,7 +293,7 @@ class PredictorSampler(BaseSampler):
                       ) -> tuple[list[ev.Candidate], set[str]]:
         """Feasible measured architectures (one per genotype, the first trial), and every finished one's key."""
         out, hashes, keys = [], set(), set()
-        for number, params, values in sorted(snapshot, key=lambda s: s[0]):
+        for number, params, values, _ in sorted(snapshot, key=lambda s: s[0]):
             if number not in self._measured:
                 self._measured[number] = self._replay(number, params)
             c = self._measured[number]
@@ -317,14 +320,20 @@ class PredictorSampler(BaseSampler):
         c.number = number
         return c
 
-    def _quality(self, prev: _Plan | None, measured: list[ev.Candidate]) -> dict[str, Any] | None:
+    def _quality(self, prev: _Plan | None, measured: list[ev.Candidate],
+                 predicted: dict[int, float]) -> dict[str, Any] | None:
+        """The previous model's tau on the results it had not seen (``tau``, the last batch: few points), and the
+        tau of every model-proposed trial's prediction at proposal time (``tau_all``: each made before its
+        result was known, so also on unseen trials, and steadier)."""
         if prev is None or prev.surrogate is None:
             return None
         unseen = [c for c in measured if c.number not in prev.numbers]
         if len(unseen) < 2:
             return None
         pred, _ = prev.surrogate.predict(prev.encoder.matrix([(c.params, c.costs) for c in unseen]))
+        ahead = [(predicted[c.number], c.mean) for c in measured if c.number in predicted]
         return {"trials": len(prev.numbers), "tau": tau(pred, [c.mean for c in unseen]), "n_eval": len(unseen),
+                "tau_all": tau(*zip(*ahead, strict=True)) if ahead else None, "n_all": len(ahead),
                 "evaluated": sorted(c.number for c in unseen)}
 
     def _cost_keys(self, measured: list[ev.Candidate]) -> tuple[str, ...]:
@@ -448,6 +457,11 @@ def _contains(dist: BaseDistribution, value: Any) -> bool:
     if isinstance(dist, IntDistribution):
         return type(value) is int and dist.low <= value <= dist.high and (value - dist.low) % dist.step == 0
     return False
+
+
+def _predicted(t: FrozenTrial) -> float | None:
+    info = t.user_attrs.get(ATTR)
+    return info.get("predicted") if isinstance(info, dict) and info.get("source") == "model" else None
 
 
 def _num(v: float) -> float | None:
