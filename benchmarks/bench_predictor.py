@@ -94,8 +94,8 @@ def part_hv(space: Any, samplers: list[str], seeds: int, trials: int) -> None:
             curves.setdefault(sampler, []).append(curve)
             extra = ""
             if sampler == "predictor":
-                taus = ", ".join(f"{q['trials']}:{q['tau']:+.2f}" for q in s.quality if q["tau"] is not None)
-                extra = f"; tau (trained on: value) {taus}"
+                at = sorted(k for k in {20, 50, trials} if k <= trials)
+                extra = "; Kendall tau on unseen trials " + ", ".join(_tau_at(s.quality, k) for k in at)
             cells = "  ".join(f"HV@{k} {curve[k - 1]:.4f}" for k in checks)
             print(f"  {sampler:9s} seed {seed}: {cells}  ({time.perf_counter() - t0:.0f} s){extra}", flush=True)
     target = statistics.mean(c[trials - 1] for c in curves["random"]) if "random" in curves else None
@@ -122,7 +122,7 @@ def part_timing(space: Any, sizes: tuple[int, ...], repeats: int) -> None:
     print(f"space {space.name}: one refit (fit + evolve + choose) on a study of n measured random trials, "
           f"median of {repeats}; the sampler's defaults (population 48, 20 generations, boosted ensemble)")
     print(f"  {'n':>5s} {'fit s':>8s} {'evolve s':>9s} {'choose s':>9s} {'total s':>8s} {'cpu s':>7s} "
-          f"{'candidates':>11s}")
+          f"{'candidates':>11s} {'proposal ms':>14s}")
     for n in sizes:
         study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=n))
         study.optimize(objective(space, synth, budgets), n_trials=n)
@@ -137,8 +137,14 @@ def part_timing(space: Any, sizes: tuple[int, ...], repeats: int) -> None:
             rows.append(s.fits[-1])
         fit, evo, sel = (statistics.median(f[k] for f in rows) for k in ("fit_s", "evolve_s", "select_s"))
         cands = statistics.median(f["candidates"] for f in rows)
+        t0 = time.perf_counter()  # proposals from the plan: what the driver waits for
+        for _ in range(8):
+            trial = study.ask()
+            space.suggest(trial)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        ask_ms = (time.perf_counter() - t0) / 8 * 1e3
         print(f"  {n:5d} {fit:8.2f} {evo:9.2f} {sel:9.2f} {fit + evo + sel:8.2f} {statistics.median(cpu):7.2f} "
-              f"{cands:11.0f}", flush=True)
+              f"{cands:11.0f} {ask_ms:14.1f}", flush=True)
 
 
 def part_fidelity(space: Any, seeds: int, sizes: tuple[int, ...]) -> None:
@@ -146,8 +152,9 @@ def part_fidelity(space: Any, seeds: int, sizes: tuple[int, ...]) -> None:
     from nas.search.surrogate import MODELS, Encoder, Surrogate, tau, union_choices
 
     budgets = budgets_of(space)
-    taus: dict[str, dict[int, list[float]]] = {m: {n: [] for n in sizes} for m in MODELS}
-    secs: dict[str, dict[int, list[float]]] = {m: {n: [] for n in sizes} for m in MODELS}
+    variants = [(m, trend) for m in MODELS for trend in (True, False)]
+    taus: dict[tuple, dict[int, list[float]]] = {v: {n: [] for n in sizes} for v in variants}
+    secs: dict[tuple, dict[int, list[float]]] = {v: {n: [] for n in sizes} for v in variants}
     n_test = 300
     for seed in range(seeds):
         synth = SyntheticAccuracy(space, seed=seed)
@@ -163,18 +170,35 @@ def part_fidelity(space: Any, seeds: int, sizes: tuple[int, ...]) -> None:
             train = pool[:n]
             enc = Encoder(union_choices([c.choices for c in train]), ("macs", "params"))
             x, xt = enc.matrix([(c.params, c.costs) for c in train]), enc.matrix([(c.params, c.costs) for c in test])
-            for m in MODELS:
+            for m, trend in variants:
                 t0 = time.perf_counter()
-                model = Surrogate(m, seed=seed).fit(x, np.array([c.mean for c in train]), trend=enc.cost_columns)
+                model = Surrogate(m, seed=seed).fit(x, np.array([c.mean for c in train]),
+                                                    trend=enc.cost_columns if trend else ())
                 pred, _ = model.predict(xt)
-                secs[m][n].append(time.perf_counter() - t0)
-                taus[m][n].append(tau(pred, truth))
+                secs[m, trend][n].append(time.perf_counter() - t0)
+                taus[m, trend][n].append(tau(pred, truth))
     print(f"space {space.name}: Kendall tau on {n_test} held-out random feasible architectures (noiseless truth), "
-          f"mean over {seeds} seeds (fit + predict seconds)")
-    print(f"  {'model':18s}" + "".join(f"{'n=' + str(n):>18s}" for n in sizes))
-    for m in MODELS:
-        print(f"  {m:18s}" + "".join(f"{statistics.mean(taus[m][n]):>9.3f} ({statistics.mean(secs[m][n]):4.2f} s)"
-                                     for n in sizes))
+          f"mean over {seeds} seeds (fit + predict seconds); the sampler uses the trend in log costs")
+    print(f"  {'model':30s}" + "".join(f"{'n=' + str(n):>18s}" for n in sizes))
+    for m, trend in variants:
+        name = f"{m} {'+ trend' if trend else '(trees only)'}"
+        print(f"  {name:30s}" + "".join(
+            f"{statistics.mean(taus[m, trend][n]):>9.3f} ({statistics.mean(secs[m, trend][n]):4.2f} s)"
+            for n in sizes))
+
+
+def _tau_at(quality: list[dict[str, Any]], trials: int) -> str:
+    """The quality entry of the refit nearest ``trials`` results: the last batch's tau and the tau of every
+    model proposal's prediction so far."""
+    if not quality:
+        return f"@{trials}: -"
+    q = min(quality, key=lambda e: abs(e["trials"] + e["n_eval"] - trials))
+
+    def show(v: float | None) -> str:
+        return "-" if v is None else f"{v:+.2f}"
+
+    return (f"@{q['trials'] + q['n_eval']}: batch {show(q['tau'])} (n={q['n_eval']}), "
+            f"all {show(q['tau_all'])} (n={q['n_all']})")
 
 
 def _sd(v: list[float]) -> float:

@@ -228,13 +228,13 @@ def test_a_new_sampler_on_a_reloaded_study_refits_from_it_and_keeps_the_quality_
 def test_proposals_never_wait_for_a_refit(tiny, synth):
     s = _sampler(tiny, synth, background=True)
     release = threading.Event()
-    job = s._job
+    plan = s.planner.plan
 
-    def slow_job(*args):
+    def slow_plan(*args):
         release.wait(30)
-        return job(*args)
+        return plan(*args)
 
-    s._job = slow_job
+    s.planner.plan = slow_plan
     study = _run(tiny, synth, s, 8)  # the start design
     t0 = time.perf_counter()
     _run(tiny, synth, s, 6, study=study)  # a refit is due and blocked: these must not wait for it

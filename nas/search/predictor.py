@@ -4,14 +4,15 @@ The loop (after DyNAS-T/LINAS and OFA's accuracy predictor):
 
 1. the first ``n_startup`` trials are a space-filling random design within the budgets (each the farthest,
    in decisions changed, of a few random feasible draws from everything proposed so far);
-2. once they are measured, and again after every ``batch_size`` further results, a background job fits a
-   regression ensemble (:mod:`nas.search.surrogate`) on the decisions and exact costs of the measured
-   architectures, runs NSGA-II over decisions (:mod:`nas.search.evolve`) against the predicted accuracy and
-   the exact costs, and ranks the new feasible candidates by the hypervolume they add to the measured front,
-   scoring each at its optimistic accuracy (mean + ``optimism`` x the ensemble's spread);
+2. once they are measured, and again after every ``batch_size`` further results, a refit in a background
+   thread (:mod:`nas.search.planner`) fits a regression ensemble (:mod:`nas.search.surrogate`) on the
+   decisions and exact costs of the measured architectures, runs NSGA-II over decisions
+   (:mod:`nas.search.evolve`) against the predicted accuracy and the exact costs, and ranks the new feasible
+   candidates by the hypervolume they add to the measured front, scoring each at its optimistic accuracy
+   (mean + ``optimism`` x the ensemble's spread);
 3. each new trial takes the next candidate of the latest plan (``before_trial``) and its parameters are
    answered from it (``sample_independent``); a fraction ``explore`` of trials is a random feasible
-   architecture instead. The job never blocks a proposal: until its plan is ready, trials take the previous
+   architecture instead. A refit never blocks a proposal: until its plan is ready, trials take the previous
    plan's spare candidates, then random feasible ones.
 
 Everything Optuna does around a sampler (storage, resume, constraints, ask/tell from Ray Tune) works as
@@ -32,37 +33,20 @@ from __future__ import annotations
 import math
 import random
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.errors import InputError
 from nas.search import evolve as ev
-from nas.search.surrogate import COST_FEATURES, Encoder, Surrogate, tau, union_choices
+from nas.search.planner import Plan, Planner, objective
+from nas.search.surrogate import COST_FEATURES
 
 ATTR = "predictor"  # the user attribute on every trial this sampler planned
-_Finished = tuple[int, dict[str, Any], tuple[float, ...], "float | None"]  # number, params, values, prediction
 _SPREAD_POOL = 8  # random feasible draws per space-filling start trial
-
-
-@dataclass
-class _Plan:
-    """What one job produced: ranked proposals, the model behind them and what it was trained on."""
-
-    queue: list[ev.Candidate]
-    exclude: set[tuple]  # keys of every architecture measured, running or planned when the job started
-    surrogate: Surrogate | None = None
-    encoder: Encoder | None = None
-    numbers: frozenset[int] = frozenset()
-    quality: dict[str, Any] | None = None
-    fit: dict[str, Any] = field(default_factory=dict)
 
 
 class PredictorSampler(BaseSampler):
@@ -79,32 +63,26 @@ class PredictorSampler(BaseSampler):
                  population: int = 48, generations: int = 20, explore: float = 0.1, optimism: float = 1.0,
                  model: str = "gradient_boosting", n_estimators: int = 100, background: bool = True) -> None:
         self.space = space
-        self.objectives = [_objective(o) for o in objectives]
-        metrics = [o["metric"] for o in self.objectives]
-        unknown = [m for m in metrics if m != "accuracy" and m not in COST_FEATURES]
-        if unknown:
-            raise InputError(f"{space.source}: objectives: the predictor sampler cannot score {unknown[0]!r}")
-        self._acc = metrics.index("accuracy") if "accuracy" in metrics else None
         self.cost_fn = _as_dicts(cost_fn or _analytic_costs(space))
         self.feasible_fn = feasible_fn
         self.seed, self.n_startup, self.batch_size = seed, max(2, n_startup), max(1, batch_size)
-        self.population, self.generations = population, generations
-        self.explore, self.optimism, self.background = explore, optimism, background
-        self.model, self.n_estimators = model, n_estimators
-        Surrogate(model)  # reject an unknown model name now, not in the first job
+        self.explore, self.background = explore, background
+        # a plan holds two batches: proposals go on from its spare half while the next refit runs
+        self.planner = Planner(space, [objective(o) for o in objectives], self.cost_fn, feasible_fn, seed=seed,
+                               model=model, n_estimators=n_estimators, population=population,
+                               generations=generations, optimism=optimism, size=2 * self.batch_size)
         self.quality: list[dict[str, Any]] = []  # Kendall tau of each model on the results it had not seen
         self.fits: list[dict[str, Any]] = []  # per job: trials used, timings, candidates met
         self._rng = random.Random(seed)
         self._random = RandomSampler(seed=seed)
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
-        self._done: _Plan | None = None
+        self._done: Plan | None = None
         self._error: BaseException | None = None
-        self._plan: _Plan | None = None
+        self._plan: Plan | None = None
         self._n_at_job = 0  # finished trials the latest job saw
         self._assigned: dict[int, dict[str, Any]] = {}
         self._taken: set[tuple] = set()  # keys of the architectures this sampler handed out
-        self._measured: dict[int, ev.Candidate | None] = {}  # trial number -> its architecture (job thread only)
         self._restored = False
 
     # -- Optuna's interface -----------------------------------------------------------------------------------
@@ -131,7 +109,7 @@ class PredictorSampler(BaseSampler):
             if cand is not None:
                 self._assigned[trial.number] = cand.params
                 self._taken.add(cand.key)
-                if source == "model" and self._acc is not None:
+                if source == "model" and self.planner.acc is not None:
                     info.update(predicted=_num(cand.mean), std=_num(cand.std))
             if self._plan is not None:
                 info["fit_trials"] = len(self._plan.numbers)
@@ -190,7 +168,7 @@ class PredictorSampler(BaseSampler):
         running = [dict(t.params) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
         args = (snapshot, running, set(self._taken), self._plan)
         if not self.background:
-            self._done = self._job(*args)
+            self._done = self.planner.plan(*args)
             self._collect()
             return
         self._thread = threading.Thread(target=self._run, args=args, name="nas-predictor", daemon=True)
@@ -198,7 +176,7 @@ class PredictorSampler(BaseSampler):
 
     def _run(self, *args: Any) -> None:
         try:
-            plan = self._job(*args)
+            plan = self.planner.plan(*args)
         except BaseException as e:  # handed to the main thread: a bug here must not pass silently
             with self._lock:
                 self._error, self._thread = e, None
@@ -256,130 +234,6 @@ class PredictorSampler(BaseSampler):
                 pool.append(c)
         return pool[ev.spread_pick(pool, existing)] if pool else None
 
-    # -- the job (background thread) ------------------------------------------------------------------------------
-
-    def _job(self, snapshot: list[tuple[int, dict[str, Any], tuple[float, ...]]], running: list[dict[str, Any]],
-             taken: set[str], prev: _Plan | None) -> _Plan:
-        t0 = time.perf_counter()
-        rng = random.Random(self.seed * 1_000_003 + len(snapshot))
-        measured, exclude = self._measurements(snapshot)
-        exclude |= {ev.params_key(p) for p in running} | taken
-        plan = _Plan(queue=[], exclude=exclude, numbers=frozenset(c.number for c in measured))
-        if self._acc is not None and measured:
-            plan.quality = self._quality(prev, measured, {s[0]: s[3] for s in snapshot if s[3] is not None})
-            plan.encoder = Encoder(union_choices([c.choices for c in measured]), self._cost_keys(measured))
-            x = plan.encoder.matrix([(c.params, c.costs) for c in measured])
-            plan.surrogate = Surrogate(self.model, seed=self.seed, n_estimators=self.n_estimators).fit(
-                x, np.array([c.mean for c in measured]), trend=plan.encoder.cost_columns)
-        t1 = time.perf_counter()
-
-        def losses_fn(cands: list[ev.Candidate]) -> np.ndarray:
-            if plan.surrogate is not None:
-                mean, std = plan.surrogate.predict(plan.encoder.matrix([(c.params, c.costs) for c in cands]))
-                for c, m, s in zip(cands, mean, std, strict=True):
-                    c.mean, c.std = float(m), float(s)
-            return self._losses(cands, 0.0)
-
-        evo = ev.Evolution(self.space, self.cost_fn, self.feasible_fn, losses_fn, rng, exclude, size=self.population)
-        archive = evo.run(measured, self._losses(measured, 0.0), self.generations)
-        t2 = time.perf_counter()
-        plan.queue = self._rank(measured, archive, 2 * self.batch_size)
-        t3 = time.perf_counter()
-        plan.fit = {"trials": len(measured), "numbers": sorted(plan.numbers), "fit_s": t1 - t0, "evolve_s": t2 - t1,
-                    "select_s": t3 - t2, "candidates": len(archive), "planned": len(plan.queue)}
-        return plan
-
-    def _measurements(self, snapshot: list[tuple[int, dict[str, Any], tuple[float, ...]]]
-                      ) -> tuple[list[ev.Candidate], set[str]]:
-        """Feasible measured architectures (one per genotype, the first trial), and every finished one's key."""
-        out, hashes, keys = [], set(), set()
-        for number, params, values, _ in sorted(snapshot, key=lambda s: s[0]):
-            if number not in self._measured:
-                self._measured[number] = self._replay(number, params)
-            c = self._measured[number]
-            if c is None:
-                continue
-            keys.add(c.key)
-            if c.hash in hashes:
-                continue
-            hashes.add(c.hash)
-            if self.feasible_fn is not None and not self.feasible_fn(c.genotype, c.costs):
-                continue  # told with accuracy 0: not a measurement
-            if self._acc is not None:
-                acc = values[self._acc] if len(values) > self._acc else math.nan
-                if not math.isfinite(acc):
-                    continue
-                c.mean = float(acc)
-            out.append(c)
-        return out, keys
-
-    def _replay(self, number: int, params: dict[str, Any]) -> ev.Candidate | None:
-        c, exact = ev.make(self.space, random.Random(0), self.cost_fn, [params])
-        if not exact:  # parameters from another space or an objective that asks more: not this space's point
-            return None
-        c.number = number
-        return c
-
-    def _quality(self, prev: _Plan | None, measured: list[ev.Candidate],
-                 predicted: dict[int, float]) -> dict[str, Any] | None:
-        """The previous model's tau on the results it had not seen (``tau``, the last batch: few points), and the
-        tau of every model-proposed trial's prediction at proposal time (``tau_all``: each made before its
-        result was known, so also on unseen trials, and steadier)."""
-        if prev is None or prev.surrogate is None:
-            return None
-        unseen = [c for c in measured if c.number not in prev.numbers]
-        if len(unseen) < 2:
-            return None
-        pred, _ = prev.surrogate.predict(prev.encoder.matrix([(c.params, c.costs) for c in unseen]))
-        ahead = [(predicted[c.number], c.mean) for c in measured if c.number in predicted]
-        return {"trials": len(prev.numbers), "tau": tau(pred, [c.mean for c in unseen]), "n_eval": len(unseen),
-                "tau_all": tau(*zip(*ahead, strict=True)) if ahead else None, "n_all": len(ahead),
-                "evaluated": sorted(c.number for c in unseen)}
-
-    def _cost_keys(self, measured: list[ev.Candidate]) -> tuple[str, ...]:
-        return tuple(k for k in COST_FEATURES if all(c.costs.get(k) is not None for c in measured))
-
-    def _losses(self, cands: Sequence[ev.Candidate], optimism: float) -> np.ndarray:
-        out = np.zeros((len(cands), len(self.objectives)))
-        for j, o in enumerate(self.objectives):
-            sign = -1.0 if o["direction"] == "maximize" else 1.0
-            for i, c in enumerate(cands):
-                if j == self._acc:
-                    v = c.mean + optimism * c.std * (1.0 if sign < 0 else -1.0)
-                else:
-                    v = c.costs.get(o["metric"])
-                    if v is None:
-                        raise InputError(f"{self.space.source}: objectives: {o['metric']} has no value "
-                                         "(the cost function gives none)")
-                out[i, j] = sign * float(v)
-        return out
-
-    def _rank(self, measured: list[ev.Candidate], archive: list[ev.Candidate], k: int) -> list[ev.Candidate]:
-        """The ``k`` proposals: hypervolume-gain picks first, then the best-ranked of the rest."""
-        if not archive:
-            return []
-        opt, bel = self._losses(archive, self.optimism), self._losses(archive, 0.0)
-        front = self._losses(measured, 0.0)
-        if len(front):
-            front = front[ev.nondominated_ranks(front) == 0]
-        picks = ev.select_by_gain(front, opt, bel, self._reference(np.vstack([front, opt, bel])), k)
-        if len(picks) < k:
-            chosen = set(picks)
-            rest = [i for i in ev.survivors(opt, len(opt)) if i not in chosen]
-            picks += rest[:k - len(picks)]
-        return [archive[i] for i in picks]
-
-
-    def _reference(self, losses: np.ndarray) -> np.ndarray:
-        """The project's reference point where it can be inferred: accuracy 0, each cost a little beyond the
-        largest met (candidates fill the space up to the budgets, which the sampler does not see)."""
-        hi, lo = losses.max(axis=0), losses.min(axis=0)
-        ref = hi + 0.05 * np.maximum(hi - lo, 1e-12)
-        for j, o in enumerate(self.objectives):
-            if o["direction"] == "maximize" and hi[j] <= 0:
-                ref[j] = 0.0
-        return ref
-
 
 def predictor_sampler(space: Any, objectives: Sequence[Any], cost_fn: Callable[[Any], Any] | None = None,
                       feasible_fn: ev.FeasibleFn | None = None, *, seed: int = 0, trials: int = 100,
@@ -399,7 +253,7 @@ def from_context(ctx: Any, **overrides: Any) -> PredictorSampler:
     Feasibility is the space's budgets on the exact costs; latency (an objective or a budget) comes from the
     space's latency predictor when the cost function does not give it."""
     space = ctx.space
-    objectives = [_objective(o) for o in (ctx.objectives or space.objectives)]
+    objectives = [objective(o) for o in (ctx.objectives or space.objectives)]
     budgets = {m: float(b) for m in COST_FEATURES if (b := getattr(space.budgets, m, None)) is not None}
     base = _as_dicts(ctx.cost_fn or _analytic_costs(space))
     latency = None
@@ -420,13 +274,6 @@ def from_context(ctx: Any, **overrides: Any) -> PredictorSampler:
 
 
 # -- small helpers ------------------------------------------------------------------------------------------------
-
-
-def _objective(o: Any) -> dict[str, str]:
-    metric = o["metric"] if isinstance(o, dict) else o.metric
-    direction = (o.get("direction") if isinstance(o, dict) else o.direction) or (
-        "maximize" if metric == "accuracy" else "minimize")
-    return {"metric": metric, "direction": direction}
 
 
 def _as_dicts(cost_fn: Callable[[Any], Any]) -> ev.CostFn:
