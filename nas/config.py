@@ -19,7 +19,7 @@ from pydantic import ConfigDict
 from nas.errors import InputError
 
 #: Optuna samplers ``search.sampler`` / ``nas search --sampler`` can name.
-SAMPLERS = ("nsga2", "tpe", "gp", "random")
+SAMPLERS = ("nsga2", "tpe", "gp", "random", "predictor")
 #: Costs of the target network that budgets, objectives and family tiers can limit.
 COST_METRICS = ("macs", "params", "latency_ms")
 #: Everything an objective can name.

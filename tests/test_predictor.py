@@ -8,6 +8,7 @@ import random
 import statistics
 import threading
 import time
+from functools import partial
 
 import numpy as np
 import optuna
@@ -17,6 +18,7 @@ from optuna.trial import TrialState
 
 from benchmarks._synth_objective import SyntheticAccuracy, feasible, hypervolume_2d, objective
 from nas.errors import InputError
+from nas.search import budgets
 from nas.search import evolve as ev
 from nas.search.predictor import ATTR, PredictorSampler, from_context, predictor_sampler
 from nas.search.surrogate import Encoder, Surrogate, tau, union_choices
@@ -274,13 +276,14 @@ def test_bad_settings_are_refused(tiny, synth):
 def test_the_registry_factory_takes_budgets_and_costs_from_the_space(tiny):
     from types import SimpleNamespace
 
+    cost = partial(budgets.target_cost, tiny)
     ctx = SimpleNamespace(kind="predictor", seed=2, trials=40, concurrency=1, space=tiny, objectives=OBJS,
-                          cost_fn=tiny.cost)  # a Cost object, not a dict
+                          cost_fn=cost)  # a Cost object, not a dict
     s = from_context(ctx, background=False)
     g = tiny.sample(0)
     costs = s.cost_fn(g)
-    assert costs == {"macs": tiny.cost(g).macs, "params": tiny.cost(g).params}
-    assert s.feasible_fn(g, costs) == tiny.is_feasible(g)
+    assert costs == {"macs": cost(g).macs, "params": cost(g).params}
+    assert s.feasible_fn(g, costs) == budgets.is_feasible(tiny, g)
     assert not s.feasible_fn(g, {**costs, "macs": tiny.budgets.macs + 1})
     assert (s.seed, s.n_startup, s.batch_size) == (2, 4, 4)
     latency = SimpleNamespace(**{**vars(ctx), "objectives": [*OBJS, {"metric": "latency_ms"}]})

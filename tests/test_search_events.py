@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import typing
+from functools import partial
 
 import pytest
 from _cli import run_cli
 
 from nas.errors import OptionError
+from nas.search import budgets
 from nas.search.driver import SearchOptions, run_search
 from nas.search.events import SearchListener
 from nas.search.samplers import make_sampler, sampler_names
-from nas.space import SearchSettings
+from nas.space import SearchSettings, load_space
 
 OPTS = dict(space="tiny.yaml", objective="cost", wandb="disabled")
 
@@ -64,15 +66,17 @@ def test_listeners_see_the_search_in_order_and_a_failing_one_is_disabled(tmp_pat
 def test_sampler_registry_matches_the_space_schema():
     allowed = typing.get_args(SearchSettings.model_fields["sampler"].annotation)
     assert set(sampler_names()) == set(allowed)
+    space = load_space("tiny.yaml")  # the predictor sampler looks at architectures and their costs
     for name in sampler_names():
-        assert make_sampler(name, seed=0, trials=20, concurrency=2) is not None
+        assert make_sampler(name, seed=0, trials=20, concurrency=2, space=space,
+                            cost_fn=partial(budgets.target_cost, space)) is not None
     with pytest.raises(OptionError) as e:
         make_sampler("cmaes", 0, 20)
     assert e.value.field == "sampler" and str(e.value).startswith("sampler: 'cmaes' is not one of nsga2")
 
 
 @pytest.mark.parametrize("flags, line", [
-    (["--sampler", "bogus"], "error: --sampler: 'bogus' is not one of nsga2, tpe, gp, random"),
+    (["--sampler", "bogus"], "error: --sampler: 'bogus' is not one of nsga2, tpe, gp, random, predictor"),
     (["--storage", "redis"], "error: --storage: 'redis' is not one of sqlite, journal"),
     (["--wandb", "maybe"], "error: --wandb: 'maybe' is not one of online, offline, disabled"),
     (["--objective", "speed"], "error: --objective: 'speed' is not one of train, cost"),

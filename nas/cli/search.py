@@ -14,7 +14,8 @@ def search(
     space: str = typer.Option(..., "--space", help="Search-space YAML (a shipped name such as mixnet.yaml works)."),
     trials: int = typer.Option(None, "--trials", min=1, help="Total finished trials the study should hold "
                                "(a resumed study runs the rest)."),
-    sampler: str = typer.Option(None, "--sampler", help="nsga2 | tpe | gp | random (default: the space's)."),
+    sampler: str = typer.Option(None, "--sampler", help="nsga2 | tpe | gp | random | predictor (default: the "
+                                "space's)."),
     concurrency: int = typer.Option(None, "--concurrency", min=1, help="Trials trained at once (default: the "
                                     "space's, else as many as the Ray cluster's GPUs and CPUs hold)."),
     gpus_per_trial: float = typer.Option(None, "--gpus-per-trial", help="GPUs per trial; 0.25 packs four on one "

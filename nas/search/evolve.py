@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from nas.results import optuna_compat as compat
+
 # Optuna has no public hypervolume; the project's front code uses the same function (isolated here for this
 # module, so an Optuna that moves it breaks one import).
-from optuna._hypervolume import compute_hypervolume
 
 CostFn = Callable[[Any], dict[str, float]]
 FeasibleFn = Callable[[Any, dict[str, float]], bool]
@@ -299,7 +300,7 @@ def hypervolume(losses: np.ndarray, reference: np.ndarray) -> float:
         pts = inside[np.argsort(inside[:, 0], kind="stable")]
         widths = np.diff(np.append(pts[:, 0], reference[0]))
         return float(np.sum(widths * (reference[1] - np.minimum.accumulate(pts[:, 1]))))
-    return float(compute_hypervolume(inside, reference))
+    return compat.hypervolume(inside[compat.pareto_mask(inside)], reference)
 
 
 def select_by_gain(front: np.ndarray, optimistic: np.ndarray, believed: np.ndarray, reference: np.ndarray,

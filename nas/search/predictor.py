@@ -41,7 +41,9 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.results.optuna_compat import storage_of, trial_id
 from nas.search import evolve as ev
+from nas.search.budgets import latency_predictor
 from nas.search.planner import Plan, Planner, objective
 from nas.search.surrogate import COST_FEATURES
 
@@ -258,7 +260,7 @@ def from_context(ctx: Any, **overrides: Any) -> PredictorSampler:
     base = _as_dicts(ctx.cost_fn or _analytic_costs(space))
     latency = None
     if "latency_ms" in budgets or any(o["metric"] == "latency_ms" for o in objectives):
-        latency = space.latency_fn()
+        latency = latency_predictor(space)
 
     def cost_fn(g: Any) -> dict[str, float]:
         c = base(g)
@@ -316,6 +318,6 @@ def _num(v: float) -> float | None:
 
 
 def _set_user_attr(study: Study, trial: FrozenTrial, key: str, value: Any) -> None:
-    # A sampler gets a FrozenTrial; Optuna's own samplers write to it through the storage like this (private
-    # names, used only here).
-    study._storage.set_trial_user_attr(trial._trial_id, key, value)
+    # A sampler gets a FrozenTrial; Optuna's own samplers write to it through the storage like this.
+    storage, _ = storage_of(study)
+    storage.set_trial_user_attr(trial_id(trial), key, value)

@@ -98,3 +98,11 @@ def _gp(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
 @register_sampler("random")
 def _random(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=ctx.seed)
+
+
+@register_sampler("predictor")
+def _predictor(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
+    # imported on use: it brings scikit-learn and the evolutionary search
+    from nas.search.predictor import from_context
+
+    return from_context(ctx)
