@@ -61,7 +61,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
-from nas.config import TrainConfig, check_config
+from nas.config import EMBEDDED_DATASETS, TrainConfig, check_config
 from nas.cost import macs as _macs
 from nas.errors import InputError
 from nas.genotype import (
@@ -1189,8 +1189,8 @@ def _check_proxy_data(space: SearchSpace, fail: Callable[[str, str], None]) -> N
     formats = (*getattr(_data, "FORMATS", ()), "auto")
     if len(formats) > 1 and p.dataset not in formats:
         fail("proxy.dataset", f"{p.dataset!r} is not one of {', '.join(formats)}")
-    if p.dataset != "digits" and not p.path:
-        fail("proxy.path", f"dataset {p.dataset} needs a local path (only digits is built in)")
+    if p.dataset not in EMBEDDED_DATASETS and not p.path:
+        fail("proxy.path", f"dataset {p.dataset} needs a local path (built in: {', '.join(EMBEDDED_DATASETS)})")
 
 
 def _check_channels(space: SearchSpace, fail: Callable[[str, str], None]) -> None:
