@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # The suite's order: cheap building blocks first, the long end-to-end proofs last.
-ORDER = ("bench_ops", "bench_latency", "bench_trainer", "bench_orchestration", "bench_search_quality",
+ORDER = ("bench_ops", "bench_latency", "bench_trainer", "bench_data", "bench_orchestration", "bench_search_quality",
          "bench_costonly", "bench_family", "bench_scaling")
 TAIL_LINES = 3  # output lines kept per benchmark for the summary
 
