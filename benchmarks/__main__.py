@@ -25,8 +25,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # The suite's order: cheap building blocks first, the long end-to-end proofs last.
-ORDER = ("bench_ops", "bench_latency", "bench_trainer", "bench_orchestration", "bench_search_quality",
-         "bench_costonly", "bench_family", "bench_scaling", "bench_gpu")
+ORDER = ("bench_ops", "bench_latency", "bench_trainer", "bench_data", "bench_orchestration",
+         "bench_search_quality", "bench_costonly", "bench_family", "bench_scaling", "bench_gpu")
 # Benchmarks that exit with NO_GPU_EXIT where torch sees no CUDA device: skipped, not failed, in the summary.
 NEEDS_GPU = ("bench_gpu",)
 NO_GPU_EXIT = 2

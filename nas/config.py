@@ -24,8 +24,10 @@ SAMPLERS = ("nsga2", "tpe", "gp", "random", "predictor")
 COST_METRICS = ("macs", "params", "latency_ms")
 #: Everything an objective can name.
 METRICS = ("accuracy", *COST_METRICS)
+#: Data sets that ship inside the package (``proxy.dataset`` without a path).
+EMBEDDED_DATASETS = ("digits", "mnist5k")
 #: Data set formats ``nas.data`` loads (``proxy.dataset``; ``auto`` guesses one from the path).
-DATASET_FORMATS = ("digits", "cifar10", "cifar100", "imagefolder", "npz")
+DATASET_FORMATS = (*EMBEDDED_DATASETS, "cifar10", "cifar100", "imagefolder", "npz")
 
 
 @dataclass
@@ -43,8 +45,8 @@ class TrainConfig:
 
     __pydantic_config__ = ConfigDict(extra="forbid")
 
-    dataset: str = "digits"  # digits | cifar10 | cifar100 | imagefolder | npz | auto (guess from path)
-    path: str | None = None  # local path for every data set but digits
+    dataset: str = "digits"  # one of DATASET_FORMATS, or auto (guess from path)
+    path: str | None = None  # local path for every data set but the embedded ones
     resolution: int = 16  # proxy input resolution (target resolution is the genotype's)
     width: float = 0.25  # proxy width multiplier applied to the target genotype
     epochs: int = 8
@@ -57,13 +59,17 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     seed: int = 0
     subsample: int | None = None  # keep at most this many training images
-    val_fraction: float = 0.2  # digits / npz / ImageFolder without a split: held-out share
+    val_fraction: float = 0.2  # validation share of the labelled pool, where the data has no validation split
     augment: bool = True
     amp: bool = True  # bf16/fp16 autocast, used on CUDA only
     channels_last: bool = True  # used on CUDA only
     compile: bool = False  # torch.compile the proxy model
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     data_seed: int = 0  # fixes the validation split and subsample: every trial sees the same images
+    # The test split (never trained on, never chosen on; read only by an explicit test evaluation) is carved
+    # first, with a seed of its own, where the data has no test split: it stays put whatever the other seeds.
+    test_fraction: float = 0.2
+    test_seed: int = 0
     min_lr: float = 0.0  # cosine floor, as a fraction of lr
     precise_bn: int = 4  # training batches that re-estimate BN statistics before each evaluation (0 = off)
 
@@ -83,6 +89,8 @@ def check_config(c: TrainConfig) -> None:
         ("warmup_epochs", c.warmup_epochs >= 0, "must be >= 0"),
         ("subsample", c.subsample is None or c.subsample >= 2, "must be >= 2"),
         ("val_fraction", 0 < c.val_fraction < 1, "must be in (0, 1)"),
+        ("test_fraction", 0 <= c.test_fraction < 1 and c.val_fraction + c.test_fraction < 1,
+         "must be in [0, 1) and leave training images beside val_fraction"),
         ("min_lr", 0 <= c.min_lr <= 1, "must be in [0, 1]"),
         ("precise_bn", c.precise_bn >= 0, "must be >= 0"),
     ]

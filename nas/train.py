@@ -51,6 +51,7 @@ class TrainResult:
     device: str
     stopped_early: bool = False
     diverged: bool = False  # the training loss became NaN/inf
+    test_accuracy: float | None = None  # top-1 on the test split, measured only by train(..., test=True)
     genotype: Genotype | None = field(default=None, repr=False)  # the proxy genotype that was trained
     model: nn.Module | None = field(default=None, repr=False)
 
@@ -74,11 +75,13 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def load_data(config: TrainConfig, in_chans: int = 3, device: str | torch.device = "cpu") -> _data.ProxyData:
-    """The config's data set on ``device`` (cached per process)."""
+def load_data(config: TrainConfig, in_chans: int = 3, device: str | torch.device = "cpu", *,
+              test: bool = False) -> _data.ProxyData:
+    """The config's data set on ``device`` (cached per process); its test split only with ``test=True``."""
     return _data.load(config.dataset, config.path, resolution=config.resolution, in_chans=in_chans,
-                      subsample=config.subsample, val_fraction=config.val_fraction, seed=config.data_seed,
-                      device=device)
+                      subsample=config.subsample, val_fraction=config.val_fraction,
+                      test_fraction=config.test_fraction, test_seed=config.test_seed, seed=config.data_seed,
+                      device=device, test=test)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -173,13 +176,16 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 def train(genotype: Genotype, config: TrainConfig | None = None, data: _data.ProxyData | None = None,
           num_classes: int | None = None,
-          callback: Callable[[int, dict[str, float]], bool | None] | None = None) -> TrainResult:
+          callback: Callable[[int, dict[str, float]], bool | None] | None = None, *,
+          test: bool = False) -> TrainResult:
     """Train the proxy of ``genotype`` and return its validation accuracy and speed.
 
     ``data`` overrides the config's data set (it must be at the config's
     resolution). ``callback(epoch, metrics)`` runs after each epoch's
     evaluation (epochs count from 1); returning True or raising
-    :class:`StopTrial` ends training there.
+    :class:`StopTrial` ends training there. Only with ``test=True`` is the
+    test split loaded and the final model's accuracy on it measured
+    (``TrainResult.test_accuracy``): a search never passes it.
     """
     from nas.model import build
 
@@ -187,7 +193,9 @@ def train(genotype: Genotype, config: TrainConfig | None = None, data: _data.Pro
     check_config(config)
     device = resolve_device(config.device)
     if data is None:
-        data = load_data(config, genotype.in_chans, device)
+        data = load_data(config, genotype.in_chans, device, test=test)
+    elif test and not data.has_test:
+        raise ValueError("train(test=True) needs data loaded with its test split (load_data(config, test=True))")
     data = data.to(device)
     if data.resolution != config.resolution:
         raise InputError(f"proxy.resolution: data is at {data.resolution} px, the config says {config.resolution}")
@@ -268,7 +276,21 @@ def train(genotype: Genotype, config: TrainConfig | None = None, data: _data.Pro
             stopped = stopped or epoch < config.epochs
             break
     train_s = time.perf_counter() - t_start
+    test_acc = evaluate(model, data.x_test, data.y_test, eval_bs, autocast, channels_last) if test else None
     return TrainResult(accuracy=history[-1]["val_accuracy"], best_accuracy=best, epochs_run=len(history),
                        train_s=train_s, images_per_s=train_images / max(step_s, 1e-9), history=history,
                        params=params, device=str(device), stopped_early=stopped, diverged=diverged,
-                       genotype=proxy, model=model)
+                       test_accuracy=test_acc, genotype=proxy, model=model)
+
+
+def evaluate_test(model: nn.Module, config: TrainConfig, in_chans: int = 3) -> float:
+    """Top-1 accuracy of a proxy model trained under ``config`` on the config's test split.
+
+    For a model trained earlier (saved weights): the split and its normalisation
+    are those ``config`` gives, so pass the config it was trained with.
+    """
+    check_config(config)
+    device = next(model.parameters()).device
+    data = load_data(config, in_chans, device, test=True)
+    autocast, _ = amp_context(device, config.amp)
+    return evaluate(model, data.x_test, data.y_test, max(512, config.batch_size), autocast)

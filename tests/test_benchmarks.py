@@ -1,4 +1,4 @@
-"""The benchmark runner and the cores of bench_family / bench_scaling on toy configurations (seconds)."""
+"""The benchmark runner and the cores of bench_family / bench_scaling / bench_data on toy configurations (seconds)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _synth_study import make_study  # noqa: E402
 
 from benchmarks import __main__ as runner  # noqa: E402
+from benchmarks import bench_data as bd  # noqa: E402
 from benchmarks import bench_family as bf  # noqa: E402
 from benchmarks import bench_scaling as bs  # noqa: E402
 from nas.genotype import scale  # noqa: E402
@@ -155,6 +156,29 @@ def test_bench_space_overrides_proxy_search_and_tracking(tmp_path, synth):
     s = load_space(p)
     assert (s.proxy.epochs, s.proxy.subsample, s.proxy.dataset, s.proxy.path) == (3, 100, "auto", str(tmp_path))
     assert (s.search.trials, s.search.concurrency, s.tracking.wandb) == (7, 1, "disabled")
+
+
+# -- bench_data -------------------------------------------------------------------------------------------------
+
+
+def test_bench_data_statistics_on_known_runs(capsys):
+    import argparse
+
+    archs = load_space("tiny.yaml").sample_many(3, seed=0)
+    proxy = TrainConfig(epochs=2, seed=0)
+    args = argparse.Namespace(datasets=["d"], seeds=2, ref_factor=3, ref_seeds=1)
+    short = {0: (0.80, 0.84), 1: (0.90, 0.90), 2: (0.60, 0.70)}  # seed differences 4, 0 and 10 points
+    refs = {0: 0.95, 1: 0.99, 2: 0.85}  # same order as the short means: tau 1; the best one above the ceiling
+    done = {}
+    for i, g in enumerate(archs):
+        for s, acc in enumerate(short[i]):
+            done[bd._key("d", g.hash[:8], 2, s)] = {"accuracy": acc, "cpu_s": 10.0}
+        done[bd._key("d", g.hash[:8], 6, 0)] = {"accuracy": refs[i], "cpu_s": 30.0}
+    assert [r[1:] for r in bd._runs(args, archs, proxy)][:2] == [(archs[0], 2, 0), (archs[0], 2, 1)]
+    s = bd.summarise(args, archs, done, proxy)["d"]
+    assert s["seed_noise"] == pytest.approx(0.14 / 3) and s["between_range"] == pytest.approx(0.25)
+    assert s["kendall_tau"] == pytest.approx(1.0) and s["ref_max"] == 0.99 and s["cpu_s_ref"] == 30.0
+    assert "AT the 98% ceiling" in capsys.readouterr().out
 
 
 # -- bench_scaling ---------------------------------------------------------------------------------------------

@@ -145,6 +145,20 @@ def test_data_at_other_resolution_is_refused():
         train(TINY, FAST, data=load("digits", resolution=8))
 
 
+def test_test_accuracy_only_when_asked():
+    from nas.train import evaluate_test, load_data
+
+    plain = train(TINY, FAST)
+    assert plain.test_accuracy is None and plain.to_dict()["test_accuracy"] is None
+    r = train(TINY, FAST, test=True)
+    assert r.accuracy == plain.accuracy  # asking for the test split changes nothing the search sees
+    assert 0 <= r.test_accuracy <= 1 and r.to_dict()["test_accuracy"] == r.test_accuracy
+    assert evaluate_test(r.model, FAST) == r.test_accuracy  # the same images and normalisation, later
+    assert len(load_data(FAST, test=True).y_test) == 360  # a split of its own, not the validation images
+    with pytest.raises(ValueError, match="test split"):
+        train(TINY, FAST, data=load_data(FAST), test=True)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("amp, channels_last", [(True, True), (False, False)])
 def test_cuda_amp_channels_last(amp, channels_last):

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from nas.channels import cw_groups, make_divisible
-from nas.config import ALIASES, COST_METRICS, DATASET_FORMATS, TARGETS, check_config
+from nas.config import ALIASES, COST_METRICS, DATASET_FORMATS, EMBEDDED_DATASETS, TARGETS, check_config
 from nas.errors import InputError
 from nas.io import read_yaml
 from nas.space.errors import fmt_count, format_validation_error, type_name
@@ -129,8 +129,8 @@ def _check_proxy_data(space: SearchSpace, fail: Callable[[str, str], None]) -> N
     formats = (*DATASET_FORMATS, "auto")
     if p.dataset not in formats:
         fail("proxy.dataset", f"{p.dataset!r} is not one of {', '.join(formats)}")
-    if p.dataset != "digits" and not p.path:
-        fail("proxy.path", f"dataset {p.dataset} needs a local path (only digits is built in)")
+    if p.dataset not in EMBEDDED_DATASETS and not p.path:
+        fail("proxy.path", f"dataset {p.dataset} needs a local path (built in: {', '.join(EMBEDDED_DATASETS)})")
 
 
 def _check_channels(space: SearchSpace, fail: Callable[[str, str], None]) -> None:
