@@ -35,7 +35,8 @@ def pareto(
                                "hypervolume": hv,
                                "reference_point": ref, "n_trials": len(records)}))
         return
-    console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(records)} trials"))
+    console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(records)} trials",
+                              width=console.width))
     names = ", ".join(f"{o['metric']} ({o['direction']})" for o in objectives)
     console.print(f"objectives: {names}; hypervolume {hv:.6g}")
 

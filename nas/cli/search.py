@@ -47,7 +47,7 @@ def search(
     if not quiet:
         title = (f"{s.study_dir.name}: Pareto front, {len(s.front)} of {len(s.records)} trials, "
                  f"hypervolume {s.hypervolume:.4f}")
-        console.print(front_table(s.front, s.objectives, title=title))
+        console.print(front_table(s.front, s.objectives, title=title, width=console.width))
     c = s.counts
     console.print(f"{s.study_dir}: {len(s.records)} trials ({s.new_trials} new in {s.wall_s:.0f} s): "
                   f"{c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, {c.get('infeasible', 0)} "
