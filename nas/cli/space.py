@@ -133,17 +133,15 @@ def space_sample(
         return
     if out is not None:
         _write_genotypes(out, rows)
-    from rich.table import Table
+    from nas.cli.tables import arch_table
 
-    t = Table(title=f"{n} samples from {space.name} (seed {seed}{', feasible only' if feasible else ''})")
-    for col in ("#", "hash", "blocks", "MACs", "params", "in budget", "kernels"):
-        t.add_column(col, justify="right" if col in ("#", "blocks", "MACs", "params") else "left")
-    for i, r in enumerate(rows):
-        g = r["genotype"]
-        ok = {True: "yes", False: "[red]no[/red]", None: "?"}[r["feasible"]]
-        t.add_row(str(i), r["hash"], str(len(g.blocks)), fmt_count(r["macs"]), fmt_count(r["params"]), ok,
-                  ",".join("-".join(map(str, b.kernels)) for b in g.blocks))
-    console.print(t)
+    ok = {True: "yes", False: "[red]no[/red]", None: "?"}
+    console.print(arch_table(
+        ["#", "hash", "MACs", "params", "in budget"],
+        [([str(i), r["hash"], fmt_count(r["macs"]), fmt_count(r["params"]), ok[r["feasible"]]], r["genotype"].summary())
+         for i, r in enumerate(rows)],
+        title=f"{n} samples from {space.name} (seed {seed}{', feasible only' if feasible else ''})",
+        width=console.width, left=("hash", "in budget")))
     if out is not None:
         console.print(f"wrote {len(rows)} genotype files to {out}/", highlight=False)
 

@@ -28,32 +28,39 @@ def front_table(members: Sequence[Mapping[str, Any]], objectives: Iterable[Any],
                 width: int | None = None) -> RenderableType:
     """Front members: trial, objectives in readable units (bold), costs, architecture summary.
 
-    ``width``: the console's. Every row stays one line: when the architectures do not fit in a last column at
-    this width, they are listed under the table instead (``trial  summary``)."""
-    objs = objective_spec(objectives)
-    bold = {o["metric"] for o in objs}
+    ``width``: the console's (see :func:`arch_table`)."""
+    bold = {o["metric"] for o in objective_spec(objectives)}
 
     def cell(metric: str, text: str) -> str:
         return f"[bold]{text}[/bold]" if metric in bold else text
 
-    rows, summaries = [], []
+    rows = []
     for r in members:
         lat, acc = r.get("latency_ms"), r.get("accuracy")
-        summaries.append((r.get("number"), arch_summary(r["genotype"])))
-        rows.append([str(r.get("number")), str(r.get("hash", ""))[:8],  # short form; --json has it whole
-                     cell("accuracy", "n/a" if acc is None else f"{100 * acc:.2f}"),
-                     cell("macs", sig3(r["macs"] / 1e6)), cell("params", sig3(r["params"] / 1e6)),
-                     cell("latency_ms", "n/a" if lat is None else sig3(lat)), str(r.get("epochs", ""))])
+        rows.append(([str(r.get("number")), str(r.get("hash", ""))[:8],  # short form; --json has it whole
+                      cell("accuracy", "n/a" if acc is None else f"{100 * acc:.2f}"),
+                      cell("macs", sig3(r["macs"] / 1e6)), cell("params", sig3(r["params"] / 1e6)),
+                      cell("latency_ms", "n/a" if lat is None else sig3(lat)), str(r.get("epochs", ""))],
+                     arch_summary(r["genotype"])))
+    return arch_table(["trial", "hash", "acc. %", "MACs M", "params M", "lat. ms", "ep."], rows, title, width)
 
+
+def arch_table(columns: Sequence[str], rows: Sequence[tuple[Sequence[str], str]], title: str | None = None,
+               width: int | None = None, left: Sequence[str] = ("hash",)) -> RenderableType:
+    """A table of ``(cells, architecture summary)`` rows whose every row stays on one line at ``width``.
+
+    The summaries are its last column when they fit; otherwise they are listed under the table, each after
+    its row's first cell (no width: always the column). ``left``: the columns aligned left (numbers right)."""
     def make(arch: bool) -> Table:
         table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-        for name in ("trial", "hash", "acc. %", "MACs M", "params M", "lat. ms", "ep.", "architecture")[:7 + arch]:
-            table.add_column(name, justify="left" if name in ("hash", "architecture") else "right", no_wrap=True)
-        for row, (_, summary) in zip(rows, summaries, strict=True):
-            table.add_row(*row, *[escape(summary)][:arch])
+        for name in [*columns, "architecture"][:len(columns) + arch]:
+            table.add_column(name, justify="left" if name in (*left, "architecture") else "right", no_wrap=True)
+        for cells, summary in rows:
+            table.add_row(*cells, *[escape(summary)][:arch])
         return table
 
     if width is None or Console(width=10_000).measure(make(True)).maximum <= width:
         return make(True)
-    lines = [Text(f"{n:>5}  {s}", no_wrap=True, overflow="ellipsis") for n, s in summaries]
-    return Group(make(False), Text("trial  architecture", style="bold"), *lines)
+    key = max([len(columns[0]), *(len(c[0]) for c, _ in rows)])
+    lines = [Text(f"{c[0]:>{key}}  {s}", no_wrap=True, overflow="ellipsis") for c, s in rows]
+    return Group(make(False), Text(f"{columns[0]:>{key}}  architecture", style="bold"), *lines)
