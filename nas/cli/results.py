@@ -104,9 +104,14 @@ def baselines(
                               log=lambda s: err_console.print(s, markup=False, highlight=False))
     study = study or Path("results") / sp.name
     p = write_baselines(study, data)
-    if (study / "trials.jsonl").is_file():
+    console.print(f"wrote {p}")
+    if epochs is not None and epochs < sp.proxy.epochs:
+        err_console.print(f"note: the references trained {epochs} epochs, the space's trials {sp.proxy.epochs}: "
+                          "their accuracy is not comparable, and the plots mark them '(n ep)'",
+                          markup=False, highlight=False)
+    if (study / "trials.jsonl").is_file():  # the plots show the references from now on
         from nas.plots import write_plots
         from nas.results.pareto import space_budgets
 
-        write_plots(study, budgets=space_budgets(sp))
-    console.print(f"wrote {p}")
+        html, png = write_plots(study, budgets=space_budgets(sp))
+        console.print(f"redrew {html} and {png} with the references")
