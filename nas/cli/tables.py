@@ -62,5 +62,6 @@ def arch_table(columns: Sequence[str], rows: Sequence[tuple[Sequence[str], str]]
     if width is None or Console(width=10_000).measure(make(True)).maximum <= width:
         return make(True)
     key = max([len(columns[0]), *(len(c[0]) for c, _ in rows)])
-    lines = [Text(f"{c[0]:>{key}}  {s}", no_wrap=True, overflow="ellipsis") for c, s in rows]
-    return Group(make(False), Text(f"{columns[0]:>{key}}  architecture", style="bold"), *lines)
+    align = "<" if columns[0] in left else ">"
+    lines = [Text(f"{c[0]:{align}{key}}  {s}", no_wrap=True, overflow="ellipsis") for c, s in rows]
+    return Group(make(False), Text(f"{columns[0]:{align}{key}}  architecture", style="bold"), *lines)
