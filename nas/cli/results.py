@@ -106,12 +106,12 @@ def baselines(
     p = write_baselines(study, data)
     console.print(f"wrote {p}")
     if epochs is not None and epochs < sp.proxy.epochs:
-        err_console.print(f"note: the references trained {epochs} epochs, the space's trials {sp.proxy.epochs}: "
-                          "their accuracy is not comparable, and the plots mark them '(n ep)'",
-                          markup=False, highlight=False)
+        err_console.print(f"note: the references trained {epochs} epoch{'s' * (epochs != 1)}, the space's trials "
+                          f"{sp.proxy.epochs}: their accuracy is not comparable, and the plots mark them '(n ep)'",
+                          markup=False, highlight=False, soft_wrap=True)
     if (study / "trials.jsonl").is_file():  # the plots show the references from now on
         from nas.plots import write_plots
         from nas.results.pareto import space_budgets
 
         html, png = write_plots(study, budgets=space_budgets(sp))
-        console.print(f"redrew {html} and {png} with the references")
+        console.print(f"redrew {html} and {png} with the references", soft_wrap=True)

@@ -109,7 +109,7 @@ def figure_html(records: Sequence[dict], baselines: Sequence[dict] = (), *, stud
                    font=dict(size=17)),
         legend=dict(orientation="h", yanchor="top", y=-0.14, xanchor="center", x=0.5, itemsizing="constant"),
         height=640,
-        hoverlabel=dict(font_size=13, align="left"), margin=dict(l=80, r=30, t=80, b=110),
+        hoverlabel=dict(font_size=13, align="left"), margin=dict(l=80, r=30, t=100 if note(g) else 80, b=110),
     )
     return fig
 

@@ -151,8 +151,9 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 
 
 def title(study: str, records: Sequence[dict], g: Groups) -> str:
-    return (f"{study}: {len(records)} trials ({len(g.trained)} trained, {len(g.pruned)} pruned, "
-            f"{len(g.infeasible)} over budget)")
+    # pruned trials are trained ones stopped early: counted among the trained, as the progress line does
+    return (f"{study}: {len(records)} trials, {len(g.trained) + len(g.pruned)} trained ({len(g.pruned)} pruned "
+            f"early), {len(g.infeasible)} over budget")
 
 
 def note(g: Groups) -> str:
