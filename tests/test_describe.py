@@ -99,3 +99,12 @@ def test_console_script():
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert abs(d["params"] - REFERENCES["ghostnet_100"].params) <= 0.01 * REFERENCES["ghostnet_100"].params
+
+
+def test_describe_shows_the_genotype_summary(monkeypatch, capsys):
+    """The one architecture notation every command prints (pareto, space sample, plots, W&B)."""
+    summary = load(cli.SHIPPED_SPACES / "reference" / "ghostnet_100.yaml").summary()
+    code, out, _ = run_cli(monkeypatch, capsys, "describe", "ghostnet_100.yaml", "--json")
+    assert code == 0 and json.loads(out)["summary"] == summary
+    code, out, _ = run_cli(monkeypatch, capsys, "describe", "ghostnet_100.yaml")
+    assert code == 0 and summary in out
