@@ -29,18 +29,6 @@ def _defaults(cls: type) -> tuple[tuple[str, Any], ...]:
 
 def spec_dict(spec: Any, compact: bool) -> dict[str, Any]:
     """A spec as plain data; ``compact`` leaves out fields at their default."""
-    if compact:  # a genotype's hash and its compact form both need it, for the same blocks
-        return {k: list(v) if type(v) is list else v for k, v in _compact_dict(spec).items()}
-    return _spec_dict(spec, False)
-
-
-@functools.lru_cache(maxsize=8192)
-def _compact_dict(spec: Any) -> dict[str, Any]:
-    # keyed by the (frozen, hashable) spec's value: equal specs have one compact form; callers get copies
-    return _spec_dict(spec, True)
-
-
-def _spec_dict(spec: Any, compact: bool) -> dict[str, Any]:
     out = {}
     missing = dataclasses.MISSING
     for name, default in _defaults(type(spec)):
