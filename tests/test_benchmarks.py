@@ -47,6 +47,7 @@ def _fake_suite(tmp_path: Path, monkeypatch) -> None:
         print("quick" if ap.parse_args().quick else "full")
     """))
     (pkg / "bench_no.py").write_text("import sys\nprint('args', sys.argv[1:])\nsys.exit(3)\n")
+    (tmp_path / "search_spaces").mkdir()  # what makes tmp_path a checkout for the runner
     monkeypatch.setattr(runner, "HERE", pkg)
     monkeypatch.setattr(runner, "ROOT", tmp_path)
     monkeypatch.setattr(runner, "ORDER", ("bench_yes", "bench_no", "bench_absent"))
@@ -63,6 +64,14 @@ def test_runner_runs_each_module_passes_quick_only_where_accepted_and_summarises
     assert "failed (rc 3)" in summary and "full (no --quick option)" in summary
     assert "bench_absent" in summary and "missing" in summary
     assert (tmp_path / "logs" / "bench_yes.log").read_text() == "quick\n"
+
+
+def test_runner_works_from_any_directory_and_says_when_it_has_no_checkout(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the benchmarks run in the repository root whatever the working directory
+    assert runner.main(["--list"]) == 0 and "bench_family" in capsys.readouterr().out
+    monkeypatch.setattr(runner, "ROOT", tmp_path)  # e.g. a non-editable install: the package without the repository
+    with pytest.raises(SystemExit, match="is not the nas repository checkout.*pip install -e"):
+        runner.main(["--list"])
 
 
 # -- bench_family ------------------------------------------------------------------------------------------------

@@ -35,7 +35,8 @@ def pareto(
                                "hypervolume": hv,
                                "reference_point": ref, "n_trials": len(records)}))
         return
-    console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(records)} trials"))
+    console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(records)} trials",
+                              width=console.width))
     names = ", ".join(f"{o['metric']} ({o['direction']})" for o in objectives)
     console.print(f"objectives: {names}; hypervolume {hv:.6g}")
 
@@ -103,9 +104,14 @@ def baselines(
                               log=lambda s: err_console.print(s, markup=False, highlight=False))
     study = study or Path("results") / sp.name
     p = write_baselines(study, data)
-    if (study / "trials.jsonl").is_file():
+    console.print(f"wrote {p}")
+    if epochs is not None and epochs < sp.proxy.epochs:
+        err_console.print(f"note: the references trained {epochs} epoch{'s' * (epochs != 1)}, the space's trials "
+                          f"{sp.proxy.epochs}: their accuracy is not comparable, and the plots mark them '(n ep)'",
+                          markup=False, highlight=False, soft_wrap=True)
+    if (study / "trials.jsonl").is_file():  # the plots show the references from now on
         from nas.plots import write_plots
         from nas.results.pareto import space_budgets
 
-        write_plots(study, budgets=space_budgets(sp))
-    console.print(f"wrote {p}")
+        html, png = write_plots(study, budgets=space_budgets(sp))
+        console.print(f"redrew {html} and {png} with the references", soft_wrap=True)

@@ -41,7 +41,7 @@ def violations(space: SearchSpace, genotype: Genotype, cost: _macs.Cost | None =
                latency_fn: Callable[[Genotype], float] | None = None) -> dict[str, float]:
     """Relative excess per budget, ``(value - budget) / budget``: ``<= 0`` is within budget.
 
-    These are Optuna constraint values (Optuna 5: ``trial.set_constraint(name, value)`` for each item;
+    These are Optuna constraint values (the proposer stores them as the trial's ``constraints`` list;
     NSGA-II, TPE and GP then prefer feasible trials). ``latency_ms`` (or ``latency_fn``, or else
     :func:`latency_predictor`) is needed only when ``budgets.latency_ms`` is set.
     """

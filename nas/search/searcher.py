@@ -6,10 +6,13 @@ answers at once, without training, every proposal that needs none:
 
 * over budget -> ``infeasible``; told to Optuna as COMPLETE with accuracy 0
   and its real costs. Every costed trial carries its relative budget
-  excesses as Optuna constraints (``trial.set_constraint``, which Optuna 5
-  samplers read in place of the deprecated ``constraints_func``): NSGA-II
-  ranks infeasible trials by total violation, TPE and GP model feasibility,
-  so the sampler learns where the budget wall is;
+  excesses as Optuna constraints (the ``constraints`` list, in the order of
+  :func:`constraint_metrics`: what samplers and optuna-dashboard read, see
+  :mod:`nas.results.optuna_compat`): NSGA-II ranks infeasible trials by
+  total violation, TPE and GP model feasibility, so the sampler learns
+  where the budget wall is. Its costs and a summary of the architecture are
+  user attributes (:func:`user_attrs`), and every trained epoch's accuracy
+  an intermediate value (step = epoch), pruned trials included;
 * already evaluated (same ``Genotype.hash``) -> the earlier result (complete,
   pruned or failed alike) is told again and recorded with ``duplicate_of``,
   without training time; a proposal identical to an architecture still
@@ -46,14 +49,25 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.errors import InputError
 from nas.genotype import Genotype
 from nas.results.front import objective_spec, objective_values
-from nas.results.optuna_compat import stored_trial, tell
+from nas.results.optuna_compat import set_constraints, set_intermediate_value, stored_trial, tell
 from nas.results.record import COST_METRICS, TrialRecord
 from nas.search import budgets
 
 
 def constraint_metrics(space: Any) -> list[str]:
-    """Budgeted metrics, in the order of the ``constraints`` user attribute."""
+    """Budgeted metrics, in the order of a trial's ``constraints`` list."""
     return [m for m in COST_METRICS if getattr(space.budgets, m, None) is not None]
+
+
+def constraint_values(space: Any, violations: Mapping[str, float] | None) -> list[float]:
+    """A trial's constraint values: its relative excess over each budget (<= 0 within it)."""
+    return [float((violations or {}).get(m, 0.0)) for m in constraint_metrics(space)]
+
+
+def user_attrs(record: TrialRecord, summary: str) -> dict[str, Any]:
+    """What a trial's Optuna user attributes show (optuna-dashboard's columns): hash, costs, architecture."""
+    return {"hash": record.hash, "macs": record.macs, "params": record.params, "latency_ms": record.latency_ms,
+            "arch": summary}
 
 
 def outcome(record: Mapping[str, Any], objectives: Sequence[dict[str, str]]) -> tuple[TrialState, list[float] | None]:
@@ -162,11 +176,13 @@ class Proposer:
         latency = self._latency_fn(g) if self._latency_fn is not None else None
         violations = budgets.violations(self.space, g, cost, latency_ms=latency,
                                         latency_fn=self._latency_fn) if self._constraints else {}
-        trial.set_user_attr("hash", g.hash)
-        for m in self._constraints:
-            trial.set_constraint(m, float(violations.get(m, 0.0)))
-        return TrialRecord.costed(trial.number, g, macs=cost.macs, params=cost.params, latency_ms=latency,
-                                  violations=violations, seed=self.seed)
+        record = TrialRecord.costed(trial.number, g, macs=cost.macs, params=cost.params, latency_ms=latency,
+                                    violations=violations, seed=self.seed)
+        for k, v in user_attrs(record, g.summary()).items():
+            trial.set_user_attr(k, v)
+        if self._constraints:
+            set_constraints(self.study, trial, constraint_values(self.space, violations))
+        return record
 
     def _dispatch(self, trial: optuna.Trial, g: Genotype, record: TrialRecord) -> Launch | None:
         if any(v > 0 for v in record.violations.values()):
@@ -201,6 +217,14 @@ class Proposer:
         for trial, waiting in act.waiting:
             self._finish(trial, waiting.answered_from(record))
         return record
+
+    def report_epoch(self, number: int, epoch: int, accuracy: float | None) -> None:
+        """A trained epoch's validation accuracy, as the trial's intermediate value at step ``epoch``."""
+        act = self.active.get(number)
+        if act is None or accuracy is None or epoch < 1 or not math.isfinite(accuracy):
+            return
+        set_intermediate_value(self.study, act.trial, epoch, accuracy)
+        self._mirror(stored_trial(self.study, act.trial))
 
     def abandon(self, number: int) -> None:
         """Forget a trial interrupted by a shutdown: it stays RUNNING in the storage and re-runs on resume."""
