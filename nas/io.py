@@ -30,6 +30,10 @@ from nas.errors import InputError
 MAX_YAML_NODES = 100_000
 #: Largest YAML or JSON file read (bytes): spaces and genotypes are a few kB.
 MAX_YAML_BYTES = 4 * 2**20
+# mkstemp creates 0600 files; what nas writes (plots, families, tables) is meant to be shared like any file
+# the user creates, so it gets the mode open() would give: 0666 less the umask (read once, at import).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 # -- writing ---------------------------------------------------------------------------------------------------
@@ -46,6 +50,7 @@ def atomic_open(path: str | Path, mode: str = "w", *, fsync: bool = False) -> It
     p = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
             yield f
             f.flush()
