@@ -281,12 +281,14 @@ def test_search_quality_short_runs_random_to_the_full_budget_and_the_others_to_t
     bq.main()
     text = capsys.readouterr().out
     rows = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ") and "+-" in line}
-    assert set(rows) == {"random", "nsga2", "tpe"}
+    assert set(rows) == {"random", "nsga2", "tpe", "predictor"}
     assert rows["random"].count("+-") == 2  # HV@6 and HV@12
-    for s in ("nsga2", "tpe"):
+    for s in ("nsga2", "tpe", "predictor"):
         assert rows[s].count("+-") == 1 and rows[s].rstrip().endswith("-")  # HV@6 only
-    for s, n in (("random", 12), ("nsga2", 6), ("tpe", 6)):
+    for s, n in (("random", 12), ("nsga2", 6), ("tpe", 6), ("predictor", 6)):
         for seed in range(2):
             lines = (out / f"{s}-s{seed}" / "trials.jsonl").read_text().splitlines()
             assert len(lines) == n
-    assert "goal: best sampler at 6" in text and "random at 12" in text
+    assert "goal: best sampler at 6" in text and "random at 12" in text and "Welch p" in text
+    assert "trials to reach random's HV@12" in text and "goal: predictor needs at most 25" in text
+    assert "tau on unseen trials after 20 trials" in text
