@@ -65,6 +65,7 @@ def _variant(tmp_path: Path, **changes) -> Path:
 def test_over_budget_architectures_are_answered_without_training():
     space = load_space("tiny.yaml")
     space.budgets.macs = budgets.min_achievable(space)["macs"] * 2.5  # ~80% of the space is over budget
+    space.family = {}  # budgets alone (spreading over tiers: test_spread.py)
     p, study, written = _proposer(space, target=200)
     launches = [p.next() for _ in range(5)]
     assert written and all(r["status"] == "infeasible" and r["violations"]["macs"] > 0 for r in written)
@@ -84,6 +85,7 @@ def test_over_budget_architectures_are_answered_without_training():
 def test_the_storage_sees_answered_trials_once_finished_and_launched_ones_while_running():
     space = load_space("tiny.yaml")
     space.budgets.macs = budgets.min_achievable(space)["macs"] * 2.5
+    space.family = {}
     objs = search_objectives(space, "train")
     study = optuna.create_study(directions=[o["direction"] for o in objs], sampler=make_sampler("random", 0, 200))
     mirrored: list[tuple[int, TrialState, dict]] = []
@@ -107,6 +109,7 @@ def test_the_storage_sees_answered_trials_once_finished_and_launched_ones_while_
 def test_duplicates_are_answered_from_results_and_outcomes_reach_optuna():
     space = load_space("tiny.yaml")
     space.budgets.macs = space.budgets.params = None
+    space.family = {}
     p, study, written = _proposer(space, target=8)
     first = p.next()
     hist = [{"epoch": 1, "val_accuracy": 0.5, "train_loss": 2.0}, {"epoch": 2, "val_accuracy": 0.7, "train_loss": 1.0}]

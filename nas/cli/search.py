@@ -53,6 +53,11 @@ def search(
                   f"{c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, {c.get('infeasible', 0)} "
                   f"infeasible, {c.get('failed', 0)} failed, {c.get('duplicate', 0)} duplicates",
                   markup=False, highlight=False)
+    lt = s.latency_timing
+    if lt is not None and lt.parts:
+        share = 100 * lt.seconds / max(s.wall_s, 1e-9)
+        console.print(f"latency: {lt.parts} parts timed on demand in {lt.networks} networks, {lt.seconds:.1f} s "
+                      f"({share:.1f}% of the wall time)", markup=False, highlight=False)
     if s.interrupted:
         err_console.print(f"interrupted: run the same command again to resume {s.study_dir}",
                           markup=False, highlight=False)

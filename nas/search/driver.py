@@ -165,7 +165,7 @@ def _run_locked(run: SearchRun, listeners: Listeners, trainable: Trainable, lock
                 objectives=run.objectives, new_trials=len(book.records) - len(records),
                 wall_s=time.perf_counter() - t_start, interrupted=interrupted,
                 propose_ms=1e3 * proposer.propose_s / max(1, proposer.n_proposed) if proposer else 0.0,
-                counts=dict(book.counts))
+                counts=dict(book.counts), latency_timing=getattr(run.latency_fn, "stats", None))
             listeners.search_finished(summary)
         study.mirror.wait(WRITER_EXIT_S)  # its exit overlapped the listeners' last work (plots, W&B)
     return summary

@@ -15,7 +15,14 @@ answers at once, without training, every proposal that needs none:
   without training time; a proposal identical to an architecture still
   training waits for that trial's result (an infeasible architecture is
   simply costed again: that is as cheap as looking it up);
+* in a space with family tiers, a proposal in a tier that is ahead of the
+  others -> ``infeasible`` for the tier (constraint ``tier``), not counted
+  among the study's trials (:mod:`nas.search.spread`);
 * in cost-only mode every feasible proposal is ``complete`` on its costs.
+
+Every proposal is costed in full (MACs, params and, when the space names a
+latency target, latency, timing missing parts on demand), so every record
+carries its costs and its tier (``record.tier``).
 
 Anything else is handed out as a :class:`Launch` to be trained. A trial
 process that dies is retried by Tune (``tuning.TRIAL_RETRIES``) before it is
@@ -49,11 +56,19 @@ from nas.results.front import objective_spec, objective_values
 from nas.results.optuna_compat import stored_trial, tell
 from nas.results.record import COST_METRICS, TrialRecord
 from nas.search import budgets
+from nas.search.spread import TIER, TierSpread, bands, tier_of
 
 
 def constraint_metrics(space: Any) -> list[str]:
-    """Budgeted metrics, in the order of the ``constraints`` user attribute."""
-    return [m for m in COST_METRICS if getattr(space.budgets, m, None) is not None]
+    """Optuna constraints of a search: budgeted metrics, and ``tier`` when the space has family tiers to
+    spread over (in the order of the ``constraints`` user attribute)."""
+    spread = [TIER] if len(bands(space)) > 1 else []
+    return [m for m in COST_METRICS if getattr(space.budgets, m, None) is not None] + spread
+
+
+def tier_rejected(record: Mapping[str, Any]) -> bool:
+    """Answered as infeasible for its tier (:mod:`nas.search.spread`): not one of the study's counted trials."""
+    return (record.get("violations") or {}).get(TIER, 0.0) > 0
 
 
 def outcome(record: Mapping[str, Any], objectives: Sequence[dict[str, str]]) -> tuple[TrialState, list[float] | None]:
@@ -64,7 +79,7 @@ def outcome(record: Mapping[str, Any], objectives: Sequence[dict[str, str]]) -> 
     if status == "failed":
         return TrialState.FAIL, None
     untrained = status == "infeasible" or record.get("accuracy") is None
-    values = [0.0 if untrained and o["metric"] == "accuracy" else v
+    values = [0.0 if untrained and o["metric"] in ("accuracy", "reward") else v
               for o, v in zip(objective_spec(objectives), objective_values(record, objectives), strict=True)]
     if any(math.isnan(v) for v in values):
         return TrialState.FAIL, None
@@ -114,11 +129,16 @@ class Proposer:
         self._latency_fn = latency_fn
         self._make_config = make_config or (lambda n, g: {"number": n, "genotype": g.to_dict()})
         self._constraints = constraint_metrics(space)
-        self.n_finished = len(records)
+        self._bands = bands(space)
+        rejected = sum(map(tier_rejected, records))
+        self.n_finished = len(records) - rejected  # tier rejections are not counted (nas.search.spread)
+        self.spread = None if cost_only else TierSpread(self._bands, allowance=target - rejected)
         self.done: dict[str, TrialRecord] = {}  # hash -> the original record of that architecture
         for r in records:
             if r.duplicate_of is None:
                 self.done.setdefault(r.hash, r)
+            if self.spread is not None and r.trained and r.status == "complete":
+                self.spread.count(r.tier, +1)
         self.active: dict[int, _Active] = {}
         self._active_hash: dict[str, int] = {}
         self.propose_s = 0.0  # time spent proposing (ask, suggest, cost), for the benchmarks
@@ -162,14 +182,21 @@ class Proposer:
         latency = self._latency_fn(g) if self._latency_fn is not None else None
         violations = budgets.violations(self.space, g, cost, latency_ms=latency,
                                         latency_fn=self._latency_fn) if self._constraints else {}
+        costs = {"macs": cost.macs, "params": cost.params, "latency_ms": latency}
+        if self.spread is not None and all(v <= 0 for v in violations.values()):
+            excess = self.spread.rejection(costs)
+            if excess > 0:
+                violations[TIER] = excess
         trial.set_user_attr("hash", g.hash)
         for m in self._constraints:
             trial.set_constraint(m, float(violations.get(m, 0.0)))
         return TrialRecord.costed(trial.number, g, macs=cost.macs, params=cost.params, latency_ms=latency,
-                                  violations=violations, seed=self.seed)
+                                  violations=violations, seed=self.seed, tier=tier_of(costs, self._bands))
 
     def _dispatch(self, trial: optuna.Trial, g: Genotype, record: TrialRecord) -> Launch | None:
         if any(v > 0 for v in record.violations.values()):
+            if tier_rejected(record) and self.spread is not None:
+                self.spread.allowance -= 1
             self._finish(trial, dataclasses.replace(record, status="infeasible"))
             return None
         prior = self.done.get(g.hash)
@@ -188,6 +215,8 @@ class Proposer:
             return None
         self.active[trial.number] = _Active(trial, record, g)
         self._active_hash[g.hash] = trial.number
+        if self.spread is not None:
+            self.spread.count(record.tier, +1)
         return Launch(trial.number, g, self._make_config(trial.number, g))
 
     # -- finishing --------------------------------------------------------------------------------------------
@@ -197,6 +226,8 @@ class Proposer:
         act = self.active.pop(number)
         self._active_hash.pop(act.genotype.hash, None)
         record = act.record.with_result(result, self.planned_epochs, error)
+        if self.spread is not None and record.status != "complete":
+            self.spread.count(record.tier, -1)  # a pruned or failed design is no member: its tier needs another
         self._finish(act.trial, record, trained=True)
         for trial, waiting in act.waiting:
             self._finish(trial, waiting.answered_from(record))
@@ -207,6 +238,8 @@ class Proposer:
         act = self.active.pop(number, None)
         if act is not None:
             self._active_hash.pop(act.genotype.hash, None)
+            if self.spread is not None:
+                self.spread.count(act.record.tier, -1)
 
     def answer_all(self) -> None:
         """Cost-only mode: propose and answer until the study holds ``target`` trials."""
@@ -219,7 +252,7 @@ class Proposer:
         state, values = outcome(record, self.objectives)
         tell(self.study, trial, values, state)
         self._mirror(stored_trial(self.study, trial))
-        self.n_finished += 1
+        self.n_finished += not tier_rejected(record)
         if record.duplicate_of is None and record.status != "infeasible":
             self.done.setdefault(record.hash, record)
         self._emit(record)

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
-from nas.config import METRICS, SAMPLERS, TrainConfig
+from nas.config import COST_METRICS, METRICS, REWARD_W, SAMPLERS, TrainConfig
 from nas.errors import InputError
 from nas.genotype import Genotype
 from nas.genotype_check import ACTS, GATES, HEAD_KINDS, KINDS, MAX_GROUPS, PROJS, SE_BASES, SPLITS, STRIDES
@@ -233,10 +233,25 @@ class Budgets(_Model):
 
 
 class Objective(_Model):
-    """One objective; ``direction`` defaults to maximize for accuracy and minimize for costs."""
+    """One objective; ``direction`` defaults to maximize for accuracy and reward, minimize for costs. ``reward``:
+    MnasNet's ``accuracy x (cost / target) ^ w`` (``nas.results.front.reward``; ``w`` default -0.07)."""
 
     metric: Literal[METRICS]
     direction: Literal["maximize", "minimize"] | None = None
+    cost: Literal[COST_METRICS] | None = None
+    target: Quantity | None = None
+    w: Annotated[float, AfterValidator(_ratio(-1, 0))] | None = None
+
+    @model_validator(mode="after")
+    def _reward_fields(self) -> Objective:
+        if self.metric == "reward":
+            if self.cost is None or self.target is None:
+                raise ValueError("a reward needs cost (macs, params or latency_ms) and target, e.g. "
+                                 "{metric: reward, cost: latency_ms, target: 80}")
+            self.w = REWARD_W if self.w is None else self.w
+        elif self.cost is not None or self.target is not None or self.w is not None:
+            raise ValueError(f"cost, target and w belong to a reward objective, not to {self.metric}")
+        return self
 
 
 def _objective(v: Any) -> Any:

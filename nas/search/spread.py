@@ -1,0 +1,109 @@
+"""Spreading a search's trials over the family's tiers, so that a short search trains a design in each.
+
+A space's ``family:`` lists tiers smallest first (``s``, ``m``, ``l``), each a
+set of limits on the target network's costs. A tier's *band* is what it
+allows and the tier before it does not: within its own limits and over at
+least one of the previous tier's (the first tier's band is everything within
+its limits). Bands do not overlap, so every architecture belongs to at most
+one tier (none when it is over the last tier's limits).
+
+The policy is *by need*: a tier is needed while no other tier has fewer
+designs trained or in training (pruned and failed ones do not count). A
+proposal in a needed tier is trained; one in a tier that is ahead of the
+others, or in none, is answered at once, untrained, as ``infeasible`` for
+the tier (constraint ``tier``: its relative distance to the nearest needed
+band, so the sampler learns where the needed bands are). Such answers are not
+counted among the study's ``trials`` (a 10-trial search still trains about 10
+designs), but at most ``trials`` of them are given per search: after that
+every proposal is taken as it comes, so a band nothing in the space reaches
+cannot stall a search. Measured on ``mixnet.yaml`` (10 trials, 2 at a time;
+``benchmarks/RESULTS.md``), random proposals alone trained no design in the
+upper tiers, where spreading trained one or more in each.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nas.config import COST_METRICS
+
+#: The constraint (and ``violations`` key) of a proposal answered as infeasible for the tier it falls in.
+TIER = "tier"
+
+
+@dataclass(frozen=True)
+class Band:
+    """A tier's band: within ``limits``, and over at least one of ``below`` (the previous tier's limits)."""
+
+    name: str
+    limits: dict[str, float]
+    below: dict[str, float] = field(default_factory=dict)
+
+    def contains(self, costs: Mapping[str, float | None]) -> bool:
+        return _within(costs, self.limits) and not (self.below and _within(costs, self.below))
+
+    def distance(self, costs: Mapping[str, float | None]) -> float:
+        """Relative distance from the band (0 inside): over a limit by ``(c - l) / l``, or under every one
+        of the previous tier's limits by the smallest ``(l - c) / l``."""
+        over = sum(max(0.0, (_v(costs, m) - b) / b) for m, b in self.limits.items())
+        under = min(((b - _v(costs, m)) / b for m, b in self.below.items()), default=-1.0)
+        return over + (max(under, 1e-9) if self.below and _within(costs, self.below) else 0.0)
+
+
+def _v(costs: Mapping[str, float | None], metric: str) -> float:
+    v = costs.get(metric)
+    return math.inf if v is None else float(v)
+
+
+def _within(costs: Mapping[str, float | None], limits: Mapping[str, float]) -> bool:
+    return all(_v(costs, m) <= b for m, b in limits.items())
+
+
+def bands(space: Any) -> list[Band]:
+    """The bands of the space's family tiers, in the order they are declared (smallest first)."""
+    out: list[Band] = []
+    below: dict[str, float] = {}
+    for name, tier in (getattr(space, "family", None) or {}).items():
+        limits = {m: float(getattr(tier, m)) for m in COST_METRICS if getattr(tier, m, None) is not None}
+        out.append(Band(name, limits, dict(below)))
+        below = limits
+    return out
+
+
+def tier_of(costs: Mapping[str, float | None], tiers: list[Band]) -> str | None:
+    """The tier whose band holds ``costs``, or None."""
+    return next((b.name for b in tiers if b.contains(costs)), None)
+
+
+class TierSpread:
+    """The by-need policy of the module docstring, for one search."""
+
+    def __init__(self, tiers: list[Band], allowance: int) -> None:
+        self.tiers = tiers
+        self.allowance = allowance  # answers "infeasible for the tier" still allowed
+        self.counts = {b.name: 0 for b in tiers}  # designs trained (complete) or in training, per tier
+
+    @property
+    def active(self) -> bool:
+        return len(self.tiers) > 1 and self.allowance > 0
+
+    def needed(self) -> list[Band]:
+        low = min(self.counts.values())
+        return [b for b in self.tiers if self.counts[b.name] == low]
+
+    def rejection(self, costs: Mapping[str, float | None]) -> float:
+        """0 when a proposal with these costs is to be trained, else its ``tier`` constraint value (> 0)."""
+        if not self.active:
+            return 0.0
+        tier = tier_of(costs, self.tiers)
+        need = self.needed()
+        if tier in {b.name for b in need}:
+            return 0.0
+        return max(min(b.distance(costs) for b in need), 1e-9)
+
+    def count(self, tier: str | None, delta: int) -> None:
+        if tier in self.counts:
+            self.counts[tier] += delta
