@@ -8,7 +8,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from nas.results.front import objective_spec, sig3
+from nas.results.front import objective_spec, objective_values, sig3
 
 
 def front_table(members: Sequence[Mapping[str, Any]], objectives: Iterable[Any], title: str | None = None) -> Table:
@@ -17,7 +17,9 @@ def front_table(members: Sequence[Mapping[str, Any]], objectives: Iterable[Any],
 
     objs = objective_spec(objectives)
     table = Table(title=title, header_style="bold")
-    for name in ("trial", "hash", "acc.\n(%)", "MACs\n(M)", "params\n(M)", "latency\n(ms)", "epochs"):
+    rewards = [o for o in objs if o["metric"] == "reward"]  # computed from accuracy and a cost, not recorded
+    for name in ("trial", "hash", *(["reward"] * len(rewards)), "acc.\n(%)", "MACs\n(M)", "params\n(M)",
+                 "latency\n(ms)", "epochs"):
         table.add_column(name, justify="left" if name == "hash" else "right", no_wrap=True)
     table.add_column("architecture", overflow="fold", min_width=12)
     bold = {o["metric"] for o in objs}
@@ -33,6 +35,7 @@ def front_table(members: Sequence[Mapping[str, Any]], objectives: Iterable[Any],
             summary = "?"
         acc = r.get("accuracy")
         table.add_row(str(r.get("number")), str(r.get("hash", ""))[:8],  # short form; --json has it whole
+                      *(cell("reward", f"{v:.4f}") for v in objective_values(r, rewards)),
                       cell("accuracy", "n/a" if acc is None else f"{100 * acc:.2f}"),
                       cell("macs", sig3(r["macs"] / 1e6)), cell("params", sig3(r["params"] / 1e6)),
                       cell("latency_ms", "n/a" if lat is None else sig3(lat)), str(r.get("epochs", "")),

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ from nas.results.front import objective_spec, objective_values
 from nas.results.optuna_compat import stored_trial, tell
 from nas.results.record import COST_METRICS, TrialRecord
 from nas.search import budgets
-from nas.search.spread import TIER, TierSpread, bands, tier_of
+from nas.search.spread import TIER, TierSpread, bands, draw, tier_of
 
 
 def constraint_metrics(space: Any) -> list[str]:
@@ -144,6 +145,7 @@ class Proposer:
         self.propose_s = 0.0  # time spent proposing (ask, suggest, cost), for the benchmarks
         self.n_proposed = 0
         self.stop: Any = None  # an Event; once set, nothing more is proposed
+        self._costed_so_far: list[TrialRecord] = list(records)  # latency per MAC, for the tier draws
 
     # -- counts -----------------------------------------------------------------------------------------------
 
@@ -166,6 +168,7 @@ class Proposer:
             try:
                 g = self.space.suggest(trial)
                 record = self._costed(trial, g)
+                self._costed_so_far.append(record)
             except InputError:  # e.g. a latency table without an entry: the user must fix it, so stop
                 tell(self.study, trial, None, TrialState.FAIL)
                 self._mirror(stored_trial(self.study, trial))
@@ -195,9 +198,10 @@ class Proposer:
 
     def _dispatch(self, trial: optuna.Trial, g: Genotype, record: TrialRecord) -> Launch | None:
         if any(v > 0 for v in record.violations.values()):
+            self._finish(trial, dataclasses.replace(record, status="infeasible"))
             if tier_rejected(record) and self.spread is not None:
                 self.spread.allowance -= 1
-            self._finish(trial, dataclasses.replace(record, status="infeasible"))
+                self._queue_needed(record)
             return None
         prior = self.done.get(g.hash)
         if prior is not None:
@@ -218,6 +222,30 @@ class Proposer:
         if self.spread is not None:
             self.spread.count(record.tier, +1)
         return Launch(trial.number, g, self._make_config(trial.number, g))
+
+    def _queue_needed(self, refused: TrialRecord) -> None:
+        """Queue a random architecture of the nearest needed tier's band as the next proposal (nas.search.spread)."""
+        assert self.spread is not None
+        if not self.spread.active:
+            return
+        ratios = sorted(r.latency_ms / r.macs for r in self._costed_so_far if r.latency_ms and r.macs)
+        per_mac = ratios[len(ratios) // 2] if ratios else None
+
+        def estimate(g: Genotype) -> dict[str, float | None] | None:
+            c = budgets.target_cost(self.space, g)
+            latency = per_mac * c.macs if per_mac else None
+            over = budgets.violations(self.space, g, c, latency_ms=latency if latency is not None else 0.0)
+            if any(v > 0 for v in over.values()):
+                return None
+            return {"macs": c.macs, "params": c.params, "latency_ms": latency}
+
+        rng = random.Random(self.seed * 100003 + refused.number)
+        taken = set(self.done) | set(self._active_hash)
+        for band in self.spread.nearest_needed(refused):
+            g = draw(self.space, band, estimate, rng, taken)
+            if g is not None:
+                self.study.enqueue_trial(self.space.params_of(g), skip_if_exists=False)
+                return
 
     # -- finishing --------------------------------------------------------------------------------------------
 
