@@ -17,10 +17,10 @@ def _num(v: float | None, fmt: str, scale_by: float = 1.0) -> str:
 
 
 def _source(r: dict) -> str:
-    if r["source"] == "front":
-        return f"front, trial {r['trial']}"
+    if r["source"] == "trained":
+        return f"trained: trial {r['trial']}"
     if r["source"] == "scaled":
-        return f"trial {r['trial']} x {r['width']:g} width"
+        return f"scaled: trial {r['trial']} x {r['width']:g} width"
     return r["source"]
 
 

@@ -199,13 +199,13 @@ def _summary(bursts: list[np.ndarray], target: Target, unit_ms: float) -> Measur
 
 
 def _measure(runners: list[Runner], target: Target, *, rounds: int, burst_s: float, min_iters: int = 3,
-             max_iters: int = 200, warmup_s: float = 0.02, unit_ms: float | None = None,
+             max_iters: int = 200, warmup: int = 2, warmup_s: float = 0.02, unit_ms: float | None = None,
              on_step: Callable[[], None] | None = None) -> dict[Hashable, Measurement]:
     """Run the runners in interleaved rounds of bursts; pool every key's bursts into one measurement."""
     probe = _probe_runner() if target.clock == "probe" else None
     for run in runners:
         t_end = time.perf_counter() + warmup_s
-        for _ in range(2):
+        for _ in range(warmup):
             run()
         while time.perf_counter() < t_end:
             run()
@@ -252,12 +252,14 @@ def measure_many(items: Mapping[Hashable, tuple[Any, tuple[int, ...]]], target: 
 
 def measure_in_context(genotypes: list[Genotype], target: Target | str, num_classes: int = 1000, *,
                        rounds: int = 3, burst_s: float = 0.05, unit_ms: float | None = None,
-                       on_step: Callable[[], None] | None = None) -> dict[str, Measurement]:
+                       on_step: Callable[[], None] | None = None, min_iters: int = 3, warmup: int = 2,
+                       warmup_s: float = 0.02) -> dict[str, Measurement]:
     """Per-part latencies timed inside whole deployed networks (torch CPU backends).
 
     Every stem, block and head is timed by forward hooks while its network
     runs, so its input is as hot and its weights as cold as in a real
     forward pass; a key found in several networks pools their passes.
+    ``min_iters``, ``warmup`` (passes) and ``warmup_s``: see :func:`measure_many`.
     """
     target = get_target(target)
     with _torch_threads(target.threads):
@@ -267,11 +269,17 @@ def measure_in_context(genotypes: list[Genotype], target: Target | str, num_clas
             mods = [net.stem, *(b for stage in net.stages for b in stage), net.head]
             keyed = [(m, p.key) for m, p in zip(mods, parts(g, num_classes), strict=True)]
             runners.append(_runner(i, net, input_shape(g, target), target, keyed))
-        return _measure(runners, target, rounds=rounds, burst_s=burst_s, unit_ms=unit_ms, on_step=on_step)
+        return _measure(runners, target, rounds=rounds, burst_s=burst_s, unit_ms=unit_ms, on_step=on_step,
+                        min_iters=min_iters, warmup=warmup, warmup_s=warmup_s)
 
 
 def probe_ms(seconds: float = 0.5) -> float:
-    """The probe network's median CPU time now (the ``unit_ms`` of a new ``probe``-clock table)."""
+    """The probe network's CPU time now, its 10th percentile (the ``unit_ms`` of a new ``probe``-clock table).
+
+    A low percentile, not the median: other processes only ever slow the probe down, and the unit is fixed
+    once per table. Measured here (2 cores) with two training processes running, the median came out 2.2x
+    and the 10th percentile 1.4x the figures without them.
+    """
     with _torch_threads(1):
         run = _probe_runner()
         for _ in range(3):
@@ -279,7 +287,7 @@ def probe_ms(seconds: float = 0.5) -> float:
         t_end, times = time.perf_counter() + seconds, []
         while time.perf_counter() < t_end or len(times) < 5:
             times.append(run())
-    return float(np.median(times))
+    return float(np.percentile(times, 10))
 
 
 def measure(module, input_shape: tuple[int, ...], target: Target | str = "torch-cpu", *,
@@ -299,7 +307,7 @@ def deployed(genotype: Genotype, num_classes: int = 1000):
     """The fused inference network of ``genotype`` (what is measured)."""
     from nas.model import build, deploy
 
-    return deploy(build(genotype, num_classes=num_classes).eval())
+    return deploy(build(genotype, num_classes=num_classes), inplace=True)
 
 
 def measure_genotype(genotype: Genotype, target: Target | str = "torch-cpu", num_classes: int = 1000, *,
@@ -325,12 +333,15 @@ def part_module(p: Part):
 
 
 def measure_parts(todo: list[Part], target: Target | str, *, rounds: int = 3, burst_s: float = 0.05,
-                  unit_ms: float | None = None, on_step: Callable[[], None] | None = None,
-                  ) -> dict[str, Measurement]:
+                  unit_ms: float | None = None, on_step: Callable[[], None] | None = None, min_iters: int = 3,
+                  warmup: int = 2, warmup_s: float = 0.02) -> dict[str, Measurement]:
     """Parts each measured alone, as a deployed module of their own (any backend)."""
     target = get_target(target)
     items = {p.key: (part_module(p), p.input_shape(target.batch)) for p in todo}
-    return measure_many(items, target, rounds=rounds, burst_s=burst_s, unit_ms=unit_ms, on_step=on_step)
+    with _torch_threads(target.threads):
+        runners = [_runner(k, m, shape, target) for k, (m, shape) in items.items()]
+        return _measure(runners, target, rounds=rounds, burst_s=burst_s, unit_ms=unit_ms, on_step=on_step,
+                        min_iters=min_iters, warmup=warmup, warmup_s=warmup_s)
 
 
 def measure_missing(genotype: Genotype, missing: list[Part], lut: LatencyTable,

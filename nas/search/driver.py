@@ -193,6 +193,7 @@ def _train(run: SearchRun, proposer: Proposer, trainable: Trainable, listeners: 
     from nas.search import tuning
 
     st = run.settings
+    proposer.prefetch(st.concurrency)  # the first proposals' latency parts are timed before Ray loads the machine
     started = tuning.start_ray(run.opts.address, tuning.local_cpus(st.concurrency, st.cpus_per_trial))
     try:
         def on_launch(launch: Launch) -> None:

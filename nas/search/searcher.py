@@ -146,6 +146,7 @@ class Proposer:
         self.n_proposed = 0
         self.stop: Any = None  # an Event; once set, nothing more is proposed
         self._costed_so_far: list[TrialRecord] = list(records)  # latency per MAC, for the tier draws
+        self._ready: list[Launch] = []  # proposed ahead (prefetch), handed out first
 
     # -- counts -----------------------------------------------------------------------------------------------
 
@@ -160,8 +161,23 @@ class Proposer:
 
     # -- proposing --------------------------------------------------------------------------------------------
 
+    def prefetch(self, n: int) -> None:
+        """Propose the first ``n`` launches now, before the trials start: the latency parts they need are then
+        timed on a quiet machine (and the probe unit of a new latency table is fixed there), not while Ray
+        starts and trials train; :meth:`next` hands them out first."""
+        prepare = getattr(self._latency_fn, "prepare", None)
+        if prepare is not None:
+            prepare()
+        while len(self._ready) < n and (launch := self._propose()) is not None:
+            self._ready.append(launch)
+
     def next(self) -> Launch | None:
         """The next architecture to train, answering the others on the way; None once :attr:`exhausted`."""
+        if self._ready:
+            return self._ready.pop(0)
+        return self._propose()
+
+    def _propose(self) -> Launch | None:
         while not self.exhausted and not (self.stop is not None and self.stop.is_set()):
             t0 = time.perf_counter()
             trial = self.study.ask()
@@ -263,6 +279,7 @@ class Proposer:
 
     def abandon(self, number: int) -> None:
         """Forget a trial interrupted by a shutdown: it stays RUNNING in the storage and re-runs on resume."""
+        self._ready = [launch for launch in self._ready if launch.number != number]
         act = self.active.pop(number, None)
         if act is not None:
             self._active_hash.pop(act.genotype.hash, None)

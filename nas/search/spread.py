@@ -74,15 +74,18 @@ def _within(costs: Mapping[str, float | None], limits: Mapping[str, float]) -> b
 
 
 def bands(space: Any) -> list[Band]:
-    """The bands of the space's family tiers, smallest tier first (by MACs, then params, then latency limit)."""
-    tiers = [(name, {m: float(getattr(t, m)) for m in COST_METRICS if getattr(t, m, None) is not None})
-             for name, t in (getattr(space, "family", None) or {}).items()]
-    tiers.sort(key=lambda nt: tuple(nt[1].get(m, math.inf) for m in COST_METRICS))
+    """The bands of the space's family tiers, smallest tier first."""
+    return ordered_bands([(name, {m: float(getattr(t, m)) for m in COST_METRICS if getattr(t, m, None) is not None})
+                          for name, t in (getattr(space, "family", None) or {}).items()])
+
+
+def ordered_bands(tiers: list[tuple[str, Mapping[str, float]]]) -> list[Band]:
+    """Bands of ``(name, limits)`` tiers, smallest first (by MACs, then params, then latency limit)."""
     out: list[Band] = []
     below: dict[str, float] = {}
-    for name, limits in tiers:
-        out.append(Band(name, limits, dict(below)))
-        below = limits
+    for name, limits in sorted(tiers, key=lambda nt: tuple(nt[1].get(m, math.inf) for m in COST_METRICS)):
+        out.append(Band(name, dict(limits), dict(below)))
+        below = dict(limits)
     return out
 
 
