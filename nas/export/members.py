@@ -11,8 +11,8 @@ bands the search spreads its trials over). Per tier:
 2. otherwise the trained member of the nearest tier (the one below first)
    compound-scaled in width to just under the tier's limits, as MixNet-L is
    MixNet-M x 1.3 (:func:`scale_to_budget`): ``scaled``, never trained;
-3. a study with no design trained in any band falls back on
-   :func:`choose_member` over its front.
+3. when no tier has a trained member, or scaling it cannot reach the tier,
+   :func:`choose_member` over the study's front.
 """
 
 from __future__ import annotations
@@ -149,9 +149,9 @@ def tier_members(records: Sequence[Mapping[str, Any]], space: Any, tiers: Sequen
             continue
         i = order.index(t.name)
         donors = sorted((n for n in best), key=lambda n: (abs(order.index(n) - i), order.index(n) > i))
-        if donors:
+        try:
             members.append(_scaled(t, best[donors[0]], cost_fn))
-        else:
+        except (IndexError, InputError):  # no member to scale, or none that reaches the tier
             members.append(choose_member(study_front(records, space, t), t, cost_fn, near=near))
     return members
 
