@@ -50,8 +50,9 @@ from nas.latency.device import device_hash, device_info, get_target, on_this_mac
 log = logging.getLogger(__name__)
 
 #: Timing settings of parts measured on demand: one warm-up pass, one untimed pass, 3 timed passes, each followed
-#: by a probe pass (:func:`nas.latency.measure.measure_many`). Measured here on mixnet.yaml at 224 (2 cores), a
-#: network takes 1.2 s with these (building and fusing it included), 1.75 s with 2 rounds and 2 warm-up passes.
+#: by a probe pass (:func:`nas.latency.measure.measure_many`). Measured here on mixnet.yaml at 224 (2 cores, load
+#: average 6), a network takes 1.2 s with these (building and fusing it included), 1.75 s with 2 rounds and 2
+#: warm-up passes, 4.6 s with these while two training processes share the cores.
 ON_DEMAND = {"rounds": 1, "burst_s": 0.0, "min_iters": 3, "warmup": 1, "warmup_s": 0.0}
 
 

@@ -187,7 +187,7 @@ def build_lut(space: Any, target: str | Target, *, out: str | Path | None = None
     cached = mc.table() if mc is not None else LatencyTable(target=target, device=device_info(target))
     if target.clock == "probe" and cached.unit_ms is None:
         # The unit is fixed once per cache, so that entries measured in different builds add up.
-        cached.unit_ms = round(probe_ms(seconds=1.0), 6)
+        cached.unit_ms = round(probe_ms(), 6)
     nc = space.target.num_classes
     wanted = space_parts(space)
     todo = {k: p for k, p in wanted.items() if k not in cached.entries}
