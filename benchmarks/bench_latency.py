@@ -98,6 +98,9 @@ def main() -> None:
         table = predictor.lut if predictor.lut is not None else predictor.cache.table()
         unit = table.unit_ms
         plain = np.array([sum(table.entries[p.key]["ms"] for p in parts(g, nc)) for g in nets])
+    q1, q2, q3 = np.percentile(pred, [25, 50, 75])
+    print(f"predicted latency: 25% {q1:.1f} ms, median {q2:.1f}, 75% {q3:.1f}, range {pred.min():.1f}-{pred.max():.1f} "
+          "(mixnet.yaml's latency budget and family tiers are these quartiles on its reference machine)")
     st = predictor.stats
     if st.networks:
         print(f"timing parts on demand: {st.parts} parts in {st.networks} of {len(nets)} networks, {st.seconds:.1f} s "

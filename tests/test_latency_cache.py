@@ -135,6 +135,16 @@ def test_entries_timed_under_another_probe_unit_are_rescaled_on_merge(tmp_path):
     assert t.unit_ms == 0.5 and t.entries["a"]["ms"] == 1.0 and t.entries["b"]["ms"] == pytest.approx(2.5)
 
 
+def test_a_faster_probe_lowers_the_unit_and_rescales_the_table(tmp_path):
+    c = MachineCache("torch-cpu", tmp_path / "c.json")
+    c.add({"a": {"ms": 1.0, "iqr": 0.1, "n": 3}}, unit_ms=0.5, calibration={"scale": 1.0, "offset_ms": 0.2})
+    assert c.refine_unit(0.49).unit_ms == 0.5  # within 3%: kept
+    assert c.refine_unit(0.6).entries["a"]["ms"] == 1.0  # slower (a loaded machine): kept
+    t = c.refine_unit(0.4)
+    assert t.unit_ms == 0.4 and t.entries["a"]["ms"] == pytest.approx(0.8)
+    assert t.calibration["offset_ms"] == pytest.approx(0.16) and load_cache(get_target("torch-cpu"), c.path).unit_ms == 0.4
+
+
 def _foreign_table(space) -> LatencyTable:
     """A complete table of the space's first sample, as if measured on a phone."""
     g = space.sample(0)

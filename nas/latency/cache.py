@@ -17,7 +17,10 @@ second search may share that file, so:
   process timed meanwhile is not timed twice;
 * a probe-clock table's unit (``unit_ms``, :mod:`nas.latency.measure`) is fixed
   by the first write; entries timed under another unit are rescaled on merge
-  (an entry is a probe ratio times the unit, so rescaling is exact).
+  (an entry is a probe ratio times the unit, so rescaling is exact). Each
+  search measures the probe before it starts and lowers the unit (rescaling
+  the whole table) when the machine shows itself faster than the unit says,
+  so a table started under load converges on the unloaded speed.
 
 Parts are timed *in context* (inside the proposed network itself, by forward
 hooks, as ``nas lut build`` times them) in :data:`ON_DEMAND` rounds: short,
@@ -49,6 +52,8 @@ from nas.latency.device import device_hash, device_info, get_target, on_this_mac
 
 log = logging.getLogger(__name__)
 
+#: A probe latency this much below a table's unit replaces it (the entries are rescaled).
+UNIT_SLACK = 0.03
 #: Timing settings of parts measured on demand: one warm-up pass, one untimed pass, 3 timed passes, each followed
 #: by a probe pass (:func:`nas.latency.measure.measure_many`). Measured here on mixnet.yaml at 224 (2 cores, load
 #: average 6), a network takes 1.2 s with these (building and fusing it included), 1.75 s with 2 rounds and 2
@@ -135,6 +140,27 @@ class MachineCache:
             table.unit_ms = round(probe_ms(), 6)
         return table.unit_ms
 
+    def refine_unit(self, unit_ms: float) -> LatencyTable:
+        """Take ``unit_ms`` (a probe latency measured now) as the table's unit if it is the first, or faster than
+        the table's by more than :data:`UNIT_SLACK`: every entry (and the calibration offset) is rescaled, so
+        the table converges on the machine's unloaded speed over the searches that use it."""
+        with _locked(self.path):
+            current = load_cache(self.target, self.path)
+            old = current.unit_ms
+            if old is not None and unit_ms >= old * (1 - UNIT_SLACK):
+                self._table, self._stamp = current, _stamp(self.path)
+                return current
+            if old is not None:
+                f = unit_ms / old
+                current.entries = {k: {**e, "ms": round(e["ms"] * f, 5), "iqr": round(e.get("iqr", 0.0) * f, 5)}
+                                   for k, e in current.entries.items()}
+                current.calibration = {**current.calibration,
+                                       "offset_ms": float(current.calibration["offset_ms"]) * f}
+            current.unit_ms = round(unit_ms, 6)
+            current.save(self.path)
+            self._table, self._stamp = current, _stamp(self.path)
+        return current
+
     def add(self, entries: Mapping[str, dict[str, Any]], unit_ms: float | None = None,
             calibration: dict[str, Any] | None = None) -> LatencyTable:
         """Merge ``entries`` (measured with the probe latency ``unit_ms``) into the file, under the lock.
@@ -197,10 +223,15 @@ class LatencyPredictor:
             self.cache = MachineCache(tgt, cache)
 
     def prepare(self) -> None:
-        """Fix the probe unit now, if this machine's table has none yet (a search calls it before it starts
-        training, when the machine is quietest: the unit is kept for every later entry)."""
-        if self.cache is not None:
-            self.cache.unit_ms()
+        """Measure the probe unit now and give it to this machine's table (:meth:`MachineCache.refine_unit`); a
+        search calls this before it starts training, when the machine is quietest. The 2 s it takes count as
+        timing."""
+        if self.cache is not None and self.cache.target.clock == "probe":
+            from nas.latency.measure import probe_ms
+
+            t0 = time.perf_counter()
+            self.cache.refine_unit(probe_ms())
+            self.stats.seconds += time.perf_counter() - t0
 
     @property
     def measures(self) -> bool:

@@ -273,26 +273,23 @@ def measure_in_context(genotypes: list[Genotype], target: Target | str, num_clas
                         min_iters=min_iters, warmup=warmup, warmup_s=warmup_s)
 
 
-def probe_ms(seconds: float = 2.0, chunks: int = 10) -> float:
-    """The probe network's CPU time on this machine (the ``unit_ms`` of a new ``probe``-clock table): the
-    smallest of the medians of ``chunks`` stretches of ``seconds / chunks`` each.
+def probe_ms(seconds: float = 2.0) -> float:
+    """The probe network's CPU time on this machine, unloaded: the 1st percentile of its passes over ``seconds``
+    (the ``unit_ms`` of a ``probe``-clock table).
 
-    The unit is fixed once per table, and a core's speed swings for seconds at a time on a shared machine
-    (other processes' cache traffic; a virtual machine's host). Measured here (2 cores, load average 6):
-    back-to-back one-second medians of the probe ranged from 0.56 to 0.76 ms and even their minima from
-    0.40 to 0.60 ms; the fastest stretch is the machine's own speed, the rest is other processes.
+    Other processes only ever slow the probe down, by tens of percent for seconds at a time on a shared
+    machine. Measured here (2 cores, a VM, load average 4-8), one-second medians of the probe ranged from
+    0.46 to 0.77 ms while their minima stayed at 0.38-0.40 ms, except under the heaviest load (load average
+    14), when even the minima rose to 0.60 ms for tens of seconds.
     """
     with _torch_threads(1):
         run = _probe_runner()
         for _ in range(3):
             run()
-        meds = []
-        for _ in range(chunks):
-            t_end, times = time.perf_counter() + seconds / chunks, []
-            while time.perf_counter() < t_end or len(times) < 5:
-                times.append(run())
-            meds.append(float(np.median(times)))
-    return min(meds)
+        t_end, times = time.perf_counter() + seconds, []
+        while time.perf_counter() < t_end or len(times) < 5:
+            times.append(run())
+    return float(np.percentile(times, 1))
 
 
 def measure(module, input_shape: tuple[int, ...], target: Target | str = "torch-cpu", *,
