@@ -145,3 +145,33 @@ def test_a_search_over_tiers_trains_each_tier_and_costs_latency_for_every_trial(
     trained = {r.tier for r in recs if r.trained and r.status == "complete"}
     assert trained == {"s", "m", "l"}, [(r.number, r.tier, r.status) for r in recs]
     assert s.latency_timing.parts > 0 and s.latency_timing.seconds > 0
+
+
+# -- timing latency with the local trials paused -------------------------------------------------------------
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
+def test_local_ray_workers_are_paused_while_parts_are_timed_and_continued_after():
+    import subprocess
+    import time
+
+    from nas.search.quiet import local_trial_processes, trials_paused
+
+    worker = subprocess.Popen(["bash", "-c", "exec -a ray::ImplicitFunc.train sleep 60"])
+    agent = subprocess.Popen(["bash", "-c", "exec -a ray::DashboardAgent sleep 60"])
+    try:
+        for _ in range(100):  # until exec has renamed them
+            if local_trial_processes() == [worker.pid]:
+                break
+            time.sleep(0.05)
+        assert local_trial_processes() == [worker.pid]
+        with pytest.raises(RuntimeError), trials_paused():
+            assert _state(worker.pid) == "T" and _state(agent.pid) != "T"
+            raise RuntimeError("a timing that fails")
+        assert _state(worker.pid) != "T"  # continued, also after the failure
+    finally:
+        worker.kill()
+        agent.kill()

@@ -38,7 +38,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,6 +213,8 @@ class LatencyPredictor:
         self.num_classes = num_classes
         self.timing = dict(ON_DEMAND if timing is None else timing)
         self.stats = TimingStats()
+        #: Entered around each timing (a search pauses its local trials: ``nas.search.quiet.trials_paused``).
+        self.quiet: Callable[[], contextlib.AbstractContextManager] | None = None
         local = lut is None or on_this_machine(lut)
         tgt = lut.target if lut is not None else get_target(target)
         if not local:
@@ -268,15 +270,19 @@ class LatencyPredictor:
         return found
 
     def _time(self, genotype: Genotype, missing: list[Part]) -> None:
-        from nas.latency.measure import measure_in_context, measure_parts
+        from nas.latency.measure import deployed, measure_in_context, measure_parts
 
         assert self.cache is not None
         t0 = time.perf_counter()
         target, unit = self.cache.target, self.cache.unit_ms()
-        if target.backend == "torch-cpu":
-            found = measure_in_context([genotype], target, self.num_classes, unit_ms=unit, **self.timing)
-        else:
-            found = measure_parts(list({p.key: p for p in missing}.values()), target, unit_ms=unit, **self.timing)
+        net = deployed(genotype, self.num_classes) if target.backend == "torch-cpu" else None
+        with self.quiet() if self.quiet is not None else contextlib.nullcontext():
+            if net is not None:
+                found = measure_in_context([genotype], target, self.num_classes, unit_ms=unit, built=[net],
+                                           **self.timing)
+            else:
+                found = measure_parts(list({p.key: p for p in missing}.values()), target, unit_ms=unit,
+                                      **self.timing)
         keys = {p.key for p in missing}
         self.cache.add({k: m.to_dict() for k, m in found.items() if k in keys}, unit)
         self.stats.seconds += time.perf_counter() - t0

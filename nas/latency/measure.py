@@ -253,19 +253,20 @@ def measure_many(items: Mapping[Hashable, tuple[Any, tuple[int, ...]]], target: 
 def measure_in_context(genotypes: list[Genotype], target: Target | str, num_classes: int = 1000, *,
                        rounds: int = 3, burst_s: float = 0.05, unit_ms: float | None = None,
                        on_step: Callable[[], None] | None = None, min_iters: int = 3, warmup: int = 2,
-                       warmup_s: float = 0.02) -> dict[str, Measurement]:
+                       warmup_s: float = 0.02, built: list | None = None) -> dict[str, Measurement]:
     """Per-part latencies timed inside whole deployed networks (torch CPU backends).
 
     Every stem, block and head is timed by forward hooks while its network
     runs, so its input is as hot and its weights as cold as in a real
     forward pass; a key found in several networks pools their passes.
-    ``min_iters``, ``warmup`` (passes) and ``warmup_s``: see :func:`measure_many`.
+    ``min_iters``, ``warmup`` (passes) and ``warmup_s``: see :func:`measure_many`;
+    ``built``: the genotypes' :func:`deployed` networks, when the caller built them.
     """
     target = get_target(target)
     with _torch_threads(target.threads):
         runners = []
         for i, g in enumerate(genotypes):
-            net = deployed(g, num_classes)
+            net = built[i] if built is not None else deployed(g, num_classes)
             mods = [net.stem, *(b for stage in net.stages for b in stage), net.head]
             keyed = [(m, p.key) for m, p in zip(mods, parts(g, num_classes), strict=True)]
             runners.append(_runner(i, net, input_shape(g, target), target, keyed))

@@ -55,6 +55,7 @@ from nas.results.store import RecordWriter, StudyLock, read_records
 from nas.search import budgets
 from nas.search.events import Listeners, SearchInfo, SearchListener, SearchSummary
 from nas.search.objective import run_trial, trial_config
+from nas.search.quiet import trials_paused
 from nas.search.resume import Reconciled, keep_space, reconcile
 from nas.search.samplers import make_sampler, quiet_optuna
 from nas.search.searcher import Launch, Proposer
@@ -194,6 +195,8 @@ def _train(run: SearchRun, proposer: Proposer, trainable: Trainable, listeners: 
 
     st = run.settings
     proposer.prefetch(st.concurrency)  # the first proposals' latency parts are timed before Ray loads the machine
+    if getattr(run.latency_fn, "measures", False):
+        run.latency_fn.quiet = trials_paused  # later ones with the local trials paused (nas.search.quiet)
     started = tuning.start_ray(run.opts.address, tuning.local_cpus(st.concurrency, st.cpus_per_trial))
     try:
         def on_launch(launch: Launch) -> None:
