@@ -9,7 +9,10 @@ interquartile range. A target's clock (:class:`nas.config.Target`):
 * ``wall``: wall-clock time (CUDA: events). With one CPU thread, iterations
   during which the process was descheduled (wall time above its CPU time)
   are dropped.
-* ``cpu``: the process's CPU time, which leaves out time other processes
+* ``cpu``: the timing thread's CPU time (not the process's: a search's
+  driver has Ray's and Tune's threads busy beside it; measured in the driver
+  of a ``mixnet.yaml`` search, process CPU time made networks 1.8x slower
+  than on their own), which leaves out time other processes
   held the core.
 * ``probe`` (the CPU presets): every timed pass is followed by a pass of a
   fixed small *probe* network (a deployed inverted residual block); per
@@ -98,7 +101,7 @@ def _onnx_bytes(module, x) -> bytes:
 
 def _hooked(parts: list[tuple[Any, Hashable]], rows: list) -> Callable[[], None]:
     """Forward hooks appending (key, wall ms, CPU ms) of each part's call to ``rows``; returns the remover."""
-    clock, cpu = time.perf_counter_ns, time.process_time_ns
+    clock, cpu = time.perf_counter_ns, time.thread_time_ns
     handles = []
     for module, key in parts:
         start: list[int] = [0, 0]
@@ -123,7 +126,7 @@ def _runner(key: Hashable, module, shape: tuple[int, ...], target: Target,
     import torch
 
     x = _input(shape)
-    clock, cpu = time.perf_counter_ns, time.process_time_ns
+    clock, cpu = time.perf_counter_ns, time.thread_time_ns
     if target.backend == "torch-cpu":
         module, rows = module.eval(), []
         if parts:

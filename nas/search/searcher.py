@@ -110,7 +110,8 @@ class Proposer:
     ``write(record, durable=...)`` stores a record (``durable`` for trained
     trials); ``emit(record)`` is called for every finished trial, after the
     record is written and Optuna has been told. ``target`` is the total number of finished
-    trials the study should hold (records loaded on resume count).
+    trials the study should hold (records loaded on resume count; answers "infeasible for the tier" do not,
+    :mod:`nas.search.spread`).
     """
 
     def __init__(self, space: Any, study: optuna.Study, *, objectives: Sequence[Any], target: int,

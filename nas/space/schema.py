@@ -221,9 +221,8 @@ class HeadChoices(_Model):
 
 
 class Budgets(_Model):
-    """Hard limits on the target network's costs, checked before any training (``None`` = no limit).
-
-    ``latency_ms`` is predicted from the latency LUT of ``target`` (file ``lut``; ``nas lut build``)."""
+    """Hard limits on the target network's costs, checked before any training (``None`` = no limit);
+    ``latency_ms`` is predicted for ``target`` from the table ``lut`` or this machine's (``nas.latency.cache``)."""
 
     macs: Quantity | None = None
     params: Quantity | None = None
