@@ -142,7 +142,8 @@ def test_a_faster_probe_lowers_the_unit_and_rescales_the_table(tmp_path):
     assert c.refine_unit(0.6).entries["a"]["ms"] == 1.0  # slower (a loaded machine): kept
     t = c.refine_unit(0.4)
     assert t.unit_ms == 0.4 and t.entries["a"]["ms"] == pytest.approx(0.8)
-    assert t.calibration["offset_ms"] == pytest.approx(0.16) and load_cache(get_target("torch-cpu"), c.path).unit_ms == 0.4
+    assert t.calibration["offset_ms"] == pytest.approx(0.16)
+    assert load_cache(get_target("torch-cpu"), c.path).unit_ms == 0.4
 
 
 def _foreign_table(space) -> LatencyTable:
