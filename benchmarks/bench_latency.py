@@ -103,8 +103,10 @@ def main() -> None:
           "(mixnet.yaml's latency budget and family tiers are these quartiles on its reference machine)")
     st = predictor.stats
     if st.networks:
+        per = (st.seconds - st.unit_s) / st.networks
         print(f"timing parts on demand: {st.parts} parts in {st.networks} of {len(nets)} networks, {st.seconds:.1f} s "
-              f"({st.seconds / st.networks:.2f} s per network timed; {predict_s:.1f} s to predict all)")
+              f"({per:.2f} s per network timed, {st.unit_s:.1f} s measuring the probe unit; {predict_s:.1f} s to "
+              "predict all)")
 
     t0 = time.perf_counter()
     # Two passes, as `nas describe --measure` measures (5 rounds of 0.1 s bursts, the table's unit); their mean is

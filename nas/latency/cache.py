@@ -190,9 +190,10 @@ class MachineCache:
 class TimingStats:
     """What timing on demand has cost a predictor so far."""
 
-    seconds: float = 0.0
+    seconds: float = 0.0  # all of it: timing parts and measuring the probe unit
     parts: int = 0  # parts timed
     networks: int = 0  # networks they were timed in
+    unit_s: float = 0.0  # measuring the probe unit (:meth:`LatencyPredictor.prepare`)
 
 
 class LatencyPredictor:
@@ -233,7 +234,9 @@ class LatencyPredictor:
 
             t0 = time.perf_counter()
             self.cache.refine_unit(probe_ms())
-            self.stats.seconds += time.perf_counter() - t0
+            dt = time.perf_counter() - t0
+            self.stats.seconds += dt
+            self.stats.unit_s += dt
 
     @property
     def measures(self) -> bool:
