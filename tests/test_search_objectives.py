@@ -93,6 +93,25 @@ def test_reward_values_fronts_and_hypervolume():
     assert hypervolume(recs, objs, [0.0]) == pytest.approx(vals[best])
 
 
+@pytest.mark.parametrize(("objective", "problem"), [
+    ({"metric": "reward", "cost": "macs"}, r"objectives\[0\]: a reward needs cost and target"),
+    ({"metric": "macs", "w": -0.1}, r"objectives\[0\]: cost, target and w belong to a reward objective"),
+    ({"metric": "reward", "cost": "macs", "target": "1M", "w": 0.5}, r"objectives\[0\]\.w: must be in \[-1, 0\]"),
+    ({"metric": "reward", "cost": "macs", "target": "1M", "direction": "minimize"},
+     r"objectives\[0\]\.direction: reward can only be maximized"),
+])
+def test_a_bad_reward_objective_is_one_line_naming_the_field(tmp_path, objective, problem):
+    from nas.errors import InputError
+
+    with pytest.raises(InputError, match=problem):
+        load_space(_tiny(tmp_path, objectives=[objective]))
+    latency_reward = [{"metric": "reward", "cost": "latency_ms", "target": 80}]
+    with pytest.raises(InputError, match=r"budgets\.target: latency_ms is used but no latency target"):
+        load_space(_tiny(tmp_path, objectives=latency_reward))
+    space = load_space(_tiny(tmp_path, objectives=latency_reward, budgets={"target": "torch-cpu"}))
+    assert objective_spec(space.objectives)[0]["w"] == -0.07
+
+
 def _trainer():
     """One fake epoch whose accuracy grows with the network's MACs, so a reward has a trade-off to make.
     (A closure: Ray pickles it by value, workers cannot import test modules.)"""

@@ -2,7 +2,12 @@
 plain JSON objects of ``trials.jsonl``).
 
 Objectives are ``(metric, direction)`` pairs, given either as the space's
-``Objective`` models or as ``{"metric": ..., "direction": ...}`` dicts.
+``Objective`` models or as ``{"metric": ..., "direction": ...}`` dicts. A
+``reward`` objective (MnasNet's ``accuracy x (cost / target)^w``, with its
+``cost``, ``target`` and ``w``) is computed from a record's accuracy and cost
+here, in :func:`objective_values`; records never store it. With one
+objective the front is the best trial (ties kept), and the hypervolume its
+value over a reference of 0.
 
 Hypervolume is computed in normalised coordinates so that figures are
 comparable between studies and readable without units: every objective is

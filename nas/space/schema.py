@@ -243,13 +243,11 @@ class Objective(_Model):
 
     @model_validator(mode="after")
     def _reward_fields(self) -> Objective:
-        if self.metric == "reward":
-            if self.cost is None or self.target is None:
-                raise ValueError("a reward needs cost (macs, params or latency_ms) and target, e.g. "
-                                 "{metric: reward, cost: latency_ms, target: 80}")
-            self.w = REWARD_W if self.w is None else self.w
-        elif self.cost is not None or self.target is not None or self.w is not None:
+        if self.metric == "reward" and (self.cost is None or self.target is None):
+            raise ValueError("a reward needs cost and target, e.g. {metric: reward, cost: latency_ms, target: 80}")
+        if self.metric != "reward" and (self.cost, self.target, self.w) != (None, None, None):
             raise ValueError(f"cost, target and w belong to a reward objective, not to {self.metric}")
+        self.w = REWARD_W if self.metric == "reward" and self.w is None else self.w
         return self
 
 
