@@ -36,35 +36,22 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
 from benchmarks._machine import banner
+from benchmarks._spaces import drop_latency, variant
 
 SAMPLERS = ("random", "nsga2", "tpe", "predictor")
 TAU_AT = (20, 50)  # trials after which the predictor's tau on unseen trials is shown
 
 
-def _variant(space: str, work: Path, suffix: str, edit: Callable[[dict], None]) -> Path:
-    """A copy of ``space`` changed by ``edit`` and named ``<name>-<suffix>``, written under ``work``."""
-    from nas.space import find_space_file
-
-    data = yaml.safe_load(find_space_file(space).read_text())
-    edit(data)
-    data["name"] = f"{data.get('name', 'space')}-{suffix}"
-    p = work / f"{data['name']}.yaml"
-    p.write_text(yaml.safe_dump(data))
-    return p
-
-
 def _cost_space(space: str, work: Path) -> Path:
-    """The space with MACs and params as objectives (cost-only mode drops accuracy)."""
+    """The space with MACs and params as objectives (cost-only mode drops accuracy), without latency."""
     def edit(data: dict) -> None:
+        drop_latency(data)
         data["objectives"] = ["accuracy", "macs", "params"]
 
-    return _variant(space, work, "cost", edit)
+    return variant(space, work, "cost", edit)
 
 
 def _with_epochs(space: str, epochs: int, work: Path) -> Path:
@@ -72,7 +59,7 @@ def _with_epochs(space: str, epochs: int, work: Path) -> Path:
     def edit(data: dict) -> None:
         data.setdefault("proxy", {})["epochs"] = epochs
 
-    return _variant(space, work, f"{epochs}ep", edit)
+    return variant(space, work, f"{epochs}ep", edit)
 
 
 def run_study(space: Path | str, sampler: str, seed: int, trials: int, out: Path, objective: str,

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from nas.results.front import sig3
 from nas.search.events import SearchInfo, SearchListener, SearchSummary
+from nas.search.searcher import tier_rejected
 
 HEARTBEAT_S = 60.0
 
@@ -29,10 +30,14 @@ class Tally:
 
     def __init__(self, records: Iterable[Any] = ()) -> None:
         self.finished = self.trained = self.pruned = self.failed = self.over = self.dup = self.costed = 0
+        self.tier = 0  # proposals turned away to spread trials over the family's tiers (not counted trials)
         for r in records:
             self.add(r)
 
     def add(self, r: Any) -> None:
+        if tier_rejected(r):
+            self.tier += 1
+            return
         self.finished += 1
         self.over += r.status == "infeasible"
         self.dup += r.duplicate_of is not None
@@ -49,7 +54,8 @@ class Tally:
         sub = ", ".join(f"{n} {w}" for n, w in ((self.pruned, "pruned"), (self.failed, "failed")) if n)
         parts = [f"costed {self.costed}" if self.costed and not self.trained else
                  f"trained {self.trained}" + (f" ({sub})" if sub else "")]
-        parts += [f"{w} {n}" for w, n in (("over budget", self.over), ("dup", self.dup)) if n]
+        parts += [f"{w} {n}" for w, n in (("over budget", self.over), ("dup", self.dup),
+                                          ("turned away for their tier", self.tier)) if n]
         if running:
             parts.append(f"running {running}")
         parts.append(f"front {front_size}, HV {hypervolume:.3f}")

@@ -37,8 +37,11 @@ def pareto(
         return
     console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(records)} trials",
                               width=console.width))
-    names = ", ".join(f"{o['metric']} ({o['direction']})" for o in objectives)
-    console.print(f"objectives: {names}; hypervolume {hv:.6g}")
+    names = ", ".join(f"{o['metric']} ({o['direction']})" if o["metric"] != "reward" else
+                      f"reward = accuracy x ({o['cost']} / {o['target']:g})^{o['w']:g} (maximize)" for o in objectives)
+    # One objective: the front is the best trial (ties kept), and the hypervolume its value (reference 0).
+    best = f" = the best {objectives[0]['metric']}" if len(objectives) == 1 else ""
+    console.print(f"objectives: {names}; hypervolume {hv:.6g}{best}")
 
 
 @app.command()

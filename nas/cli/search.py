@@ -63,6 +63,11 @@ def search(
     console.print(f"{s.study_dir}: {len(s.records)} trials ({s.new_trials} new in {s.wall_s:.0f} s): "
                   + Tally(s.records).line(0, len(s.front), s.hypervolume),
                   markup=False, highlight=False, soft_wrap=True)
+    lt = s.latency_timing
+    if lt is not None and lt.parts:
+        share = 100 * lt.seconds / max(s.wall_s, 1e-9)
+        console.print(f"latency: {lt.parts} parts timed on demand in {lt.networks} networks, {lt.seconds:.1f} s "
+                      f"({share:.1f}% of the wall time)", markup=False, highlight=False)
     if s.interrupted:
         err_console.print(f"interrupted: run the same command again to resume {s.study_dir}",
                           markup=False, highlight=False)

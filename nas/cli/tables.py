@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from nas.results.front import objective_spec, sig3
+from nas.results.front import objective_spec, objective_values, sig3
 
 
 def arch_summary(genotype: Mapping[str, Any]) -> str:
@@ -26,10 +26,11 @@ def arch_summary(genotype: Mapping[str, Any]) -> str:
 
 def front_table(members: Sequence[Mapping[str, Any]], objectives: Iterable[Any], title: str | None = None,
                 width: int | None = None) -> RenderableType:
-    """Front members: trial, objectives in readable units (bold), costs, architecture summary.
-
-    ``width``: the console's (see :func:`arch_table`)."""
-    bold = {o["metric"] for o in objective_spec(objectives)}
+    """Front members: trial, rewards (when an objective is one), objectives in readable units (bold), costs,
+    architecture summary. ``width``: the console's (see :func:`arch_table`)."""
+    objs = objective_spec(objectives)
+    rewards = [o for o in objs if o["metric"] == "reward"]  # computed from accuracy and a cost, not recorded
+    bold = {o["metric"] for o in objs}
 
     def cell(metric: str, text: str) -> str:
         return f"[bold]{text}[/bold]" if metric in bold else text
@@ -38,11 +39,13 @@ def front_table(members: Sequence[Mapping[str, Any]], objectives: Iterable[Any],
     for r in members:
         lat, acc = r.get("latency_ms"), r.get("accuracy")
         rows.append(([str(r.get("number")), str(r.get("hash", ""))[:8],  # short form; --json has it whole
+                      *(cell("reward", f"{v:.4f}") for v in objective_values(r, rewards)),
                       cell("accuracy", "n/a" if acc is None else f"{100 * acc:.2f}"),
                       cell("macs", sig3(r["macs"] / 1e6)), cell("params", sig3(r["params"] / 1e6)),
                       cell("latency_ms", "n/a" if lat is None else sig3(lat)), str(r.get("epochs", ""))],
                      arch_summary(r["genotype"])))
-    return arch_table(["trial", "hash", "acc. %", "MACs M", "params M", "lat. ms", "ep."], rows, title, width)
+    columns = ["trial", "hash", *(["reward"] * len(rewards)), "acc. %", "MACs M", "params M", "lat. ms", "ep."]
+    return arch_table(columns, rows, title, width)
 
 
 def arch_table(columns: Sequence[str], rows: Sequence[tuple[Sequence[str], str]], title: str | None = None,

@@ -48,6 +48,7 @@ class TrialRecord(Mapping[str, Any]):
     images_per_s: float | None = None
     history: list[dict[str, float]] = field(default_factory=list)  # per epoch: epoch, val_accuracy, train_loss
     violations: dict[str, float] = field(default_factory=dict)  # relative budget excess per metric (<= 0: within)
+    tier: str | None = None  # the family tier whose band holds the target network's costs (nas.search.spread)
     duplicate_of: int | None = None  # the trial whose result this architecture was answered with
     error: str | None = None
     node: str | None = None
@@ -60,11 +61,11 @@ class TrialRecord(Mapping[str, Any]):
 
     @classmethod
     def costed(cls, number: int, genotype: Genotype, *, macs: int, params: int, latency_ms: float | None,
-               violations: dict[str, float], seed: int) -> TrialRecord:
+               violations: dict[str, float], seed: int, tier: str | None = None) -> TrialRecord:
         """A costed proposal, nothing trained yet: ``complete`` until a result or a budget says otherwise."""
         return cls(number=number, hash=genotype.hash, genotype=genotype.to_dict(), status="complete",
-                   macs=int(macs), params=int(params), latency_ms=latency_ms, violations=violations, seed=seed,
-                   time=time.time())
+                   macs=int(macs), params=int(params), latency_ms=latency_ms, violations=violations, tier=tier,
+                   seed=seed, time=time.time())
 
     def with_result(self, result: Mapping[str, Any] | None, planned_epochs: int,
                     error: str | None = None) -> TrialRecord:

@@ -68,15 +68,20 @@ def is_feasible(space: SearchSpace, genotype: Genotype, cost: _macs.Cost | None 
 
 def latency_predictor(space: SearchSpace) -> Callable[[Genotype], float]:
     """Predicted latency (ms) of the target network: the LUT ``budgets.lut`` (a path as given, else
-    beside the space file, else among the shipped ``luts/``) or else this machine's LUT cache for
-    ``budgets.target`` (``nas lut build``)."""
-    from nas.latency import predictor
-
+    beside the space file, else among the shipped ``luts/``) or else this machine's table for
+    ``budgets.target``, parts it lacks timed on demand (:class:`nas.latency.LatencyPredictor`); one per
+    space object."""
     b = space.budgets
     if not (b.lut or b.target):
         raise InputError(f"{space.source}: budgets.target: latency needs a target or a LUT file")
-    lut = find_table(b.lut, near=Path(space.source).parent) if b.lut else None
-    return predictor(b.target, lut, num_classes=space.target.num_classes)
+
+    def make() -> Callable[[Genotype], float]:
+        from nas.latency import predictor
+
+        lut = find_table(b.lut, near=Path(space.source).parent) if b.lut else None
+        return predictor(b.target, lut, num_classes=space.target.num_classes)
+
+    return space.memo("latency_predictor", make)
 
 
 def min_achievable(space: SearchSpace) -> dict[str, int]:
