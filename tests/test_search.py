@@ -20,6 +20,7 @@ from nas.errors import InputError, OptionError
 from nas.genotype import from_dict
 from nas.results.front import front, is_feasible, objective_values
 from nas.results.optuna_compat import storage_of
+from nas.results.record import TrialRecord
 from nas.results.store import StudyLock
 from nas.search import budgets
 from nas.search.driver import SearchOptions, run_search
@@ -461,3 +462,30 @@ def test_the_optuna_storage_holds_epochs_costs_and_constraints(local_ray, tmp_pa
     assert any(recs[t.number]["status"] == "pruned" and len(t.intermediate_values) in (1, 2) for t in trials)
     assert budgets.violations(space, from_dict(recs[0]["genotype"]))["macs"] == pytest.approx(
         recs[0]["violations"]["macs"])
+
+
+def test_records_carry_the_predictor_samplers_note():
+    """With ``--sampler predictor`` every record carries the sampler's note on its proposal (source, and once a
+    model has been fitted its predicted accuracy and its latest Kendall tau), as the trial's user attribute does."""
+    from nas.search.predictor import ATTR, PredictorSampler
+
+    space = load_space("tiny.yaml")
+    space.family = {}
+    objs = search_objectives(space, "train")
+    sampler = PredictorSampler(space, objs, n_startup=3, batch_size=2, population=12, generations=3,
+                               model="extra_trees", n_estimators=10, background=False)
+    study = optuna.create_study(directions=[o["direction"] for o in objs], sampler=sampler)
+    written: list[dict] = []
+    p = Proposer(space, study, objectives=objs, target=12, records=[],
+                 write=lambda r, durable=True: written.append(dict(r)), mirror=lambda t: None, planned_epochs=1)
+    for _ in range(12):
+        launch = p.next()
+        if launch is None:
+            break
+        p.complete(launch.number, {"val_accuracy": (launch.number * 7 % 10) / 10, "epoch": 1, "final": True})
+    assert written
+    for r in written:
+        assert r["predictor"] == study.trials[r["number"]].user_attrs[ATTR]
+    sources = [r["predictor"]["source"] for r in written]
+    assert "model" in sources and any("tau" in r["predictor"] for r in written), sources
+    assert TrialRecord.from_dict(written[-1]).predictor == written[-1]["predictor"]  # the file round trip

@@ -55,17 +55,21 @@ class TrialRecord(Mapping[str, Any]):
     device: str | None = None  # where it trained: "cuda:0 (NVIDIA H200)", "cpu (asked for 0.25 GPU, ...)"
     seed: int | None = None
     time: float | None = None  # when it finished (time.time())
+    # the predictor sampler's note on the proposal (nas.search.predictor): source, predicted accuracy and
+    # spread, the Kendall tau of its latest model on results it had not seen
+    predictor: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)  # keys this version does not know
 
     # -- building -------------------------------------------------------------------------------------------
 
     @classmethod
     def costed(cls, number: int, genotype: Genotype, *, macs: int, params: int, latency_ms: float | None,
-               violations: dict[str, float], seed: int, tier: str | None = None) -> TrialRecord:
+               violations: dict[str, float], seed: int, tier: str | None = None,
+               predictor: dict[str, Any] | None = None) -> TrialRecord:
         """A costed proposal, nothing trained yet: ``complete`` until a result or a budget says otherwise."""
         return cls(number=number, hash=genotype.hash, genotype=genotype.to_dict(), status="complete",
                    macs=int(macs), params=int(params), latency_ms=latency_ms, violations=violations, tier=tier,
-                   seed=seed, time=time.time())
+                   seed=seed, time=time.time(), predictor=predictor)
 
     def with_result(self, result: Mapping[str, Any] | None, planned_epochs: int,
                     error: str | None = None) -> TrialRecord:
@@ -109,8 +113,9 @@ class TrialRecord(Mapping[str, Any]):
         return cls(**known, extra={k: v for k, v in data.items() if k not in _FIELD_SET})
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of ``trials.jsonl``."""
-        return {**{k: getattr(self, k) for k in _FIELDS}, **self.extra}
+        """The JSON object of ``trials.jsonl`` (``predictor`` only on the trials a predictor sampler proposed)."""
+        return {**{k: getattr(self, k) for k in _FIELDS if k not in _OPTIONAL or getattr(self, k) is not None},
+                **self.extra}
 
     def to_genotype(self, source: str | None = None) -> Genotype:
         """The genotype; errors name ``source`` (default ``trial N``)."""
@@ -140,6 +145,7 @@ class TrialRecord(Mapping[str, Any]):
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name != "extra")
 _FIELD_SET = frozenset(_FIELDS)
+_OPTIONAL = frozenset({"predictor"})  # written only when set, so files of other samplers keep their form
 
 
 def record_problem(rec: Any) -> str | None:
@@ -149,6 +155,8 @@ def record_problem(rec: Any) -> str | None:
     for key, types in (("number", int), ("hash", str), ("genotype", dict), ("status", str)):
         if not isinstance(rec.get(key), types) or isinstance(rec.get(key), bool):
             return f"{key}: missing or not a {types.__name__}"
+    if rec.get("predictor") is not None and not isinstance(rec["predictor"], Mapping):
+        return "predictor: not a JSON object"
     if rec["status"] not in STATUSES:
         return f"status: {rec['status']!r} is not one of {', '.join(STATUSES)}"
     return None

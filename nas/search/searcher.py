@@ -60,6 +60,7 @@ from nas.results.front import objective_spec, objective_values
 from nas.results.optuna_compat import set_constraints, set_intermediate_value, stored_trial, tell
 from nas.results.record import COST_METRICS, TrialRecord
 from nas.search import budgets
+from nas.search.predictor import ATTR as PREDICTOR_ATTR
 from nas.search.spread import TIER, TierSpread, bands, draw, tier_of
 
 
@@ -221,8 +222,11 @@ class Proposer:
             excess = self.spread.rejection(costs)
             if excess > 0:
                 violations[TIER] = excess
+        # set in the storage by the predictor sampler as the trial was asked (the Trial object caches older attrs)
+        note = stored_trial(self.study, trial).user_attrs.get(PREDICTOR_ATTR)
         record = TrialRecord.costed(trial.number, g, macs=cost.macs, params=cost.params, latency_ms=latency,
-                                    violations=violations, seed=self.seed, tier=tier_of(costs, self._bands))
+                                    violations=violations, seed=self.seed, tier=tier_of(costs, self._bands),
+                                    predictor=dict(note) if isinstance(note, dict) else None)
         for k, v in user_attrs(record, g.summary()).items():
             trial.set_user_attr(k, v)
         if self._constraints:

@@ -272,6 +272,8 @@ class StudyTracker(SearchListener):
             run.summary[k] = getattr(record, k)
         for k, v in (record.violations or {}).items():
             run.summary[f"violation.{k}"] = v
+        for k, v in (record.predictor or {}).items():  # the predictor sampler's note: source, predicted, tau
+            run.summary[f"predictor.{k}"] = v
         run.finish()
         self._update_study(snapshot, tables=time.monotonic() - self._last_tables >= self.table_every_s)
 
@@ -291,8 +293,12 @@ class StudyTracker(SearchListener):
     def _update_study(self, records: list[TrialRecord], tables: bool) -> None:
         run = self._ensure_study_run()
         records, fr, history = self._front(records)
-        run.log({"hypervolume": history[-1]["hypervolume"] if history else 0.0, "front_size": len(fr),
-                 "trials_finished": len(records)}, step=len(records))
+        point = {"hypervolume": history[-1]["hypervolume"] if history else 0.0, "front_size": len(fr),
+                 "trials_finished": len(records)}
+        taus = [r.predictor["tau"] for r in records if r.predictor and r.predictor.get("tau") is not None]
+        if taus:  # the predictor's ranking quality, as the sampler measured it last
+            point["predictor_tau"] = taus[-1]
+        run.log(point, step=len(records))
         if tables:
             self._log_tables(run, records, fr, history, step=len(records))
 
