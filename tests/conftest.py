@@ -1,4 +1,9 @@
-"""Fixtures shared by several test modules; tests marked ``gpu`` are skipped where torch sees no CUDA device."""
+"""Fixtures shared by several test modules; tests marked ``gpu`` are skipped where torch sees no CUDA device.
+
+Tests that start Ray, run ``nas`` in a subprocess or train networks are marked ``integration`` here, in one
+place: every test of the modules below, and any test that takes a Ray fixture. ``pytest -m "not integration"``
+runs the fast unit tests alone (well under a minute); the default run takes both (``slow`` ones aside).
+"""
 
 import pytest
 import torch
@@ -37,7 +42,25 @@ def local_ray():
         ray.shutdown()
 
 
+#: Modules whose tests start searches, Ray, subprocesses or training runs.
+INTEGRATION_MODULES = frozenset({
+    "test_bad_input", "test_bench_gpu", "test_benchmarks", "test_cli", "test_cluster", "test_export",
+    "test_faults", "test_fidelity", "test_gpu_packing", "test_gpu_real", "test_latency_cache", "test_placement",
+    "test_search", "test_search_events", "test_search_logs", "test_search_objectives", "test_space_cli",
+    "test_train",
+})
+_RAY_FIXTURES = frozenset({"local_ray", "gpu_ray"})
+
+
+def _integration(item) -> bool:
+    module = item.module.__name__.rpartition(".")[2] if getattr(item, "module", None) else ""
+    return module in INTEGRATION_MODULES or bool(_RAY_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _integration(item):
+            item.add_marker(pytest.mark.integration)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU (torch sees none)")

@@ -96,7 +96,6 @@ def without_acb(g: Genotype) -> Genotype:
 
 
 def test_count_matches_built_module_on_random_genotypes():
-    pytest.importorskip("nas.model")
     import torch
 
     torch.set_num_threads(1)
@@ -112,7 +111,6 @@ def test_count_matches_built_module_on_random_genotypes():
 def test_acb_is_counted_at_its_deployed_cost():
     """ACB folds into one k x k conv: the default count is the deployed network's, equal to the same genotype
     without ACB, and to FlopCounterMode on the deployed module; only ``deployed=False`` sees the branches."""
-    pytest.importorskip("nas.model")
     import torch
 
     torch.set_num_threads(1)

@@ -16,12 +16,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstring paragraphs reflow to the terminal width
     context_settings=HELP,
 )
 space_app = typer.Typer(help="Validate, count, sample and query search-space YAML files.", no_args_is_help=True,
-                        context_settings=HELP)
+                        context_settings=HELP, rich_markup_mode="markdown")
 lut_app = typer.Typer(help="Build and inspect per-op latency lookup tables.", no_args_is_help=True,
-                      context_settings=HELP)
+                      context_settings=HELP, rich_markup_mode="markdown")
 app.add_typer(space_app, name="space")
 app.add_typer(lut_app, name="lut")
 

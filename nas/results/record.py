@@ -114,8 +114,7 @@ class TrialRecord(Mapping[str, Any]):
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of ``trials.jsonl`` (``predictor`` only on the trials a predictor sampler proposed)."""
-        return {**{k: getattr(self, k) for k in _FIELDS if k not in _OPTIONAL or getattr(self, k) is not None},
-                **self.extra}
+        return {k: self[k] for k in self}
 
     def to_genotype(self, source: str | None = None) -> Genotype:
         """The genotype; errors name ``source`` (default ``trial N``)."""
@@ -135,12 +134,12 @@ class TrialRecord(Mapping[str, Any]):
             return getattr(self, key)
         return self.extra[key]
 
-    def __iter__(self) -> Iterator[str]:
-        yield from _FIELDS
+    def __iter__(self) -> Iterator[str]:  # the keys of the JSON object
+        yield from (k for k in _FIELDS if k not in _OPTIONAL or getattr(self, k) is not None)
         yield from self.extra
 
     def __len__(self) -> int:
-        return len(_FIELDS) + len(self.extra)
+        return sum(1 for _ in self)
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name != "extra")
