@@ -53,7 +53,10 @@ def _variant(tmp_path: Path, **changes) -> Path:
     """tiny.yaml with some sections replaced, written under tmp_path."""
     data = yaml.safe_load(find_space_file("tiny.yaml").read_text())
     for key, value in changes.items():
-        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     p = tmp_path / "tiny_variant.yaml"
     p.write_text(yaml.safe_dump(data))
     return p
@@ -434,7 +437,8 @@ def test_the_optuna_storage_holds_epochs_costs_and_constraints(local_ray, tmp_pa
                          "history": [{"epoch": e, "val_accuracy": acc + e / 100, "train_loss": 1.0}
                                      for e in range(1, epoch + 1)]})
 
-    space_file = _variant(tmp_path, proxy={"epochs": 3},
+    # No family tiers: every proposal is a counted trial and the constraints are the two budgets.
+    space_file = _variant(tmp_path, proxy={"epochs": 3}, family=None,
                           search={"scheduler": "asha", "grace_period": 1, "concurrency": 2, "trials": 12})
     s = run_search(SearchOptions(space=space_file, out=tmp_path, wandb="disabled", sampler="random"),
                    trainable=steady)
