@@ -4,26 +4,26 @@
                                       [--data PATH] [--tiers s,m,l] [--seeds 3] [--workers 2]
                                       [--lut PATH | --latency auto|off] [--json OUT]
 
-The family is what ``nas export-best`` would choose (``nas.export`` tier
-selection on the study's front: a front architecture near the tier, else
-the nearest one scaled in width) from ``--study DIR`` or from a search this
-benchmark runs first (``--search-trials N`` trials of the space, its proxy
-recipe). Each reference (MixNet-S/M, GhostNet 1.0, MobileNetV2 1.0,
+The family is what ``nas export-best`` would choose (``nas.export.tier_members``:
+the most accurate design the study trained in each tier's band, else the
+nearest tier's member scaled in width) from ``--study DIR`` or from a search
+this benchmark runs first (``--search-trials N`` trials of the space, its
+proxy recipe). Each reference (MixNet-S/M, GhostNet 1.0, MobileNetV2 1.0,
 MobileNetV3-Large 1.0, at the space's target resolution and class count) is
-compound-scaled in width (``nas.genotype.scale``, bisection by
-``nas.export.scale_to_budget``) to the widest network within the tier's MAC
-budget. Then every member and every scaled reference is trained from scratch
-with the same proxy recipe on the same seeds (``proxy.seed + 1 + i``: not the
-seed the search selected on), so the search's own accuracy estimate is not
-reused.
+compound-scaled in width to the widest network within the tier's MAC budget
+(``nas.export.scale_references``, as ``nas baselines`` does). Then every
+member and every scaled reference is trained from scratch with the same proxy
+recipe on the same seeds (``proxy.seed + 1 + i``: not the seed the search
+selected on) and scored on the TEST split, which neither the search nor the
+choice of members saw (``nas.export.run_final``, the evaluation ``nas
+export-best`` runs; with ``--out`` its runs are kept and a rerun resumes).
 
-Verdicts (mean over seeds; ``se`` = standard error of the difference of the
-two means): ``win``/``lose`` when the member's mean is above/below the best
-reference of the tier by more than 2 se, else ``tie``. Matched latency
-compares each member with the most accurate reference variant (any tier)
-whose predicted latency is at most the member's: ``lose`` there means a
-hand-designed network is both faster and more accurate. Caveat printed with
-the table: the validation split is the one the search selected on.
+Verdicts (``nas.export.welch``): Welch's t-test over the seeds' test
+accuracies, two-sided, alpha 0.05: ``better``/``worse`` than the best
+reference of the tier, else ``no significant difference`` (``untested`` with
+one seed). Matched latency compares each member with the most accurate
+reference variant (any tier) whose predicted latency is at most the member's:
+``worse`` there means a hand-designed network is both faster and more accurate.
 """
 
 from __future__ import annotations
@@ -32,14 +32,12 @@ import argparse
 import dataclasses
 import json
 import math
-import multiprocessing
 import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +46,9 @@ import yaml
 
 from benchmarks._machine import banner
 from nas.errors import InputError
+from nas.export.final import eval_seeds
 from nas.genotype import Genotype
+from nas.io import atomic_write, read_yaml
 
 REFERENCES = ("mixnet_s", "mixnet_m", "ghostnet_100", "mobilenetv2_100", "mobilenetv3_large_100")
 FULL = {"tiers": 3, "seeds": 3}
@@ -56,7 +56,6 @@ FULL = {"tiers": 3, "seeds": 3}
 QUICK = {"tiers": 2, "seeds": 2, "search_trials": 4, "epochs": 1, "subsample": 512}
 LATENCY_S_PER_MODEL = 2.5  # timing a 224 px network's parts in context (measured here: 26 s for 12)
 SPAWN_S = 1.0  # per training: pickling the job, data on first use in each worker
-WIN_SE = 2.0  # a win/lose needs the difference of the means to exceed this many standard errors
 
 
 # -- the models --------------------------------------------------------------------------------------------------
@@ -72,7 +71,8 @@ class Model:
     params: int
     source: str = ""  # where a searched member came from (front trial / scaled trial)
     latency_ms: float | None = None
-    accs: list[float] = field(default_factory=list)
+    accs: list[float] = field(default_factory=list)  # test-split accuracy per seed
+    val_accs: list[float] = field(default_factory=list)
     train_s: list[float] = field(default_factory=list)
 
     @property
@@ -81,74 +81,61 @@ class Model:
 
     @property
     def mean(self) -> float | None:
-        return statistics.fmean(self.accs) if self.accs else None
+        from nas.export.significance import spread
+
+        return spread(self.accs)[0] if self.accs else None
 
     @property
     def std(self) -> float:
-        return statistics.stdev(self.accs) if len(self.accs) > 1 else 0.0
+        from nas.export.significance import spread
+
+        return spread(self.accs)[1] if self.accs else 0.0
 
     def row(self) -> dict[str, Any]:
         return {"tier": self.tier, "name": self.name, "kind": self.kind, "width": self.width, "macs": self.macs,
-                "params": self.params, "latency_ms": self.latency_ms, "accuracies": self.accs, "mean": self.mean,
-                "std": self.std, "train_s": self.train_s, "source": self.source, "hash": self.genotype.hash,
+                "params": self.params, "latency_ms": self.latency_ms, "test_accuracies": self.accs,
+                "test_mean": self.mean, "test_std": self.std, "val_accuracies": self.val_accs,
+                "train_s": self.train_s, "source": self.source, "hash": self.genotype.hash,
                 "genotype": self.genotype.to_dict()}
 
 
 def reference_genotypes(space: Any, names: tuple[str, ...] = REFERENCES) -> dict[str, Genotype]:
-    """The shipped references at the space's target resolution and input channels."""
-    from nas.export import reference_files
-    from nas.genotype import load
+    """The benchmark's references at the space's target resolution and input channels."""
+    from nas.export import reference_genotypes as shipped
 
-    t = space.target
-    return {f.stem: load(f).replace(resolution=t.resolution, in_chans=t.in_chans) for f in reference_files(names)}
-
-
-def costs(g: Genotype, num_classes: int) -> dict[str, float]:
-    from nas.cost.macs import count
-
-    c = count(g, num_classes=num_classes)
-    return {"macs": c.macs, "params": c.params}
-
-
-def match_macs(g: Genotype, macs: float, num_classes: int) -> tuple[Genotype, float] | None:
-    """The widest ``scale(g, w)`` with at most ``macs`` MACs, or None when even width 0.05 is over."""
-    from nas.export import Tier, scale_to_budget
-
-    try:
-        return scale_to_budget(g, Tier("match", {"macs": float(macs)}), lambda x: costs(x, num_classes))
-    except InputError:
-        return None
+    return shipped(space, names)
 
 
 def family_members(study_dir: Path, space: Any, tier_names: list[str]) -> list[Any]:
     """``nas export-best``'s members for these tiers (``nas.export.Member``), without writing any file."""
-    from nas.export import choose_member, costing_for_space, read_study, select_tiers, study_front
+    from nas.export import costing_for_space, read_study, select_tiers, tier_members
 
     _, records = read_study(study_dir)
-    tiers = select_tiers(space, tier_names, None, str(study_dir / "space.yaml"))
+    source = str(study_dir / "space.yaml")
+    everything = select_tiers(space, None, None, source)
+    tiers = select_tiers(space, tier_names, None, source)
     costing = costing_for_space(space, measure=False)
-    return [choose_member(study_front(records, space, t), t, costing.costs) for t in tiers]
+    return tier_members(records, space, tiers, costing.costs, all_tiers=everything)
 
 
 def plan_models(members: list[Any], space: Any, refs: dict[str, Genotype]) -> tuple[list[Model], list[str]]:
     """Each member and, per tier, every reference scaled to the tier's MAC budget; notes on what was skipped."""
-    nc = space.target.num_classes
+    from nas.export import Tier, scale_references
+    from nas.export.matching import analytic_costs
+
+    costs = analytic_costs(space.target.num_classes)
     models, notes = [], []
     for m in members:
-        c = costs(m.genotype, nc)
+        c = costs(m.genotype)
         src = f"trial {m.trial}" + (f" x{m.width:g}" if m.source == "scaled" else "")
         models.append(Model(m.tier, f"searched ({src})", "searched", m.genotype, m.width, int(c["macs"]),
                             int(c["params"]), source=src))
         budget = m.limits.get("macs", c["macs"])  # a tier without a MAC limit: match the member's MACs
-        for name, g in refs.items():
-            hit = match_macs(g, budget, nc)
-            if hit is None:
-                notes.append(f"tier {m.tier}: {name} cannot be scaled down to {budget / 1e6:.3g}M MACs; skipped")
-                continue
-            sg, w = hit
-            rc = costs(sg, nc)
-            models.append(Model(m.tier, f"{name} x{w:g}", "reference", sg.replace(name=f"{name}_x{w:g}"), w,
-                                int(rc["macs"]), int(rc["params"])))
+        scaled, missed = scale_references(refs, Tier(m.tier, {"macs": float(budget)}), costs)
+        notes += missed
+        for r in scaled:
+            rc = costs(r.genotype)
+            models.append(Model(m.tier, r.name, "reference", r.genotype, r.width, int(rc["macs"]), int(rc["params"])))
     return models, notes
 
 
@@ -157,7 +144,7 @@ def plan_models(members: list[Any], space: Any, refs: dict[str, Genotype]) -> tu
 def bench_space(base: Path, out_dir: Path, *, epochs: int | None = None, subsample: int | None = None,
                 data: str | None = None, trials: int | None = None, concurrency: int | None = None) -> Path:
     """A copy of ``base`` with the proxy/search overrides of this run and tracking off; returns its path."""
-    doc = yaml.safe_load(Path(base).read_text())
+    doc = read_yaml(base, what="space")
     proxy = dict(doc.get("proxy") or {})
     if epochs is not None:
         proxy["epochs"] = int(epochs)
@@ -174,7 +161,7 @@ def bench_space(base: Path, out_dir: Path, *, epochs: int | None = None, subsamp
     doc.update(proxy=proxy, search=search, tracking=tracking)
     out_dir.mkdir(parents=True, exist_ok=True)
     p = out_dir / f"{doc.get('name') or 'space'}.yaml"
-    p.write_text(yaml.safe_dump(doc, sort_keys=False))
+    atomic_write(p, yaml.safe_dump(doc, sort_keys=False))
     return p
 
 
@@ -192,51 +179,28 @@ def run_search(space_path: Path, out: Path, trials: int, concurrency: int) -> Pa
 
 # -- training --------------------------------------------------------------------------------------------------------
 
-def _init_worker(threads: int) -> None:
-    import torch
+def train_models(models: list[Model], recipe: Any, seeds: list[int], workers: int, ledger: Path,
+                 log: Any = print, train_fn: Any = None) -> None:
+    """Train every model on every seed and score it on the test split (``nas.export.run_final``: seed-major,
+    each run appended to ``ledger`` as it finishes, runs already there read back). In this process with
+    ``workers`` 1, under the caller's torch thread setting."""
+    from nas.export import FinalEval, run_final
 
-    torch.set_num_threads(threads)
+    def show(e: Any) -> None:
+        for note in e.notes:
+            log(f"note: {note}")
+        if e.name is None:
+            log(f"{e.reused} run(s) read back from {ledger}, {e.total} to train")
+        else:
+            log(f"[{e.done}/{e.total}] {e.name:<32} seed {e.seed}: {100 * e.test_accuracy:6.2f} % test  "
+                f"({e.seconds:.0f} s)")
 
-
-def _train_job(job: tuple[str, dict, dict, int]) -> tuple[str, int, float, float]:
-    """(key, seed, accuracy, seconds) of one proxy training (runs in a worker process)."""
-    from nas.genotype import from_dict
-    from nas.train import TrainConfig, train
-
-    key, genotype, recipe, seed = job
-    t0 = time.perf_counter()
-    r = train(from_dict(genotype, key), TrainConfig(**{**recipe, "seed": seed}))
-    if r.diverged:
-        return key, seed, float("nan"), time.perf_counter() - t0
-    return key, seed, r.accuracy, time.perf_counter() - t0
-
-
-def train_models(models: list[Model], recipe: Any, seeds: list[int], workers: int, log: Any = print) -> None:
-    """Train every model on every seed (seed-major order, so an interrupted run has whole seeds)."""
-    by_key = {m.key: m for m in models}
-    rec = dataclasses.asdict(recipe)
-    jobs = [(m.key, m.genotype.to_dict(), rec, s) for s in seeds for m in models]
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    done = 0
-
-    def collect(key: str, seed: int, acc: float, secs: float) -> None:
-        nonlocal done
-        done += 1
-        m = by_key[key]
-        m.accs.append(acc)
-        m.train_s.append(secs)
-        log(f"[{done}/{len(jobs)}] {key:<32} seed {seed}: {100 * acc:6.2f} %  ({secs:.0f} s)")
-
-    if workers <= 1:
-        _init_worker(threads)
-        for j in jobs:
-            collect(*_train_job(j))
-        return
-    ctx = multiprocessing.get_context("spawn")  # a forked torch with live thread pools can deadlock
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads,)) as pool:
-        for f in as_completed([pool.submit(_train_job, j) for j in jobs]):
-            collect(*f.result())
+    runs = run_final([(m.key, m.genotype) for m in models], recipe, seeds, ledger,
+                     FinalEval(len(seeds), workers, train_fn, show))
+    for m in models:
+        m.accs = [r.test_accuracy for r in runs[m.key]]
+        m.val_accs = [r.val_accuracy for r in runs[m.key]]
+        m.train_s = [r.seconds for r in runs[m.key]]
 
 
 def probe_seconds(recipe: Any, threads: int = 1) -> float:
@@ -329,18 +293,17 @@ def add_latency(models: list[Model], table: Any, num_classes: int) -> str | None
 
 # -- verdicts and tables ----------------------------------------------------------------------------------------------
 
-def verdict(a: Model, b: Model, k: float = WIN_SE) -> tuple[str, float, float]:
-    """(win|lose|tie|untested, difference of means in points, its standard error in points) of ``a`` vs ``b``.
+def verdict(a: Model, b: Model) -> tuple[str, float | None, float]:
+    """(verdict of ``a`` against ``b``, Welch's two-sided p-value, difference of the mean test accuracies in
+    points): ``nas.export.welch`` on the seeds' test accuracies. One seed is ``untested``, never a win."""
+    from nas.export import welch
 
-    One seed gives no spread to judge a difference by: that is ``untested``, never a win.
-    """
-    diff = 100 * ((a.mean or 0.0) - (b.mean or 0.0))
-    se = 100 * math.sqrt(a.std ** 2 / max(1, len(a.accs)) + b.std ** 2 / max(1, len(b.accs)))
-    if len(a.accs) < 2 or len(b.accs) < 2 or math.isnan(diff):
-        return "untested", diff, se
-    if abs(diff) > k * se and abs(diff) > 0:
-        return ("win" if diff > 0 else "lose"), diff, se
-    return "tie", diff, se
+    v = welch(a.accs, b.accs)
+    return v.word, v.p_value, 100 * v.diff
+
+
+def _p(p: float | None) -> str:
+    return "n/a" if p is None else f"{p:.3g}"
 
 
 def best_reference(models: list[Model], tier: str | None = None, max_latency: float | None = None) -> Model | None:
@@ -368,10 +331,10 @@ def macs_table(models: list[Model]) -> tuple[str, list[dict[str, Any]]]:
         for m in group:
             vs = ""
             if m.kind == "searched" and best is not None:
-                v, d, se = verdict(m, best)
-                vs = f"{v} ({d:+.2f} ± {se:.2f} pts vs {best.name})"
+                v, p, d = verdict(m, best)
+                vs = f"{v} ({d:+.2f} pts, p {_p(p)} vs {best.name})"
                 out.append({"tier": tier, "member": m.name, "reference": best.name, "verdict": v, "diff_pts": d,
-                            "se_pts": se})
+                            "p_value": p})
             elif m is best:
                 vs = "best reference"
             lines.append(f"{m.tier:<5} {m.name:<30} {m.macs / 1e6:8.1f} {m.params / 1e6:9.2f} {_lat(m):>8} "
@@ -391,19 +354,21 @@ def latency_table_text(models: list[Model]) -> tuple[str, list[dict[str, Any]]]:
             lines.append(f"{m.tier:<5} {m.latency_ms:13.2f} {_acc(m):>14}  none: every reference variant is slower")
             out.append({"tier": m.tier, "member_latency_ms": m.latency_ms, "reference": None, "verdict": "unmatched"})
             continue
-        v, d, se = verdict(m, best)
+        v, p, d = verdict(m, best)
         lines.append(f"{m.tier:<5} {m.latency_ms:13.2f} {_acc(m):>14}  {best.key} ({best.latency_ms:.2f} ms, "
-                     f"{_acc(best)}): {v} ({d:+.2f} ± {se:.2f} pts)")
+                     f"{_acc(best)}): {v} ({d:+.2f} pts, p {_p(p)})")
         out.append({"tier": m.tier, "member_latency_ms": m.latency_ms, "reference": best.key,
-                    "reference_latency_ms": best.latency_ms, "verdict": v, "diff_pts": d, "se_pts": se})
+                    "reference_latency_ms": best.latency_ms, "verdict": v, "diff_pts": d, "p_value": p})
     return "\n".join(lines), out
 
 
 def headline(mac_verdicts: list[dict], lat_verdicts: list[dict]) -> str:
     def count(vs: list[dict]) -> str:
-        n = {k: sum(v["verdict"] == k for v in vs) for k in ("win", "tie", "lose", "untested")}
-        return f"{n['win']} win, {n['tie']} tie, {n['lose']} lose" + (
-            f", {n['untested']} untested (1 seed)" if n["untested"] else "")
+        from nas.export.significance import BETTER, SAME, UNTESTED, WORSE
+
+        n = {k: sum(v["verdict"] == k for v in vs) for k in (BETTER, SAME, WORSE, UNTESTED)}
+        return f"{n[BETTER]} better, {n[SAME]} no significant difference, {n[WORSE]} worse" + (
+            f", {n[UNTESTED]} untested (1 seed)" if n[UNTESTED] else "")
 
     text = f"searched family vs best scaled reference: at matched MACs {count(mac_verdicts)}"
     lat = [v for v in lat_verdicts if v["verdict"] != "unmatched"]
@@ -444,7 +409,7 @@ def write_plot(models: list[Model], path: Path, title: str) -> Path:
                         lw=2.5 if searched else 1.2, color=colors[name],
                         label="searched family" if searched else name, zorder=3 if searched else 2)
         ax.set_xlabel(label)
-        ax.set_ylabel("proxy top-1 accuracy (%)")
+        ax.set_ylabel("test-split top-1 accuracy (%), mean ± std over seeds")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
@@ -481,7 +446,9 @@ def estimate(space: Any, tiers: list[str], seeds: int, search_trials: int, concu
     Per-step time of a CPU proxy grows much slower than its MACs (launch overhead dominates small
     networks), so a tier's trainings are taken to scale with the square root of its MACs over MixNet-S's.
     """
-    ref = costs(reference_genotypes(space, ("mixnet_s",))["mixnet_s"], space.target.num_classes)["macs"]
+    from nas.export.matching import analytic_costs
+
+    ref = analytic_costs(space.target.num_classes)(reference_genotypes(space, ("mixnet_s",))["mixnet_s"])["macs"]
     budgets = [space.family[t].macs for t in tiers if t in space.family and space.family[t].macs] or [ref]
     factor = statistics.fmean(math.sqrt(b / ref) for b in budgets)
     trainings = len(tiers) * (1 + len(REFERENCES)) * seeds
@@ -507,7 +474,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lut", type=Path, default=None, help="latency table to predict with")
     ap.add_argument("--latency", choices=("auto", "off"), default="auto",
                     help="auto: the space's LUT, else this machine's torch-cpu cache plus parts timed now")
-    ap.add_argument("--out", type=Path, default=None, help="keep the search's study here (default: a temp dir)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="keep the search's study and the test-split runs (final_eval.jsonl) here; a rerun with "
+                         "the same --out resumes (default: a temp dir)")
     ap.add_argument("--json", type=Path, default=None, help="write every figure of this run as JSON")
     ap.add_argument("--plot", type=Path, default=None, help="write accuracy vs MACs/latency as a PNG")
     args = ap.parse_args(argv)
@@ -560,7 +529,8 @@ def _run(args: argparse.Namespace, machine: dict, mode: dict, seeds_n: int, work
     print(f"space {space.name}: target {space.target.resolution} px, {space.target.num_classes} classes; tiers "
           + ", ".join(f"{t}: {space.family[t].macs / 1e6:g}M MACs" for t in tiers if t in space.family
                       and space.family[t].macs))
-    print(f"recipe (every model, same seeds {[recipe.seed + 1 + i for i in range(seeds_n)]}): {recipe.dataset}"
+    seeds = eval_seeds(recipe, seeds_n)
+    print(f"recipe (every model, same seeds {seeds}): {recipe.dataset}"
           f"{' ' + recipe.path if recipe.path else ''}, {recipe.resolution} px, width {recipe.width:g}, "
           f"{recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.optimizer} lr {recipe.lr:g}"
           + (f", subsample {recipe.subsample}" if recipe.subsample else ""))
@@ -597,25 +567,30 @@ def _run(args: argparse.Namespace, machine: dict, mode: dict, seeds_n: int, work
         print(f"latency predicted for {sum(m.latency_ms is not None for m in models)}/{len(models)} models "
               f"in {time.perf_counter() - t0:.0f} s" + (f"; not for the rest: {problem}" if problem else ""))
 
-    seeds = [recipe.seed + 1 + i for i in range(seeds_n)]
     print(f"training {len(models)} models x {len(seeds)} seeds = {len(models) * len(seeds)} runs on "
           f"{args.workers} worker(s)", flush=True)
+    if args.workers <= 1:  # in this process: every core (worker processes set their own share)
+        import torch
+
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
     t0 = time.perf_counter()
-    train_models(models, recipe, seeds, args.workers, log=lambda s: print(s, flush=True))
+    train_models(models, recipe, seeds, args.workers, work / "final_eval.jsonl", log=lambda s: print(s, flush=True))
     train_wall = time.perf_counter() - t0
 
     mtext, mv = macs_table(models)
-    print(f"\n-- accuracy at matched MACs (references scaled in width to each tier's MAC budget) --\n{mtext}")
+    print(f"\n-- test-split accuracy at matched MACs (references scaled in width to each tier's MAC budget) --\n"
+          f"{mtext}")
     if table is not None:
         ltext, lv = latency_table_text(models)
-        print(f"\n-- accuracy at matched predicted latency ({table.target.name}) --\n{ltext}")
+        print(f"\n-- test-split accuracy at matched predicted latency ({table.target.name}) --\n{ltext}")
     else:
         lv = []
         print("\n-- accuracy at matched predicted latency: skipped (no latency table) --")
     print(f"\n{headline(mv, lv)}")
-    print(f"win/lose: difference of seed means beyond {WIN_SE:g} standard errors; {len(seeds)} seeds per model. "
-          "Caveat: members were selected on this validation split by the search (seed "
-          f"{recipe.seed}); the seeds here differ, the images do not.")
+    from nas.export import METHOD
+
+    print(f"verdicts: {METHOD}, over {len(seeds)} seeds per model (seeds {seeds}; the search trained on seed "
+          f"{recipe.seed}); accuracy on the test split, which neither the search nor the choice of members saw.")
     if args.quick:
         print("QUICK MODE: too little training for these accuracies to rank architectures; run without --quick.")
     total = time.perf_counter() - t_start
@@ -632,7 +607,7 @@ def _run(args: argparse.Namespace, machine: dict, mode: dict, seeds_n: int, work
         print(f"wrote {args.plot}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")
+        atomic_write(args.json, json.dumps(result, indent=1, default=str) + "\n")
         print(f"wrote {args.json}")
     return result
 

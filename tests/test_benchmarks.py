@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 from pathlib import Path
@@ -16,6 +17,8 @@ from benchmarks import __main__ as runner  # noqa: E402
 from benchmarks import bench_data as bd  # noqa: E402
 from benchmarks import bench_family as bf  # noqa: E402
 from benchmarks import bench_scaling as bs  # noqa: E402
+from nas.export.final import eval_seeds  # noqa: E402
+from nas.export.matching import analytic_costs  # noqa: E402
 from nas.genotype import scale  # noqa: E402
 from nas.space import load_space  # noqa: E402
 from nas.train import TrainConfig  # noqa: E402
@@ -100,26 +103,49 @@ def test_family_members_and_references_are_matched_to_the_tier_macs(synth):
             w = r.width
             while scale(g, w) == scale(g, r.width):
                 w += 0.001
-            assert bf.costs(scale(g, w), 10)["macs"] > budget
+            assert analytic_costs(10)(scale(g, w))["macs"] > budget
         assert len(refs) + sum(f"tier {tier}:" in n for n in notes) == len(bf.REFERENCES)
     # What cannot shrink that far is reported, not silently dropped.
-    assert all("cannot be scaled down" in n for n in notes)
+    assert all("cannot be scaled to macs <=" in n for n in notes)
 
 
-def test_family_models_train_on_the_same_seeds_and_are_judged(synth):
+def test_family_is_what_export_best_chooses(synth, tmp_path):
+    from nas.export import export_family
+
+    study, space = synth
+    fam = json.loads((export_family(study, tmp_path / "fam", ["s", "l"], measure=False) / "family.json").read_text())
+    assert [m.genotype.hash for m in bf.family_members(study, space, ["s", "l"])] == [
+        m["hash"] for m in fam["members"]]
+
+
+def test_family_models_train_on_the_same_seeds_are_tested_and_judged(synth, tmp_path):
     torch.set_num_threads(1)
     study, space = synth
     members = bf.family_members(study, space, ["s"])
     models, _ = bf.plan_models(members, space, bf.reference_genotypes(space, ("mobilenetv2_100",)))
     assert len(models) == 2
     recipe = TrainConfig(resolution=8, subsample=64, epochs=1, batch_size=32, precise_bn=0, val_fraction=0.1)
+    seeds = eval_seeds(recipe, 3)
+    assert recipe.seed not in seeds
     lines = []
-    bf.train_models(models, recipe, [1, 2], workers=1, log=lines.append)
-    assert len(lines) == 4
+    bf.train_models(models, recipe, seeds, workers=1, ledger=tmp_path / "final_eval.jsonl", log=lines.append)
+    assert len(lines) == 7 and "0 run(s) read back" in lines[0] and "% test" in lines[-1]
     for m in models:
-        assert len(m.accs) == 2 and all(0.0 <= a <= 1.0 for a in m.accs)
+        assert len(m.accs) == 3 and all(0.0 <= a <= 1.0 for a in m.accs) and len(m.val_accs) == 3
     text, verdicts = bf.macs_table(models)
-    assert verdicts[0]["verdict"] in ("win", "lose", "tie") and "best reference" in text
+    assert verdicts[0]["verdict"] in ("better", "worse", "no significant difference") and "best reference" in text
+    assert 0 <= verdicts[0]["p_value"] <= 1
+    # A rerun on the same ledger trains nothing and gives the same figures.
+    again, _ = bf.plan_models(members, space, bf.reference_genotypes(space, ("mobilenetv2_100",)))
+    lines.clear()
+    bf.train_models(again, recipe, seeds, workers=1, ledger=tmp_path / "final_eval.jsonl", log=lines.append,
+                    train_fn=_no_training)
+    assert lines == ["6 run(s) read back from " + str(tmp_path / "final_eval.jsonl") + ", 0 to train"]
+    assert [m.accs for m in again] == [m.accs for m in models]
+
+
+def _no_training(genotype, config):
+    raise AssertionError("trained a run the ledger already held")
 
 
 def _model(name: str, accs: list[float], kind: str = "reference", tier: str = "s", lat: float | None = None):
@@ -127,18 +153,18 @@ def _model(name: str, accs: list[float], kind: str = "reference", tier: str = "s
     return bf.Model(tier, name, kind, g, 1.0, 1000, 100, latency_ms=lat, accs=accs)
 
 
-def test_verdicts_need_a_difference_beyond_the_seed_noise(tmp_path):
+def test_verdicts_are_welch_tests_over_the_seeds(tmp_path):
     member = _model("searched", [0.90, 0.91, 0.92], "searched", lat=5.0)
-    assert bf.verdict(member, _model("r", [0.80, 0.81, 0.82]))[0] == "win"
-    assert bf.verdict(member, _model("r", [0.95, 0.96, 0.97]))[0] == "lose"
-    assert bf.verdict(member, _model("r", [0.85, 0.91, 0.97]))[0] == "tie"
+    assert bf.verdict(member, _model("r", [0.80, 0.81, 0.82]))[0] == "better"
+    assert bf.verdict(member, _model("r", [0.95, 0.96, 0.97]))[0] == "worse"
+    assert bf.verdict(member, _model("r", [0.85, 0.91, 0.97]))[0] == "no significant difference"
     assert bf.verdict(_model("m", [0.9]), _model("r", [0.1]))[0] == "untested"
     # Matched latency: only references at most as slow as the member count.
     slow_better = _model("slow", [0.99, 0.99, 0.99], lat=9.0)
     fast_worse = _model("fast", [0.50, 0.52, 0.51], lat=4.0)
     text, vs = bf.latency_table_text([member, slow_better, fast_worse])
-    assert vs[0]["reference"] == "s/fast" and vs[0]["verdict"] == "win"
-    assert "matched MACs 0 win" in bf.headline([{"verdict": "lose"}], vs)
+    assert vs[0]["reference"] == "s/fast" and vs[0]["verdict"] == "better" and vs[0]["p_value"] < 0.05
+    assert "matched MACs 0 better, 0 no significant difference, 1 worse" in bf.headline([{"verdict": "worse"}], vs)
     png = bf.write_plot([member, slow_better, fast_worse], tmp_path / "family.png", "toy")
     assert png.read_bytes()[:4] == b"\x89PNG"
 

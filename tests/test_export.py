@@ -222,15 +222,16 @@ def test_export_full_mixnet_s_at_224(tmp_path):
 def test_baselines_cli(tmp_path):
     study = make_study(tmp_path, n=8)
     r = CliRunner().invoke(app, ["baselines", "--space", str(study / "space.yaml"), "--study", str(study),
-                                 "--refs", "mobilenetv2_100"])
+                                 "--refs", "mobilenetv2_100", "--as-given", "--seeds", "2"])
     assert r.exit_code == 0, r.output
     data = json.loads((study / "baselines.json").read_text())
     assert [b["name"] for b in data["references"]] == ["mobilenetv2_100"]
     b = data["references"][0]
     # Costs of the reference at the space's target (32 px, 10 classes), as every trial is costed.
     c = count(load(REF / "mobilenetv2_100.yaml").replace(resolution=32), num_classes=10)
-    assert (b["macs"], b["params"]) == (c.macs, c.params)
+    assert (b["macs"], b["params"]) == (c.macs, c.params) and b["tier"] is None and b["width"] == 1.0
     assert 0 <= b["accuracy"] <= 1 and b["epochs"] == 1 and data["proxy"]["resolution"] == 16
+    assert b["test_seeds"] == [1, 2] and 0 <= b["test_accuracy"] <= 1 and len(b["accuracies"]) == 2
     assert "MobileNetV2" in (study / "pareto.html").read_text()  # the plots were redrawn with the reference
 
 

@@ -68,9 +68,22 @@ def export_best(
     out: Path = typer.Option(None, "--out", help="Output directory (default: <study>/family, or ./export)."),
     num_classes: int = typer.Option(1000, "--num-classes", min=1, help="With --arch: classifier outputs."),
     measure: bool = typer.Option(True, "--measure/--no-measure", help="Measure torch-cpu latency of each member."),
+    evaluate: bool = typer.Option(
+        None, "--eval/--no-eval", show_default=False,
+        help="Retrain every member on --seeds seeds and report test-split accuracy with a Welch verdict against "
+             "its tier's best reference (default: on when the study's trials were trained)."),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="Training seeds per member for the evaluation."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Parallel training processes for the evaluation."),
 ) -> None:
-    """Export a MixNet-like family (one member per tier) or one architecture: genotype, TorchScript, ONNX, table."""
-    from nas.export import export_arch, export_family
+    """Export a MixNet-like family (one member per tier) or one architecture: genotype, TorchScript, ONNX, table.
+
+    Then, for a study whose trials were trained, every member is trained again from scratch (the space's proxy
+    recipe, seeds the search did not use) and scored on the test split, which neither the search nor the choice
+    of members saw; each run is kept in <study>/final_eval.jsonl, so a rerun trains only what is missing."""
+    from contextlib import nullcontext
+
+    from nas.cli.evaluation import final_progress
+    from nas.export import FinalEval, export_arch, export_family, read_study, study_was_trained
     from nas.genotype import load
 
     if (study is None) == (arch is None):
@@ -81,7 +94,15 @@ def export_best(
         console.print(f"exported {g.name or g.hash} to {d}")
         return
     names = [t.strip() for t in tiers.split(",") if t.strip()] if tiers else None
-    d = export_family(study_dir(study), out, names, tier_budget, measure=measure)
+    study = study_dir(study)
+    if evaluate is None:
+        evaluate = study_was_trained(read_study(study)[1])
+        if not evaluate:
+            err_console.print("no trial of this study was trained (a cost-only search): no test-split evaluation "
+                              "(--eval asks for one)", markup=False, highlight=False, soft_wrap=True)
+    with final_progress("test split") if evaluate else nullcontext() as progress:
+        final = FinalEval(seeds=seeds, workers=workers, progress=progress) if evaluate else None
+        d = export_family(study, out, names, tier_budget, measure=measure, final=final)
     console.print((d / "family.md").read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"exported to {d}")
 
@@ -91,22 +112,43 @@ def baselines(
     space: str = typer.Option(..., "--space", help="Search-space YAML whose proxy recipe and target to use."),
     study: Path = typer.Option(None, "--study", help="Study directory for baselines.json (default: results/<space>)."),
     refs: str = typer.Option(None, "--refs", help="Comma-separated reference names (default: all shipped)."),
-    seeds: int = typer.Option(1, "--seeds", min=1, help="Proxy trainings per reference (accuracy is their mean)."),
+    tiers: str = typer.Option(None, "--tiers", help="Comma-separated family tiers to scale the references to "
+                                                    "(default: every tier of the space's family)."),
+    as_given: bool = typer.Option(False, "--as-given", help="Train the references as shipped, not width-scaled "
+                                                           "to each tier's budget."),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="Training seeds per reference (accuracies are their mean "
+                                                        "and standard deviation)."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Override the proxy's epochs."),
     measure: bool = typer.Option(False, "--measure/--no-measure", help="Also measure torch-cpu latency."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Parallel training processes."),
 ) -> None:
-    """Evaluate the reference architectures (MixNet, GhostNet, MobileNet) under the space's proxy and cost models."""
-    from nas.export import evaluate_baselines, reference_files
+    """Evaluate the reference architectures (MixNet, GhostNet, MobileNet, ...) under the space's proxy and cost models.
+
+    Each reference is width-scaled to each tier's budget of the space's family (or taken as given), trained from
+    scratch on --seeds seeds the search did not use, and scored on the validation and the test split; each run is
+    kept in <study>/final_eval.jsonl, so a rerun trains only what is missing. `nas export-best` judges every
+    family member against the best of these that fits its tier."""
+    from nas.cli.evaluation import final_progress, references_table
+    from nas.export import FinalEval, evaluate_baselines, reference_files, select_tiers, space_tiers
+    from nas.export.final import LEDGER
     from nas.results.store import write_baselines
     from nas.space import load_space
 
-    sp = load_space(resolve_path(space))
+    path = resolve_path(space)
+    sp = load_space(path)
     names = [r.strip() for r in refs.split(",") if r.strip()] if refs else None
     reference_files(names)  # a bad name fails before any training
-    data = evaluate_baselines(sp, names, seeds=seeds, measure=measure, epochs=epochs,
-                              log=lambda s: err_console.print(s, markup=False, highlight=False))
+    tier_names = [t.strip() for t in tiers.split(",") if t.strip()] if tiers else None
+    chosen = None if as_given or not (tier_names or space_tiers(sp)) else select_tiers(sp, tier_names, None, str(path))
     study = study or Path("results") / sp.name
+    with final_progress("references") as progress:
+        data = evaluate_baselines(sp, names, ledger=study / LEDGER, tiers=chosen, measure=measure, epochs=epochs,
+                                  final=FinalEval(seeds=seeds, workers=workers, progress=progress))
     p = write_baselines(study, data)
+    console.print(references_table(data["references"], f"{sp.name}: references, accuracy % (validation: mean; "
+                                                       "test split: mean ± std over the seeds)"))
+    for note in data["notes"]:
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"wrote {p}")
     if epochs is not None and epochs < sp.proxy.epochs:
         err_console.print(f"note: the references trained {epochs} epoch{'s' * (epochs != 1)}, the space's trials "

@@ -24,6 +24,15 @@ when the study kept the trained proxy's weights (the proxy network's, see
 TorchScript; ``model.onnx``, checked with onnxruntime against the torch
 outputs to 1e-4. ``family.md`` and ``family.json`` list the members and the
 reference architectures evaluated by ``nas baselines``.
+
+Final evaluation (``final=FinalEval(...)``, the CLI's default for a study
+whose trials were trained): every member is trained again from scratch with
+the space's proxy recipe on seeds the search did not use and scored on the
+test split, which neither the search nor the choice of members loads
+(:mod:`nas.export.final`); each is judged against the best reference of its
+tier from ``baselines.json`` by Welch's t-test (:mod:`nas.export.verdicts`,
+:mod:`nas.export.significance`). ``family.md`` and ``family.json`` then carry
+the test accuracy's mean, standard deviation, seeds, p-value and verdict.
 """
 
 from __future__ import annotations
@@ -33,19 +42,25 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import InputError
-from nas.export.baselines import REFERENCE_DIR, evaluate_baselines, reference_files
+from nas.export.baselines import evaluate_baselines, plan_references
 from nas.export.files import Costing, costing_for_space, export_member, write_model_files
+from nas.export.final import LEDGER, FinalEval, FinalEvent, FinalRun, eval_seeds, run_final
+from nas.export.matching import REFERENCE_DIR, Reference, reference_files, reference_genotypes, scale_references
 from nas.export.members import Member, choose_member, scale_to_budget, study_front, tier_members
+from nas.export.significance import ALPHA, METHOD, Verdict, welch
 from nas.export.tables import family_markdown, write_tables
 from nas.export.tiers import NEAR, Tier, parse_tier_budgets, select_tiers, space_tiers
+from nas.export.verdicts import evaluate_family
 from nas.genotype import Genotype
 from nas.results.record import TrialRecord
 from nas.results.store import StudyDir, load_baselines, study_records
 
-__all__ = ["NEAR", "REFERENCE_DIR", "Costing", "Member", "Tier", "choose_member", "costing_for_space",
-           "evaluate_baselines", "export_arch", "export_family", "export_member", "family_markdown",
-           "parse_tier_budgets", "read_study", "reference_files", "scale_to_budget", "select_tiers", "space_tiers",
-           "study_front", "tier_members", "write_model_files", "write_tables"]
+__all__ = ["ALPHA", "LEDGER", "METHOD", "NEAR", "REFERENCE_DIR", "Costing", "FinalEval", "FinalEvent", "FinalRun",
+           "Member", "Reference", "Tier", "Verdict", "choose_member", "costing_for_space", "eval_seeds",
+           "evaluate_baselines", "evaluate_family", "export_arch", "export_family", "export_member",
+           "family_markdown", "parse_tier_budgets", "plan_references", "read_study", "reference_files",
+           "reference_genotypes", "run_final", "scale_references", "scale_to_budget", "select_tiers", "space_tiers",
+           "study_front", "study_was_trained", "tier_members", "welch", "write_model_files", "write_tables"]
 
 
 def read_study(study_dir: Path) -> tuple[Any, list[TrialRecord]]:
@@ -60,9 +75,16 @@ def read_study(study_dir: Path) -> tuple[Any, list[TrialRecord]]:
     return load_space(sd.space), study_records(sd.root)
 
 
+def study_was_trained(records: Sequence[TrialRecord]) -> bool:
+    """Whether any trial trained a proxy (a cost-only search trains none: there is no recipe result to check)."""
+    return any((r.epochs or 0) > 0 and r.accuracy is not None for r in records)
+
+
 def export_family(study_dir: Path, out: Path | None = None, tiers: Sequence[str] | None = None,
-                  tier_budgets: str | None = None, *, measure: bool = True, near: float = NEAR) -> Path:
-    """Choose every tier's member, then write the files; nothing is written when an input is bad."""
+                  tier_budgets: str | None = None, *, measure: bool = True, near: float = NEAR,
+                  final: FinalEval | None = None) -> Path:
+    """Choose every tier's member, then write the files; nothing is written when an input is bad. With
+    ``final``, then evaluate the members on the test split and write the tables again with the results."""
     study_dir = Path(study_dir)
     space, records = read_study(study_dir)
     everything = select_tiers(space, None, tier_budgets, str(study_dir / "space.yaml"))
@@ -79,7 +101,11 @@ def export_family(study_dir: Path, out: Path | None = None, tiers: Sequence[str]
     rows = [export_member(m, out, costing, study_dir) for m in members]
     meta = {"title": f"{space.name} family", "study": str(study_dir), "near": near,
             "resolution": space.target.resolution, "num_classes": space.target.num_classes}
-    write_tables(out, rows, load_baselines(study_dir), meta)
+    baselines = load_baselines(study_dir)
+    write_tables(out, rows, baselines, meta)  # the export is usable while the evaluation runs
+    if final is not None:
+        meta["final"] = evaluate_family(rows, members, space.proxy, study_dir, baselines, final)
+        write_tables(out, rows, baselines, meta)
     return out
 
 

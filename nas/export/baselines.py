@@ -1,60 +1,78 @@
-"""``nas baselines``: the shipped reference architectures trained and costed as a space's trials are."""
+"""``nas baselines``: the shipped reference architectures trained, tested and costed as a space's trials are.
+
+Each reference is taken at the space's target resolution and class count and,
+when tiers are given, width-scaled to each tier's budget
+(:mod:`nas.export.matching`); otherwise as given. Every variant is trained
+from scratch with the space's proxy recipe on the evaluation seeds and scored
+on the test split (:mod:`nas.export.final`, resumable through the study's
+``final_eval.jsonl``); its validation accuracy, from the same runs, is what
+the Pareto plots show beside the trials.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nas.errors import OptionError
 from nas.export.files import costing_for_space
+from nas.export.final import FinalEval, eval_seeds, recipe_key, run_final, summarize
+from nas.export.matching import REFERENCE_DIR, Reference, analytic_costs, reference_genotypes, scale_references
+from nas.export.significance import METHOD
+from nas.export.tiers import Tier
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "search_spaces" / "reference"
-
-
-def reference_files(names: Sequence[str] | None = None) -> list[Path]:
-    """The shipped reference genotypes (``search_spaces/reference/*.yaml``), optionally by name."""
-    files = sorted(REFERENCE_DIR.glob("*.yaml"))
-    if names:
-        by_name = {f.stem: f for f in files}
-        missing = [n for n in names if n not in by_name]
-        if missing:
-            raise OptionError("refs", f"{missing[0]!r}: no such reference (shipped: {', '.join(by_name)})")
-        files = [by_name[n] for n in names]
-    return files
+__all__ = ["evaluate_baselines", "plan_references"]
 
 
-def evaluate_baselines(space: Any, names: Sequence[str] | None = None, *, seeds: int = 1, measure: bool = False,
-                       epochs: int | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train every reference architecture with the space's proxy recipe and cost it like a trial.
+def plan_references(space: Any, names: Sequence[str] | None = None, tiers: Sequence[Tier] | None = None,
+                    costing: Any = None) -> tuple[list[Reference], list[str]]:
+    """The reference variants to train: each reference scaled to each tier's budget, or (no tiers) as given;
+    and a note for each that cannot reach a tier."""
+    refs = reference_genotypes(space, names)
+    if not tiers:
+        return [Reference(n, g) for n, g in refs.items()], []
+    plan, notes = [], []
+    for t in tiers:
+        # Latency is predicted (and maybe timed) only for a tier that limits it: bisection costs many networks.
+        cost_fn = costing.costs if costing is not None and "latency_ms" in t.limits else analytic_costs(
+            space.target.num_classes)
+        scaled, missed = scale_references(refs, t, cost_fn)
+        plan += scaled
+        notes += missed
+    return plan, notes
 
-    Costs are those of the reference at the space's target resolution and class count (as every
-    trial's); accuracy is the mean over ``seeds`` proxy trainings (seeds ``proxy.seed + i``).
+
+def evaluate_baselines(space: Any, names: Sequence[str] | None = None, *, ledger: Path,
+                       tiers: Sequence[Tier] | None = None, final: FinalEval | None = None, measure: bool = False,
+                       epochs: int | None = None) -> dict[str, Any]:
+    """Train every reference variant (:func:`plan_references`) on the evaluation seeds and cost it like a trial.
+
+    Costs are those of the variant at the space's target resolution and class count (as every trial's);
+    ``accuracy`` is the mean validation accuracy and ``test_accuracy`` the mean test accuracy over the seeds
+    (``proxy.seed + 1 + i``), with their standard deviations and the per-seed values.
     """
-    import dataclasses
-    import statistics
-
-    from nas.genotype import load
-    from nas.train import train
-
+    opts = final or FinalEval()
     costing = costing_for_space(space, measure=measure)
     proxy = dataclasses.replace(space.proxy, epochs=epochs) if epochs else space.proxy
+    plan, notes = plan_references(space, names, tiers, costing)
+    seeds = eval_seeds(proxy, opts.seeds)
+    label = {id(r): r.name if r.tier is None else f"{r.tier}: {r.name}" for r in plan}
+    runs = run_final([(label[id(r)], r.genotype) for r in plan], proxy, seeds, ledger, opts)
+    limits = {t.name: dict(t.limits) for t in tiers or ()}
+    key = recipe_key(proxy)
     refs = []
-    for f in reference_files(names):
-        g = load(f).replace(resolution=space.target.resolution, in_chans=space.target.in_chans)
-        costs = costing.costs_or_none(g)
-        results = [train(g, dataclasses.replace(proxy, seed=proxy.seed + i)) for i in range(seeds)]
-        accs = [r.accuracy for r in results]
-        entry = {"name": f.stem, "file": str(f), "hash": g.hash, "genotype": g.to_dict(),
-                 "macs": int(costs["macs"]), "params": int(costs["params"]), "latency_ms": costs.get("latency_ms"),
-                 "latency_ms_measured": costing.measured(g), "accuracy": statistics.fmean(accs),
-                 "accuracy_std": statistics.pstdev(accs) if len(accs) > 1 else 0.0, "accuracies": accs,
-                 "best_accuracy": max(r.best_accuracy for r in results), "epochs": results[0].epochs_run,
-                 "train_s": sum(r.train_s for r in results), "status": "complete"}
-        refs.append(entry)
-        if log:
-            log(f"{f.stem}: {100 * entry['accuracy']:.2f} % proxy accuracy, {entry['macs'] / 1e6:.1f} M MACs, "
-                f"{entry['params'] / 1e6:.2f} M params")
+    for r in plan:
+        s = summarize(runs[label[id(r)]])
+        costs = costing.costs_or_none(r.genotype)
+        refs.append({"name": r.name, "reference": r.reference, "tier": r.tier, "limits": limits.get(r.tier),
+                     "width": r.width, "file": str(REFERENCE_DIR / f"{r.reference}.yaml"), "hash": r.genotype.hash,
+                     "genotype": r.genotype.to_dict(), "macs": int(costs["macs"]), "params": int(costs["params"]),
+                     "latency_ms": costs.get("latency_ms"), "latency_ms_measured": costing.measured(r.genotype),
+                     "accuracy": s.pop("val_accuracy"), "accuracy_std": s.pop("val_accuracy_std"),
+                     "accuracies": s.pop("val_accuracies"), "epochs": proxy.epochs, "train_s": s.pop("test_train_s"),
+                     "status": "complete", "test_recipe": key, **s})
     return {"space": space.name, "target": space.target.model_dump(), "proxy": dataclasses.asdict(proxy),
-            "seeds": seeds, "references": refs, "updated": time.time()}
+            "test_recipe": key, "seeds": len(seeds), "test_seeds": seeds, "tiers": limits or None,
+            "method": METHOD, "references": refs, "notes": notes, "updated": time.time()}

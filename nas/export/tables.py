@@ -24,7 +24,40 @@ def _source(r: dict) -> str:
     return r["source"]
 
 
-def family_markdown(rows: Sequence[dict], baselines: Sequence[dict], title: str) -> str:
+def _mean_std(mean: float | None, std: float | None) -> str:
+    return "n/a" if mean is None else f"{100 * mean:.2f} ± {100 * (std or 0.0):.2f}"
+
+
+def _seeds(seeds: Sequence[int] | None) -> str:
+    return ", ".join(map(str, seeds)) if seeds else "-"
+
+
+
+
+def final_markdown(rows: Sequence[dict], final: dict[str, Any]) -> list[str]:
+    """The test-split table: each member retrained on the evaluation seeds, judged against its tier's best
+    reference."""
+    lines = ["## Test split (final evaluation)\n",
+             f"Every member trained again from scratch with the proxy recipe on seeds {_seeds(final['seeds'])} "
+             f"(the search trained on seed {final['search_seed']}) and scored on the test split, which neither "
+             "the search nor the choice of members saw. Mean ± standard deviation over the seeds. Reference: the "
+             "most accurate one on the test split among `nas baselines`' references (width-scaled to each tier, "
+             "same recipe and seeds) that fit the tier's budget; verdict of the member against it by Welch's "
+             "t-test (unequal variances).\n",
+             f"| tier | test acc. mean (%) | test acc. std (%) | seeds | best reference | reference test acc. (%) "
+             f"| p (Welch) | verdict ({final['method']}) |", "|---|---:|---:|---|---|---:|---:|---|"]
+    missing = "no reference fits the tier" if final.get("references") else "no references (see the note)"
+    for r in rows:
+        ref = "-" if r.get("reference") is None else r["reference"]
+        lines.append(f"| {r['tier']} | {_num(r.get('test_accuracy'), '.2f', 100)} | "
+                     f"{_num(r.get('test_accuracy_std'), '.2f', 100)} | {_seeds(r.get('test_seeds'))} | {ref} | "
+                     f"{_mean_std(r.get('reference_test_accuracy'), r.get('reference_test_accuracy_std'))} | "
+                     f"{_num(r.get('p_value'), '.3g')} | {r.get('verdict') or missing} |")
+    return lines + [""] + [f"Note: {n}\n" for n in final.get("notes", ())]
+
+
+def family_markdown(rows: Sequence[dict], baselines: Sequence[dict], title: str,
+                    final: dict[str, Any] | None = None) -> str:
     head = ("| tier | budget | from | params (M) | MACs (M) | latency pred. (ms) | latency meas. (ms) "
             "| proxy acc. (%) | weights |\n|---|---|---|---:|---:|---:|---:|---:|---|\n")
     lines = [f"# {title}\n", "Costs of the target network (resolution and classes below); proxy accuracy from "
@@ -43,17 +76,22 @@ def family_markdown(rows: Sequence[dict], baselines: Sequence[dict], title: str)
         lines.append(f"\nResolution {r0['resolution']}, {r0['num_classes']} classes. Exported files per tier: "
                      "genotype.yaml, model.ts (fused, TorchScript), model.onnx (onnxruntime matches torch to "
                      f"{ONNX_TOL:g}).\n")
+    if final:
+        lines += final_markdown(rows, final)
     if baselines:
         lines += ["## Reference architectures (`nas baselines`)\n",
-                  "| name | params (M) | MACs (M) | latency pred. (ms) | latency meas. (ms) | proxy acc. (%) |",
-                  "|---|---:|---:|---:|---:|---:|"]
+                  "| name | tier | params (M) | MACs (M) | latency pred. (ms) | latency meas. (ms) | proxy acc. (%) "
+                  "| test acc. mean (%) | test acc. std (%) | seeds |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         for b in baselines:
-            lines.append(f"| {b.get('name', '?')} | {sig3(b['params'] / 1e6)} | {sig3(b['macs'] / 1e6)} | "
-                         f"{_num(b.get('latency_ms'), '.2f')} | {_num(b.get('latency_ms_measured'), '.2f')} | "
-                         f"{_num(b.get('accuracy'), '.2f', 100)} |")
+            lines.append(f"| {b.get('name', '?')} | {b.get('tier') or 'as given'} | {sig3(b['params'] / 1e6)} | "
+                         f"{sig3(b['macs'] / 1e6)} | {_num(b.get('latency_ms'), '.2f')} | "
+                         f"{_num(b.get('latency_ms_measured'), '.2f')} | {_num(b.get('accuracy'), '.2f', 100)} | "
+                         f"{_num(b.get('test_accuracy'), '.2f', 100)} | {_num(b.get('test_accuracy_std'), '.2f', 100)} "
+                         f"| {_seeds(b.get('test_seeds'))} |")
     return "\n".join(lines) + "\n"
 
 
 def write_tables(out: Path, rows: Sequence[dict], baselines: Sequence[dict], meta: dict[str, Any]) -> None:
     atomic_write_json(out / "family.json", {**meta, "members": list(rows), "baselines": list(baselines)}, indent=1)
-    atomic_write(out / "family.md", family_markdown(rows, baselines, meta.get("title", "family")))
+    atomic_write(out / "family.md", family_markdown(rows, baselines, meta.get("title", "family"), meta.get("final")))

@@ -119,10 +119,12 @@ class RunLog:
 
     Opening it drops a torn last line from the file (so the next append starts a clean line) and says so in
     :attr:`notes`; ``valid(run)`` decides which records belong to the study (a record that does not is an
-    ``InputError`` naming the line).
+    ``InputError`` naming the line). ``parse`` turns a JSON object into a record with ``key`` and ``to_dict``
+    (:class:`Run` by default; ``nas.export.final`` keeps its test-split runs in a log of its own kind).
     """
 
-    def __init__(self, path: Path, valid: Any = None) -> None:
+    def __init__(self, path: Path, valid: Any = None, parse: Any = None) -> None:
+        parse = parse or _parse
         self.path = path
         self.notes: list[str] = []
         self.runs: dict[tuple[str, str, int], Run] = {}
@@ -137,7 +139,7 @@ class RunLog:
         tail = lines.pop()  # after the final newline: "" unless the last write was cut short
         if tail.strip():
             try:
-                _parse(json.loads(tail))
+                parse(json.loads(tail))
                 lines.append(tail)
                 text += "\n"
             except (ValueError, TypeError, KeyError):
@@ -149,7 +151,7 @@ class RunLog:
             if not line.strip():
                 continue
             try:
-                run = _parse(json.loads(line))
+                run = parse(json.loads(line))
             except (ValueError, TypeError, KeyError) as e:
                 raise InputError(f"{path}: line {i}: not a run record ({e.__class__.__name__}: {e}); repair or "
                                  "remove the line to resume, nothing was changed") from None

@@ -81,6 +81,8 @@ PRETTY = {"mixnet_s": "MixNet-S", "mixnet_m": "MixNet-M", "mixnet_l": "MixNet-L"
 def display_name(r: dict) -> str:
     """A reference's name as printed; ``(2 ep)`` after one trained for fewer epochs than the trials."""
     name = r.get("name") or ""
+    if r.get("tier") is not None and r.get("reference") in PRETTY:  # scaled to a tier's budget by `nas baselines`
+        name = f"{PRETTY[r['reference']]} x{r.get('width', 1.0):g}"
     return PRETTY.get(name, name) + (f" ({r['epochs']} ep)" if r.get("short") else "")
 
 
