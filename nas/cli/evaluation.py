@@ -10,6 +10,7 @@ from rich import box
 from rich.table import Table
 
 from nas.cli.common import err_console
+from nas.cli.steps import Steps
 from nas.results.front import sig3
 
 
@@ -17,27 +18,21 @@ from nas.results.front import sig3
 def final_progress(what: str) -> Iterator[Any]:
     """A progress bar on stderr for ``nas.export.final.run_final``; yields the callback to pass it. The bar
     appears with the first event, so a command that fails on its input before any training prints only the error."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    cols = (TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[last]}"))
-    prog = Progress(*cols, console=err_console)
-    task = prog.add_task(what, total=None, last="")
+    steps = Steps(what, err_console)
 
     def on_event(e: Any) -> None:
-        prog.start()
         for note in e.notes:
-            prog.console.print(f"note: {note}", markup=False, highlight=False)
+            steps.note(note)
         if e.name is None:
-            prog.update(task, total=e.total, last=f"{e.reused} run(s) already done, {e.total} to train")
+            steps.update(0, e.total, f"{e.reused} run(s) already done, {e.total} to train")
             return
-        prog.update(task, completed=e.done, total=e.total,
-                    last=f"{e.name} seed {e.seed}: {100 * e.test_accuracy:.2f}% test in {e.seconds:.0f} s")
+        steps.update(e.done, e.total,
+                     f"{e.name} seed {e.seed}: {100 * e.test_accuracy:.2f}% test in {e.seconds:.0f} s")
 
     try:
         yield on_event
     finally:
-        prog.stop()
+        steps.stop()
 
 
 def _pct(mean: float | None, std: float | None = None) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from nas.cli.common import app, console, err_console, resolve_path
+from nas.cli.steps import Steps
 from nas.errors import InputError
 
 
@@ -51,7 +52,6 @@ def fidelity(
     the proxy recipe of a space before a long search."""
     import json
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from nas.fidelity import run_fidelity
@@ -64,14 +64,10 @@ def fidelity(
     out = out or Path("results") / f"fidelity-{path.stem}"
     recipes = [_recipe(r, "--recipe") for r in recipe] if recipe else None
     ref = _recipe(reference, "--reference") if reference else None
-    cols = (TextColumn("[bold]fidelity"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[last]}"))
-    with Progress(*cols, console=err_console, disable=as_json) as prog:
-        task = prog.add_task("runs", total=None, last="")
-
+    with Steps("fidelity", err_console, disable=as_json) as steps:
         def on_run(run, done: int, total: int) -> None:
-            prog.update(task, completed=done, total=total,
-                        last=f"{run.recipe} seed {run.seed}: {100 * run.accuracy:.1f}% in {run.seconds:.0f} s")
+            steps.update(done, total,
+                         f"{run.recipe} seed {run.seed}: {100 * run.accuracy:.1f}% in {run.seconds:.0f} s")
 
         rep = run_fidelity(path, out, n=n, seeds=seed_list, recipes=recipes, reference=ref, data=data,
                            sample_seed=sample_seed, executor="local" if local else "ray", address=address,
