@@ -21,3 +21,11 @@ class OptionError(InputError):
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
+
+
+class DiskFullError(InputError):
+    """A write failed for want of space (``ENOSPC``, ``EDQUOT``); ``str(e)`` is one line naming the file.
+
+    Not the user's input, but like bad input it is the user's to fix (free some space) and needs no traceback:
+    the writers leave nothing half-written behind, so the same command resumes once there is room.
+    """

@@ -101,3 +101,12 @@ def fmt_count(v: float) -> str:
         if abs(v) >= div:
             return f"{v / div:.3g}{suffix}" if v / div < 100 else f"{v / div:.0f}{suffix}"
     return f"{v:g}"
+
+
+#: Most digits a count is printed with (Python refuses to turn an int of more than 4,300 digits into text).
+MAX_DIGITS = 4000
+
+
+def exact_count(n: int) -> str | None:
+    """``n`` written out, or None when it has more than :data:`MAX_DIGITS` digits (print its log10 instead)."""
+    return str(n) if n.bit_length() <= int(MAX_DIGITS * 3.3219) else None
