@@ -59,3 +59,14 @@ class ProgressView(SearchListener):
     def _show(self) -> None:
         if self._progress is not None:
             self._progress.update(self._task, completed=len(self._book.records), stats=self._stats())
+
+
+class QuietView(SearchListener):
+    """``--quiet``: no bar and no table, but what the search has to say (the storage still being saved after a
+    long run, a repaired study) as plain lines on stderr."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def message(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)

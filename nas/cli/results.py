@@ -20,13 +20,13 @@ def pareto(
 
     from nas.cli.tables import front_table
     from nas.results.front import front, hypervolume
-    from nas.results.pareto import space_budgets, study_objectives, study_reference_point
+    from nas.results.pareto import space_budgets, stored_objectives, study_objectives, study_reference_point
     from nas.results.store import study_records
 
     study = study_dir(study)
     records = study_records(study)
     space = study_space(study)
-    objectives = study_objectives(space)
+    objectives = stored_objectives(study) or study_objectives(space)  # a cost-only study's own, not the space's
     fr = front(records, objectives)
     ref = study_reference_point(study, objectives, space_budgets(space), records)
     hv = hypervolume(records, objectives, ref)
@@ -73,7 +73,7 @@ def export_best(
         raise InputError("export-best: give exactly one of --study DIR or --arch GENOTYPE")
     if arch is not None:
         g = load(resolve_path(arch))
-        d = export_arch(g, out or Path("export"), num_classes=num_classes, measure=measure)
+        d = export_arch(g, out or Path("export"), num_classes=num_classes, measure=measure, source=arch)
         console.print(f"exported {g.name or g.hash} to {d}")
         return
     names = [t.strip() for t in tiers.split(",") if t.strip()] if tiers else None
@@ -93,15 +93,20 @@ def baselines(
 ) -> None:
     """Evaluate the reference architectures (MixNet, GhostNet, MobileNet) under the space's proxy and cost models."""
     from nas.export import evaluate_baselines, reference_files
-    from nas.results.store import write_baselines
+    from nas.io import check_output_dir
+    from nas.results.store import load_baselines, study_records, write_baselines
     from nas.space import load_space
 
     sp = load_space(resolve_path(space))
     names = [r.strip() for r in refs.split(",") if r.strip()] if refs else None
     reference_files(names)  # a bad name fails before any training
+    study = study or Path("results") / sp.name
+    check_output_dir(study, "--study")  # and so do a study that is a file and a corrupt study, before training
+    if (study / "trials.jsonl").is_file():
+        study_records(study)
+        load_baselines(study)
     data = evaluate_baselines(sp, names, seeds=seeds, measure=measure, epochs=epochs,
                               log=lambda s: err_console.print(s, markup=False, highlight=False))
-    study = study or Path("results") / sp.name
     p = write_baselines(study, data)
     if (study / "trials.jsonl").is_file():
         from nas.plots import write_plots

@@ -36,7 +36,7 @@ def train(
     import json
 
     from nas.genotype import load
-    from nas.train import TrainConfig, check_config, load_data, resolve_device
+    from nas.train import TrainConfig, check_config, check_memory, load_data, resolve_device
 
     g = load(resolve_path(arch))
     overrides = {"epochs": epochs, "resolution": resolution, "width": width, "batch_size": batch_size, "lr": lr,
@@ -51,6 +51,7 @@ def train(
     if save is not None and save.exists() and not save.is_dir():
         raise InputError(f"{save}: --save needs a directory, this is a file")
     check_config(cfg)
+    check_memory(g, cfg, source=str(arch))  # before any data is loaded
     if threads:
         import torch
 

@@ -43,11 +43,13 @@ from typing import Any
 
 from nas.errors import InputError
 from nas.export.baselines import REFERENCE_DIR, evaluate_baselines, reference_files
+from nas.export.checks import check_family_inputs, check_member_network
 from nas.export.files import Costing, costing_for_space, export_member, write_model_files
 from nas.export.members import Member, choose_member, scale_to_budget, study_front
 from nas.export.tables import family_markdown, write_tables
 from nas.export.tiers import NEAR, Tier, parse_tier_budgets, select_tiers, space_tiers
 from nas.genotype import Genotype
+from nas.io import check_output_dir
 from nas.results.record import TrialRecord
 from nas.results.store import StudyDir, load_baselines, study_records
 
@@ -82,6 +84,7 @@ def export_family(study_dir: Path, out: Path | None = None, tiers: Sequence[str]
     for m in members:
         m.genotype = m.genotype.replace(name=f"{space.name}_{m.tier}")
     out = Path(out) if out is not None else study_dir / "family"
+    check_family_inputs(study_dir, out, members, costing.num_classes)  # nothing is written when one is bad
     out.mkdir(parents=True, exist_ok=True)
     rows = [export_member(m, out, costing, study_dir) for m in members]
     meta = {"title": f"{space.name} family", "study": str(study_dir), "near": near,
@@ -91,12 +94,15 @@ def export_family(study_dir: Path, out: Path | None = None, tiers: Sequence[str]
 
 
 def export_arch(genotype: Genotype, out: Path, *, num_classes: int = 1000, measure: bool = True,
-                lut: Any = None) -> Path:
-    """Export one architecture into ``out/<name>/`` with a one-row ``family.md``/``family.json``."""
+                lut: Any = None, source: str | None = None) -> Path:
+    """Export one architecture into ``out/<name>/`` with a one-row ``family.md``/``family.json`` (``source``:
+    the genotype's file, for error lines)."""
     costing = Costing(num_classes=num_classes, lut=lut, measure=measure)
     name = genotype.name or genotype.hash
     m = Member(name, genotype, "arch")
     out = Path(out)
+    check_output_dir(out, "--out")
+    check_member_network(genotype, num_classes, source)
     out.mkdir(parents=True, exist_ok=True)
     row = export_member(m, out, costing)
     write_tables(out, [row], [], {"title": name, "resolution": genotype.resolution, "num_classes": num_classes})
