@@ -81,7 +81,7 @@ def test_sampler_registry_matches_the_space_schema():
     (["--wandb", "maybe"], "error: --wandb: 'maybe' is not one of online, offline, disabled"),
     (["--objective", "speed"], "error: --objective: 'speed' is not one of train, cost"),
     (["--study", ".."], "error: --study: '..' is not a usable study name (one directory name)"),
-    (["--address", "nohost"], "error: --address: 'nohost' is not auto, HOST:PORT or ray://HOST:PORT"),
+    (["--address", "nohost"], "error: --address: 'nohost' is not auto or HOST:PORT of a Ray head (its GCS, port 6379 by default)"),
     (["--gpus-per-trial", "1.5"], "error: --gpus-per-trial: above 1 a trial takes whole GPUs (Ray's rule), got 1.5"),
     (["--gpus-per-trial", "-1"], "error: --gpus-per-trial: must be in [0, 64], got -1.0"),
     (["--cpus-per-trial", "0"], "error: --cpus-per-trial: must be > 0, got 0.0"),

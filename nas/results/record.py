@@ -169,19 +169,19 @@ def record_problem(rec: Any) -> str | None:
 
 
 #: The type of every optional field of the file format (checked by :func:`record_problem`).
-_TYPES = {"accuracy": "number", "best_accuracy": "number", "macs": "count", "params": "count",
+_TYPES = {"accuracy": "number", "best_accuracy": "number", "macs": "amount", "params": "amount",
           "latency_ms": "number", "latency_ms_measured": "number", "epochs": "count", "train_s": "number",
           "images_per_s": "number", "history": "list", "violations": "object", "duplicate_of": "count",
           "error": "str", "node": "str", "device": "str", "seed": "int", "time": "number"}
-_KIND_NAMES = {"number": "a number", "count": "a non-negative integer", "int": "an integer", "list": "a list",
-               "object": "an object", "str": "a string"}
+_KIND_NAMES = {"number": "a number", "amount": "a non-negative number", "count": "a non-negative integer",
+               "int": "an integer", "list": "a list", "object": "an object", "str": "a string"}
 
 
 def _is(v: Any, kind: str) -> bool:
     if isinstance(v, bool):
         return False
-    if kind == "number":
-        return isinstance(v, (int, float))
+    if kind in ("number", "amount"):
+        return isinstance(v, (int, float)) and (kind == "number" or v >= 0)
     if kind in ("count", "int"):
         return isinstance(v, int) and (kind == "int" or v >= 0)
     return isinstance(v, {"list": list, "object": Mapping, "str": str}[kind])

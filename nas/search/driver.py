@@ -53,7 +53,7 @@ from typing import Any
 
 import optuna
 
-from nas.errors import OptionError
+from nas.errors import InputError, OptionError
 from nas.io import require_free_space
 from nas.results.book import StudyBook
 from nas.results.pareto import read_reference_point
@@ -144,9 +144,16 @@ def _open_study(run: SearchRun, records: list[Any], lock: StudyLock) -> _Study:
     quiet_optuna()
     directions, metrics = [o["direction"] for o in run.objectives], [o["metric"] for o in run.objectives]
     if sd.existing_storage() is not None or records:
-        persistent = load_or_create(open_storage(sd, kind), run.name, directions, metrics, sd.storage_file(kind))
-        rec = reconcile(persistent, records, run.space, run.objectives, sd,
-                        slack=RESUME_SLACK + 2 * (st.concurrency or 0))
+        storage = open_storage(sd, kind)
+        try:
+            persistent = load_or_create(storage, run.name, directions, metrics, sd.storage_file(kind))
+            rec = reconcile(persistent, records, run.space, run.objectives, sd,
+                            slack=RESUME_SLACK + 2 * (st.concurrency or 0))
+        except InputError:
+            engine = getattr(storage, "engine", None)  # SQLite: closing removes the -wal/-shm files it opened
+            if engine is not None:
+                engine.dispose()
+            raise
     else:  # a new study: the storage writer creates it, in parallel with the rest of the start
         rec = Reconciled(trials=[])
     sampler = make_sampler(st.sampler, (st.seed + len(rec.trials)) % 2**32, st.trials, st.concurrency, space=run.space,

@@ -89,10 +89,11 @@ def prepare(opts: SearchOptions) -> SearchRun:
     objectives = search_objectives(space, opts.objective)
     check_address(opts.address)
     name = opts.study or space.name
-    if (not name or "/" in name or name in (".", "..") or len(name.encode()) > 200
-            or any(ord(ch) < 32 or ch == "\x7f" for ch in name)):
-        raise OptionError("study", f"{name[:60]!r} is not a usable study name (one directory name, at most 200 "
-                          "bytes, no control characters)")
+    if not name or "/" in name or name in (".", ".."):
+        raise OptionError("study", f"{name!r} is not a usable study name (one directory name)")
+    if len(name.encode()) > 200 or any(ord(ch) < 32 or ch == "\x7f" for ch in name):
+        raise OptionError("study", f"{name[:60]!r} is not a usable study name (at most 200 bytes, no control "
+                          "characters)")
     latency_fn = _latency_fn(space, objectives)  # a bad latency table fails before the study directory exists
     return SearchRun(opts=opts, space=space, settings=settings, wandb=wandb, objectives=objectives, name=name,
                      sd=StudyDir(Path(opts.out or "results") / name), latency_fn=latency_fn)
@@ -132,7 +133,7 @@ _SETTINGS = 4
 ADDRESS_TIMEOUT_S = 5.0
 
 
-def check_address(address: str | None, timeout: float = ADDRESS_TIMEOUT_S) -> None:
+def check_address(address: str | None, timeout: float | None = None) -> None:
     """Fail fast, before anything is written, on an address that is no Ray cluster: nothing listening (Ray would
     retry for minutes), a service that does not speak HTTP/2 as a Ray GCS does (Ray would hang for more than
     ten minutes), or a ``ray://`` address (Ray Client, which nas does not use)."""
@@ -146,6 +147,7 @@ def check_address(address: str | None, timeout: float = ADDRESS_TIMEOUT_S) -> No
         raise OptionError("address", f"{address!r} is not auto or HOST:PORT of a Ray head (its GCS, port 6379 "
                           "by default)")
     host = host.strip("[]")
+    timeout = ADDRESS_TIMEOUT_S if timeout is None else timeout
     try:
         with socket.create_connection((host, int(port)), timeout=timeout) as sock:
             sock.settimeout(timeout)
