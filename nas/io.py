@@ -241,8 +241,10 @@ def _existing_ancestor(p: Path) -> Path:
     return p
 
 
-def require_free_space(path: str | Path, need: int = MIN_FREE_BYTES) -> None:
-    """Refuse to start writing under ``path`` (or its nearest existing parent) with less than ``need`` bytes free."""
+def require_free_space(path: str | Path, need: int | None = None) -> None:
+    """Refuse to start writing under ``path`` (or its nearest existing parent) with less than ``need`` bytes free
+    (default :data:`MIN_FREE_BYTES`)."""
+    need = MIN_FREE_BYTES if need is None else need
     where = _existing_ancestor(Path(path))
     try:
         st = os.statvfs(where)
