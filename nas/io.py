@@ -141,7 +141,8 @@ def loads_yaml(text: str, source: str = "<string>") -> Any:
         raise InputError(f"{source}: {where}: invalid YAML ({problem})") from None
     except RecursionError:
         raise InputError(f"{source}: YAML: invalid YAML (nested too deeply)") from None
-    except (ValueError, TypeError, OverflowError) as e:  # a tagged scalar PyYAML cannot build: 2020-02-31, !!int x
+    except (ValueError, TypeError, OverflowError, IndexError, AttributeError, KeyError) as e:
+        # a tagged scalar PyYAML's constructors cannot build (2020-02-31, `!!int x`, an empty `!!float`)
         raise InputError(f"{source}: YAML: invalid YAML value ({' '.join(str(e).split())[:120]})") from None
 
 

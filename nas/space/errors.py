@@ -38,7 +38,8 @@ def _loc(loc: tuple) -> str:
         elif "[" in str(part) or str(part).startswith("function-"):
             continue  # pydantic's validator tags, not fields
         else:
-            out += f".{part}" if out else str(part)
+            name = str(part) if str(part).isprintable() and str(part) else repr(part)  # a key from the file
+            out += f".{name}" if out else name
     return out
 
 
