@@ -2,8 +2,11 @@
 
     python -m benchmarks [--quick] [--only NAME[,NAME...]] [--list] [--logs DIR]
 
-Each benchmark runs as ``python -m benchmarks.<name> [--quick]`` from the
-repository root, so one crash or a leaked thread pool cannot disturb the
+It runs from any directory once the repository is installed editable
+(``pip install -e .`` maps ``benchmarks`` to the checkout), or from the
+repository root without that. Each benchmark runs as
+``python -m benchmarks.<name> [--quick]`` in the repository root (their
+files and results are relative to it), so one crash or a leaked thread pool cannot disturb the
 next, and its output is printed live. ``--quick`` is passed only to modules
 that accept it (their argument parser declares ``--quick``); a module that
 does not is run with no arguments and the summary says so. The summary at
@@ -138,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="list the benchmarks and whether they accept --quick")
     ap.add_argument("--logs", type=Path, default=None, help="also write each benchmark's output to DIR/NAME.log")
     args = ap.parse_args(argv)
+    if not (ROOT / "search_spaces").is_dir():
+        raise SystemExit(f"python -m benchmarks: {ROOT} is not the nas repository checkout the benchmarks run in; "
+                         "install it editable (pip install -e .) or run from the repository root")
     names = select(args.only)
     if args.list:
         for n in names:

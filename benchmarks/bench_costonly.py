@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from benchmarks._machine import banner
+from benchmarks._spaces import drop_latency, variant
 
 
 def _status_kb(pid: str, key: str) -> int:
@@ -112,12 +113,14 @@ def main() -> None:
 
     out = Path(tempfile.mkdtemp(prefix="bench_costonly_"))
     rss_imported = rss_mb()
-    opts = SearchOptions(space=args.space, trials=args.trials, out=out, objective="cost", storage=args.storage,
-                         sampler=args.sampler, wandb="disabled")
     from nas.cli import resolve_path
     from nas.space import load_space
 
-    study_dir = out / load_space(resolve_path(args.space)).name
+    # Analytic costs only: a latency target would time every new network (bench_latency's subject).
+    space = variant(resolve_path(args.space), out, "costs", drop_latency)
+    opts = SearchOptions(space=space, trials=args.trials, out=out, objective="cost", storage=args.storage,
+                         sampler=args.sampler, wandb="disabled")
+    study_dir = out / load_space(space).name
     sampler = Sampler(study_dir / "trials.jsonl")
     sampler.start()
     t0 = time.perf_counter()

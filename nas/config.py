@@ -23,8 +23,10 @@ from nas.errors import InputError
 SAMPLERS = ("nsga2", "tpe", "gp", "random", "predictor")
 #: Costs of the target network that budgets, objectives and family tiers can limit.
 COST_METRICS = ("macs", "params", "latency_ms")
-#: Everything an objective can name.
-METRICS = ("accuracy", *COST_METRICS)
+#: Everything an objective can name (``reward``: MnasNet's accuracy x (cost / target)^w, ``nas.results.front``).
+METRICS = ("accuracy", *COST_METRICS, "reward")
+#: MnasNet's reward exponent: a network twice as costly as the target needs about 5% more accuracy to match.
+REWARD_W = -0.07
 #: Data sets that ship inside the package (``proxy.dataset`` without a path).
 EMBEDDED_DATASETS = ("digits", "mnist5k")
 #: Data set formats ``nas.data`` loads (``proxy.dataset``; ``auto`` guesses one from the path).

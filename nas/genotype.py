@@ -268,9 +268,32 @@ class Genotype:
         return dataclasses.replace(self, **changes)
 
     def summary(self) -> str:
-        """One line for tables and plot hovers."""
-        ks = ",".join("".join(str(k) for k in b.kernels) for b in self.blocks)
-        return f"{len(self.blocks)} blocks, out {self.last_channels}, k[{ks}]"
+        """One short line for tables, plot hovers and W&B, the one notation every command uses.
+
+        ``d12 c40-320 k3/3-5/3-5-7 e3/6 se.25 g2 acb gb3``: depth (blocks), channels after the stem and
+        after the last block, the distinct MixConv kernel sets (kernels of one block joined by ``-``, sets by
+        ``/``), the distinct expansion ratios, SE ratios, ghost ratios, ``acb`` when any conv has ACB
+        branches, ``gb`` and their number for ghost bottlenecks; the parts a network lacks are left out.
+        """
+        bs = self.blocks
+
+        def distinct(values) -> str:
+            return "/".join(dict.fromkeys(f"{v:g}".removeprefix("0") if isinstance(v, float) else str(v)
+                                          for v in sorted(values)))
+
+        parts = [f"d{len(bs)}", f"c{self.stem.out}-{self.last_channels}",
+                 "k" + "/".join("-".join(map(str, ks)) for ks in sorted({b.kernels for b in bs}, key=lambda
+                                                                          ks: (len(ks), ks)))]
+        parts.append("e" + distinct(float(b.expand) for b in bs if b.mid is None))
+        if any(b.se for b in bs):
+            parts.append("se" + distinct(float(b.se) for b in bs if b.se))
+        if any(b.ghost > 1 for b in bs):
+            parts.append("g" + distinct(b.ghost for b in bs if b.ghost > 1))
+        if self.stem.acb or any(b.acb for b in bs):
+            parts.append("acb")
+        if any(b.kind == "ghost" for b in bs):
+            parts.append(f"gb{sum(b.kind == 'ghost' for b in bs)}")
+        return " ".join(p for p in parts if p not in ("e", "k"))
 
 
 # -- loading ---------------------------------------------------------------

@@ -49,8 +49,27 @@ def check_kernel(k: int, where: str) -> None:
         raise GenotypeError(f"{where}: kernel {k} must be odd and in 1..{2 * MAX_GROUPS + 1}")
 
 
+def _kernel_ok(k: int) -> bool:
+    return 1 <= k <= 2 * MAX_GROUPS + 1 and k % 2 != 0
+
+
+def _block_ok(b: Any) -> bool:
+    """Every check of :func:`check_block` at once, without building the error texts: sampling builds and checks
+    tens of thousands of blocks, nearly all valid. (False only sends a block through the detailed checks.)"""
+    return (b.out >= 1 and b.kind in KINDS and b.stride in STRIDES and 1 <= len(b.kernels) <= MAX_GROUPS
+            and all(_kernel_ok(k) for k in b.kernels) and (b.kind != "ghost" or len(b.kernels) == 1)
+            and b.split in SPLITS and b.dilation >= 1 and b.expand > 0 and (b.mid is None or b.mid >= 1)
+            and b.exp_groups >= 1 and b.proj_groups >= 1 and 0 <= b.se <= 4 and b.se_base in SE_BASES
+            and b.se_gate in GATES and b.se_divisor >= 1 and (b.se_act is None or b.se_act in ACTS)
+            and b.act in ACTS and 1 <= b.ghost <= 8 and _kernel_ok(b.ghost_kernel) and b.proj in PROJS
+            and not (b.ghost > 1 and (b.exp_groups > 1 or b.proj_groups > 1))
+            and not (b.kind == "ghost" and (b.exp_groups > 1 or b.proj_groups > 1 or b.proj != "conv")))
+
+
 def check_block(b: Any, w: str) -> None:
     """The fields of one block on their own (``w`` names it, e.g. ``stages[1].blocks[0]``)."""
+    if _block_ok(b):
+        return
     _pos(b.out, f"{w}.out")
     _choice(b.kind, KINDS, f"{w}.kind")
     _choice(b.stride, STRIDES, f"{w}.stride")

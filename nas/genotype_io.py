@@ -7,6 +7,7 @@ any dataclass spec (stem, block, head), so this module does not import them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 from nas.genotype_check import GenotypeError
@@ -20,16 +21,21 @@ def _norm(v: Any) -> Any:
     return v
 
 
+@functools.cache
+def _defaults(cls: type) -> tuple[tuple[str, Any], ...]:
+    """(name, default) of a spec class's fields: ``dataclasses.fields`` is slow enough to show in every hash."""
+    return tuple((f.name, f.default) for f in dataclasses.fields(cls) if f.name != "name")
+
+
 def spec_dict(spec: Any, compact: bool) -> dict[str, Any]:
     """A spec as plain data; ``compact`` leaves out fields at their default."""
     out = {}
-    for f in dataclasses.fields(spec):
-        if f.name == "name":
+    missing = dataclasses.MISSING
+    for name, default in _defaults(type(spec)):
+        v = getattr(spec, name)
+        if compact and default is not missing and v == default:
             continue
-        v = getattr(spec, f.name)
-        if compact and f.default is not dataclasses.MISSING and v == f.default:
-            continue
-        out[f.name] = _norm(v)
+        out[name] = _norm(v)
     return out
 
 
@@ -38,7 +44,8 @@ def blocks_to_list(blocks: tuple[Any, ...], compact: bool) -> list[dict[str, Any
     items: list[dict[str, Any]] = []
     prev = None
     for b in blocks:
-        if compact and prev is not None and b.stride == 1 and b == dataclasses.replace(prev, stride=1):
+        if compact and prev is not None and b.stride == 1 and (b == prev if prev.stride == 1 else
+                                                               b == dataclasses.replace(prev, stride=1)):
             items[-1]["repeat"] = items[-1].get("repeat", 1) + 1
         else:
             items.append(spec_dict(b, compact))

@@ -45,6 +45,10 @@ MAX_YAML_BYTES = 4 * 2**20
 MIN_FREE_BYTES = 4 * 2**20
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 _SQLITE_FULL = 13  # SQLITE_FULL: "database or disk is full"
+# mkstemp creates 0600 files; what nas writes (plots, families, tables) is meant to be shared like any file
+# the user creates, so it gets the mode open() would give: 0666 less the umask (read once, at import).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 # -- writing ---------------------------------------------------------------------------------------------------
@@ -66,6 +70,7 @@ def atomic_open(path: str | Path, mode: str = "w", *, fsync: bool = False) -> It
             raise disk_full(p, "writing it") from None
         raise
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
             yield f
             f.flush()

@@ -63,13 +63,14 @@ def build(genotype: Genotype, num_classes: int = 1000) -> Net:
     return net
 
 
-def deploy(module: nn.Module) -> nn.Module:
-    """A fused copy of ``module`` in eval mode; ``module`` itself is left untouched.
+def deploy(module: nn.Module, *, inplace: bool = False) -> nn.Module:
+    """A fused copy of ``module`` in eval mode; ``module`` itself is left untouched (unless ``inplace``: then
+    ``module`` is fused and returned, which saves the copy for a network built only to be deployed).
 
     Every op that has a ``fused()`` method (conv + BN, ACB, MixConv) is
     replaced by its deploy form; the outputs equal ``module.eval()``'s.
     """
-    return _fuse(copy.deepcopy(module).eval())
+    return _fuse((module if inplace else copy.deepcopy(module)).eval())
 
 
 def _fuse(m: nn.Module) -> nn.Module:

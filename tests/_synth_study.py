@@ -56,7 +56,7 @@ def record(number: int, g: Genotype, rng: random.Random, *, macs_budget: float, 
         "accuracy": acc, "best_accuracy": acc, "macs": cost.macs, "params": cost.params,
         "latency_ms": lat, "latency_ms_measured": None, "epochs": epochs, "train_s": 1.0 if trained else None,
         "images_per_s": 1000.0 if trained else None, "history": history,
-        "violations": {"macs": over} if over > 0 else {}, "duplicate_of": None, "error": None,
+        "violations": {"macs": over} if over > 0 else {}, "tier": None, "duplicate_of": None, "error": None,
         "node": "local", "device": "cpu", "seed": 0, "time": time.time(),
     }
 

@@ -4,6 +4,16 @@ import pytest
 import torch
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_latency_cache(tmp_path_factory):
+    """Latency parts timed by the tests (a space with a latency budget, ``nas lut build``) go to a table of the
+    test session, never to the user's ``~/.cache/nas/lut`` (subprocesses inherit the variable)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NAS_CACHE_DIR", str(tmp_path_factory.mktemp("nas-latency-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture
 def one_thread():
     """torch on one thread for the test: small models run as fast, and parallel jobs do not fight for cores."""

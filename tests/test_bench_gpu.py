@@ -123,6 +123,7 @@ def test_the_suite_counts_a_gpu_benchmark_without_a_gpu_as_skipped(tmp_path, mon
         print("no CUDA", file=sys.stderr)
         sys.exit(2)
     """))
+    (tmp_path / "search_spaces").mkdir()  # what the runner takes for a repository checkout
     monkeypatch.setattr(runner, "HERE", pkg)
     monkeypatch.setattr(runner, "ROOT", tmp_path)
     monkeypatch.setattr(runner, "ORDER", ("bench_gpu",))

@@ -47,6 +47,7 @@ def _fake_suite(tmp_path: Path, monkeypatch) -> None:
         print("quick" if ap.parse_args().quick else "full")
     """))
     (pkg / "bench_no.py").write_text("import sys\nprint('args', sys.argv[1:])\nsys.exit(3)\n")
+    (tmp_path / "search_spaces").mkdir()  # what makes tmp_path a checkout for the runner
     monkeypatch.setattr(runner, "HERE", pkg)
     monkeypatch.setattr(runner, "ROOT", tmp_path)
     monkeypatch.setattr(runner, "ORDER", ("bench_yes", "bench_no", "bench_absent"))
@@ -63,6 +64,14 @@ def test_runner_runs_each_module_passes_quick_only_where_accepted_and_summarises
     assert "failed (rc 3)" in summary and "full (no --quick option)" in summary
     assert "bench_absent" in summary and "missing" in summary
     assert (tmp_path / "logs" / "bench_yes.log").read_text() == "quick\n"
+
+
+def test_runner_works_from_any_directory_and_says_when_it_has_no_checkout(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the benchmarks run in the repository root whatever the working directory
+    assert runner.main(["--list"]) == 0 and "bench_family" in capsys.readouterr().out
+    monkeypatch.setattr(runner, "ROOT", tmp_path)  # e.g. a non-editable install: the package without the repository
+    with pytest.raises(SystemExit, match="is not the nas repository checkout.*pip install -e"):
+        runner.main(["--list"])
 
 
 # -- bench_family ------------------------------------------------------------------------------------------------
@@ -272,12 +281,14 @@ def test_search_quality_short_runs_random_to_the_full_budget_and_the_others_to_t
     bq.main()
     text = capsys.readouterr().out
     rows = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ") and "+-" in line}
-    assert set(rows) == {"random", "nsga2", "tpe"}
+    assert set(rows) == {"random", "nsga2", "tpe", "predictor"}
     assert rows["random"].count("+-") == 2  # HV@6 and HV@12
-    for s in ("nsga2", "tpe"):
+    for s in ("nsga2", "tpe", "predictor"):
         assert rows[s].count("+-") == 1 and rows[s].rstrip().endswith("-")  # HV@6 only
-    for s, n in (("random", 12), ("nsga2", 6), ("tpe", 6)):
+    for s, n in (("random", 12), ("nsga2", 6), ("tpe", 6), ("predictor", 6)):
         for seed in range(2):
             lines = (out / f"{s}-s{seed}" / "trials.jsonl").read_text().splitlines()
             assert len(lines) == n
-    assert "goal: best sampler at 6" in text and "random at 12" in text
+    assert "goal: best sampler at 6" in text and "random at 12" in text and "Welch p" in text
+    assert "trials to reach random's HV@12" in text and "goal: predictor needs at most 25" in text
+    assert "tau on unseen trials after 20 trials" in text

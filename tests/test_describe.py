@@ -112,3 +112,12 @@ def test_acb_is_described_at_its_deployed_cost_with_the_training_cost_beside(mon
     assert d["params_training"] > d["params"] and d["macs_training"] > d["macs"]
     code, out, _ = run_cli(monkeypatch, capsys, "describe", str(p))
     assert code == 0 and "as trained (ACB branches unfolded)" in out
+
+
+def test_describe_shows_the_genotype_summary(monkeypatch, capsys):
+    """The one architecture notation every command prints (pareto, space sample, plots, W&B)."""
+    summary = load(cli.SHIPPED_SPACES / "reference" / "ghostnet_100.yaml").summary()
+    code, out, _ = run_cli(monkeypatch, capsys, "describe", "ghostnet_100.yaml", "--json")
+    assert code == 0 and json.loads(out)["summary"] == summary
+    code, out, _ = run_cli(monkeypatch, capsys, "describe", "ghostnet_100.yaml")
+    assert code == 0 and summary in out

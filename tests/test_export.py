@@ -18,7 +18,6 @@ from nas.cli import app, main
 from nas.cost.macs import REFERENCES, count
 from nas.errors import InputError, OptionError
 from nas.genotype import load, scale
-from nas.results.front import front
 from nas.results.store import study_records
 from nas.tracking import StudyTracker
 
@@ -69,7 +68,7 @@ def test_scaler_lands_just_under_budget():
 
 def _rec(n, macs, acc, g):
     return {"number": n, "hash": f"h{n}", "genotype": g.to_dict(), "status": "complete", "accuracy": acc,
-            "macs": macs, "params": 1000, "latency_ms": None, "violations": {}}
+            "macs": macs, "params": 1000, "latency_ms": None, "violations": {}, "epochs": 1}
 
 
 def test_choose_member_near_and_scaled():
@@ -78,7 +77,7 @@ def test_choose_member_near_and_scaled():
     costs = export.Costing().costs
     # 240M is within 15% below 250M: the most accurate front member within the budget.
     m = export.choose_member(fr, export.Tier("s", {"macs": 250e6}), costs)
-    assert (m.source, m.trial, m.accuracy) == ("front", 2, 0.65)
+    assert (m.source, m.trial, m.accuracy) == ("trained", 2, 0.65)
     # Nothing near 400M: the nearest member (trial 2's genotype, MixNet-S) scaled up to just under it.
     m = export.choose_member(fr, export.Tier("l", {"macs": 400e6}), costs)
     assert m.source == "scaled" and m.trial == 2 and m.width > 1 and m.accuracy is None
@@ -105,9 +104,29 @@ def test_choose_member_prefers_a_trained_member_over_a_coarse_scaling():
     assert costs(big)["macs"] == 627456
     fr = [_rec(1, 396e3, 0.48, big), _rec(0, 627456, 0.51, big)]
     m = export.choose_member(fr, export.Tier("s", {"macs": 500e3}), costs)
-    assert (m.source, m.trial) == ("front", 1)
+    assert (m.source, m.trial) == ("trained", 1)
     m = export.choose_member(fr[1:], export.Tier("s", {"macs": 500e3}), costs)  # nothing trained within budget
     assert m.source == "scaled" and costs(m.genotype)["macs"] <= 500e3
+
+
+def test_each_tier_takes_the_best_design_trained_in_its_band_and_scales_only_where_none():
+    """Bands s <= 250M < m <= 360M < l <= 400M: s and m take their band's most accurate trained design (m's is
+    less accurate than an s design, and still m's member: a family of distinct designs); l has none and is
+    m's member compound-scaled, as MixNet-L is MixNet-M x 1.3."""
+    s_net, m_net = load(REF / "mixnet_s.yaml"), load(REF / "mixnet_m.yaml")
+    recs = [_rec(0, count(s_net).macs, 0.70, s_net), _rec(1, count(m_net).macs, 0.66, m_net),
+            _rec(2, 200e6, 0.60, s_net), {**_rec(3, 300e6, 0.9, m_net), "status": "pruned"},
+            {**_rec(4, 300e6, 0.95, m_net), "duplicate_of": 1}]
+    tiers = [export.Tier("s", {"macs": 250e6}), export.Tier("m", {"macs": 360e6}), export.Tier("l", {"macs": 400e6})]
+    costs = export.Costing().costs
+    s, m, ll = export.tier_members(recs, None, tiers, costs)
+    assert (s.source, s.trial, s.accuracy) == ("trained", 0, 0.70)
+    assert (m.source, m.trial, m.accuracy) == ("trained", 1, 0.66)
+    assert (ll.source, ll.trial, ll.accuracy) == ("scaled", 1, None) and ll.width > 1
+    assert 360e6 < count(ll.genotype).macs <= 400e6
+    # exported alone, m keeps its band: the s design is not m's member
+    (alone,) = export.tier_members(recs, None, tiers[1:2], costs, all_tiers=tiers)
+    assert alone.trial == 1
 
 
 # -- exporting a study ------------------------------------------------------------
@@ -139,20 +158,21 @@ def test_export_family_from_synthetic_study(tmp_path):
     out = export.export_family(study, tmp_path / "fam", tier_budgets="xs=0.12e6", measure=False)
     fam = json.loads((out / "family.json").read_text())
     assert [m["tier"] for m in fam["members"]] == ["s", "m", "l", "xs"]
-    fr = front(records, [{"metric": "accuracy", "direction": "maximize"}, {"metric": "macs", "direction": "minimize"}])
+    by_number = {r["number"]: r for r in records}
     for m in fam["members"]:
         d = out / m["tier"]
         assert {"genotype.yaml", "model.ts", "model.onnx"} <= {p.name for p in d.iterdir()}
         assert m["macs"] <= m["limits"]["macs"] and m["onnx_max_abs_diff"] <= 1e-4
         g = load(d / "genotype.yaml")
         assert count(g, num_classes=10).macs == m["macs"]
-        if m["source"] == "front":
-            rec = next(r for r in fr if r["number"] == m["trial"])
-            assert rec["hash"] == g.hash and m["accuracy"] == rec["accuracy"]
+        assert g.name == f"synth-{m['tier']}"
+        if m["source"] == "trained":
+            rec = by_number[m["trial"]]
+            assert rec["hash"] == g.hash and m["accuracy"] == rec["accuracy"] and rec["status"] == "complete"
             assert torch.load(d / "proxy_weights.pt", weights_only=True)["w"].item() == m["trial"]
         else:
             assert m["weights"] is None and not (d / "proxy_weights.pt").exists()
-    xs = fam["members"][-1]  # below every front member: the smallest one scaled down
+    xs = fam["members"][-1]  # below every trained design: the nearest front member scaled down
     assert xs["source"] == "scaled" and xs["width"] < 1
     _check_onnx_against_torchscript(out / "s")
     md = (out / "family.md").read_text()
@@ -173,7 +193,7 @@ def test_export_best_cli_bad_tier_writes_nothing(tmp_path, monkeypatch, capsys):
 
 def test_latency_tier_needs_a_lut(tmp_path):
     study = make_study(tmp_path, n=4)
-    with pytest.raises(InputError, match="budgets.lut"):
+    with pytest.raises(InputError, match="budgets.target: a latency tier needs a latency target"):
         export.export_family(study, tmp_path / "out", ["fast"], "fast=5ms", measure=False)
     assert not (tmp_path / "out").exists()
 
@@ -237,18 +257,28 @@ def test_export_from_a_real_tiny_study(tmp_path):
     out = export.export_family(study, measure=True)
     fam = json.loads((out / "family.json").read_text())
     assert [m["tier"] for m in fam["members"]] == ["s", "m", "l"]  # tiny.yaml's family section
-    fr = {r["number"]: r for r in summary.front}
+    recs = {r.number: r for r in summary.records}
+    # The search spread its two trials over two tiers: two different trained members.
+    trained = [m for m in fam["members"] if m["source"] == "trained"]
+    assert len(trained) == 2 and len({m["hash"] for m in trained}) == 2
     for m in fam["members"]:
         d = out / m["tier"]
         assert {"genotype.yaml", "model.ts", "model.onnx"} <= {p.name for p in d.iterdir()}
         assert m["onnx_max_abs_diff"] <= 1e-4 and m["latency_ms_measured"] > 0
         assert m["macs"] <= m["limits"]["macs"]
-        assert m["source"] in ("front", "scaled") and m["trial"] in fr
-        if m["source"] == "front":
-            assert m["hash"] == fr[m["trial"]]["hash"] and m["accuracy"] == fr[m["trial"]]["accuracy"]
+        assert m["source"] in ("trained", "scaled")
+        if m["source"] == "trained":
+            assert m["hash"] == recs[m["trial"]]["hash"] and m["accuracy"] == recs[m["trial"]]["accuracy"]
             # the trained proxy's weights, kept by the trial, travel with the member and load safely
             assert m["weights"] == "proxy_weights.pt"
             state = torch.load(d / "proxy_weights.pt", weights_only=True)
             assert state and all(isinstance(v, torch.Tensor) for v in state.values())
+            # a trained member is a point of the study's space, named after the study
+            r = CliRunner().invoke(app, ["space", "contains", str(study / "space.yaml"), str(d / "genotype.yaml")])
+            assert r.exit_code == 0 and f"yes: tiny-{m['tier']}" in r.output, r.output
+        else:
+            assert m["trial"] in {t["trial"] for t in trained} and m["accuracy"] is None
+        assert load(d / "genotype.yaml").name == f"tiny-{m['tier']}"
     _check_onnx_against_torchscript(out / fam["members"][0]["tier"])
-    assert "| s |" in (out / "family.md").read_text()
+    md = (out / "family.md").read_text()
+    assert "| s |" in md and "trained: trial" in md

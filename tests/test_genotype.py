@@ -33,3 +33,42 @@ def test_duplicate_keys_and_bad_yaml_are_one_line_errors():
         loads("resolution: 32\nresolution: 64\nstages: [[{out: 8}]]\n", "x.yaml")
     with pytest.raises(GenotypeError, match=r"x.yaml: stages\[0\]\[0\]\.out: required field missing"):
         loads("stages: [[{kind: ir}]]\n", "x.yaml")
+
+
+
+# Per field: its value in a valid block first, then values a check may reject.
+_FIELD_VALUES = {"out": (16, 0, 1), "kind": ("ir", "ghost", "x"), "stride": (1, 2, 3),
+                 "kernels": ((3, 5), (3,), (), (4,), (3, 5, 7, 9, 11, 13)), "split": ("equal", "x"),
+                 "dilation": (1, 0), "expand": (3.0, 0.0), "mid": (None, 0, 8), "exp_groups": (1, 0, 2),
+                 "proj_groups": (1, 0, 2), "se": (0.25, -1.0, 5.0), "se_base": ("in", "x"),
+                 "se_gate": ("sigmoid", "x"), "se_divisor": (8, 0), "se_act": (None, "relu", "x"),
+                 "act": ("swish", "x"), "ghost": (1, 0, 2, 9), "ghost_kernel": (3, 2, 13),
+                 "proj": ("conv", "cw", "x")}
+
+
+def test_the_block_fast_check_accepts_exactly_what_the_detailed_checks_accept():
+    """check_block skips its detailed checks (and their error texts) for blocks the fast test accepts: on a valid
+    block with any one or two fields changed, the fast test and the detailed checks agree."""
+    import itertools
+    from types import SimpleNamespace
+
+    import nas.genotype_check as gc
+
+    def detailed(b) -> bool:
+        saved, gc._block_ok = gc._block_ok, lambda b: False
+        try:
+            gc.check_block(b, "b")
+            return True
+        except GenotypeError:
+            return False
+        finally:
+            gc._block_ok = saved
+
+    base = {k: v[0] for k, v in _FIELD_VALUES.items()}
+    changes = [(k, v) for k, vs in _FIELD_VALUES.items() for v in vs[1:]]
+    verdicts = []
+    for pair in itertools.chain([()], ((c,) for c in changes), itertools.combinations(changes, 2)):
+        b = SimpleNamespace(**{**base, **dict(pair)})
+        verdicts.append(detailed(b))
+        assert gc._block_ok(b) == verdicts[-1], pair
+    assert verdicts[0] and sum(verdicts) >= 50 and not all(verdicts)  # both verdicts well covered

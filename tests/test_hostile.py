@@ -108,7 +108,8 @@ def test_weights_inside_the_study_are_still_exported(synth, tmp_path, monkeypatc
 
 @pytest.mark.parametrize("field, value, needle", [
     ("macs", "lots", "macs"), ("number", -3, "negative"), ("accuracy", [1], "accuracy"),
-    ("history", [{"epoch": "x"}], "history[0]"), ("violations", {"macs": "big"}, "violations"),
+    ("history", [{"epoch": "x"}], "history[0]"), ("history", [{"epoch": 1e308, "val_accuracy": 0.5}], "history[0]"),
+    ("violations", {"macs": "big"}, "violations"), ("tier", 3, "tier"),
 ])
 @pytest.mark.parametrize("command", ["pareto", "plot", "export-best"])
 def test_readers_refuse_a_record_of_the_wrong_type(command, field, value, needle, synth, tmp_path, monkeypatch,

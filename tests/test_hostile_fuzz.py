@@ -126,8 +126,8 @@ _RECORD = {"number": 0, "hash": "0123456789abcdef", "genotype": MIXNET_S, "statu
            "best_accuracy": 0.5, "macs": 1000, "params": 100, "latency_ms": 1.0, "latency_ms_measured": None,
            "epochs": 1, "train_s": 1.0, "images_per_s": 10.0, "history": [{"epoch": 1, "val_accuracy": 0.5,
                                                                            "train_loss": 1.0}],
-           "violations": {"macs": -0.5}, "duplicate_of": None, "error": None, "node": None, "device": None,
-           "seed": 0, "time": 0.0}
+           "violations": {"macs": -0.5}, "tier": None, "duplicate_of": None, "error": None, "node": None,
+           "device": None, "seed": 0, "time": 0.0}
 _OBJECTIVES = [{"metric": "accuracy", "direction": "maximize"}, {"metric": "macs", "direction": "minimize"}]
 
 

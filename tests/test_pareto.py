@@ -88,3 +88,27 @@ def test_front_members_are_feasible_and_dominate_everything_else(pts):
     hv = hypervolume(records, OBJS, [0.0, BUDGET])
     assert 0.0 <= hv <= 1.0
     assert hv == pytest.approx(hypervolume(members, OBJS, [0.0, BUDGET]))
+
+
+def test_the_front_table_keeps_each_member_on_one_line():
+    """At 80 columns the architectures move under the table; wide enough, they are its last column. Either way
+    every row is one line and each member's summary is printed whole (the one notation of every command)."""
+    import io
+
+    from rich.console import Console
+
+    from nas.cli.tables import front_table
+    from nas.genotype import load
+    from nas.space import SHIPPED_SPACES
+
+    g = load(SHIPPED_SPACES / "reference" / "mixnet_m.yaml")
+    members = [{**rec(i, 0.5 + i / 10, 500 + i), "genotype": g.to_dict(), "epochs": 3} for i in range(3)]
+    for width in (80, 160):
+        out = io.StringIO()
+        Console(file=out, width=width, color_system=None).print(front_table(members, OBJS, "front", width=width))
+        lines = out.getvalue().splitlines()
+        assert max(map(len, lines)) <= width
+        rows = [ln for ln in lines if g.summary() in ln]
+        assert len(rows) == 3, lines
+        assert all(ln.split()[0] in ("0", "1", "2") for ln in rows)
+        assert ("architecture" in lines[2]) == (width == 160)  # the header: a column only when it fits

@@ -49,8 +49,13 @@ def study(tmp_path):
 def test_write_plots_html_and_png(study):
     html, png = plots.write_plots(study, budgets={"macs": 1.8e6})
     text = html.read_text()
-    # plotly.js is embedded (the page works offline), not loaded from a CDN.
-    assert len(text) > 3_000_000 and re.search(r"<script[^>]*\ssrc=", text) is None
+    # plotly.js is beside the page, loaded by a relative path (the page works offline, no CDN), once per study
+    assert len(text) < 200_000 and re.findall(r"<script[^>]*\ssrc=\"([^\"]+)\"", text) == ["plotly.min.js"]
+    js = study / "plotly.min.js"
+    assert js.stat().st_size > 3_000_000 and b"plotly.js" in js.read_bytes()[:300]
+    mtime = js.stat().st_mtime_ns
+    plots.write_plots(study, budgets={"macs": 1.8e6})
+    assert js.stat().st_mtime_ns == mtime  # the same plotly.js is not written again
     records = study_records(study)
     trained = [r for r in records if is_feasible(r) and r["accuracy"] is not None]
     macs_front = plots.front_2d([(r["macs"], r["accuracy"], r) for r in trained])
@@ -96,3 +101,33 @@ def test_far_references_switch_to_a_log_axis(study):
     macs_axis = next(a for a in axes.values() if a.get("title", {}).get("text") == "MACs (M)")
     assert macs_axis["type"] == "log" and "MixNet-M" in fig.to_json()
     assert plots.figure_html(records, study="x").layout.xaxis2.type == "linear"  # trials alone: linear
+
+
+def _edges_blank(png) -> bool:
+    img = mpimg.imread(png)[..., :3]
+    edges = [img[:3], img[-3:], img[:, :3], img[:, -3:]]
+    return all(float(e.min()) > 0.98 for e in edges)  # white: nothing runs off the canvas
+
+
+def test_the_legend_is_whole_and_short_trained_references_are_labelled(study, tmp_path):
+    """One panel (no latency) with references: every legend entry fits on the canvas; a reference trained for
+    fewer epochs than the trials says so on the figure."""
+    records = [dataclasses.replace(r, latency_ms=None) for r in study_records(study)]
+    epochs = max(r["epochs"] for r in records)
+    refs = [{"name": "mixnet_s", "macs": 1_000_000, "params": 50_000, "latency_ms": None, "accuracy": 0.61,
+             "epochs": epochs - 2}, {"name": "ghostnet_100", "macs": 800_000, "params": 40_000, "accuracy": 0.58,
+                                     "epochs": epochs}]
+    png = plots.write_png(tmp_path / "one.png", records, refs, study="s", budgets={"macs": 1.8e6})
+    assert _edges_blank(png)
+    fig = plots.figure_html(records, refs, study="s")
+    page = fig.to_json()
+    assert f"MixNet-S ({epochs - 2} ep)" in page and "GhostNet 1.0 (" not in page
+    assert f"trials for {epochs}: not comparable" in fig.layout.title.text
+    assert "not comparable" not in plots.figure_html(records, refs[1:], study="s").layout.title.text
+
+
+def test_titles_name_the_study_not_its_directory(study):
+    (study / "pareto.json").write_text(json.dumps({"study": "mixnet-run", "front": []}))
+    html, _ = plots.write_plots(study)
+    assert "mixnet-run: 30 trials" in html.read_text()
+    assert plots.study_name(study.parent) == study.parent.name  # no pareto.json: the directory's name

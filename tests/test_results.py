@@ -11,8 +11,8 @@ from nas.results.record import TrialRecord
 from nas.results.store import RecordWriter, read_records, study_records
 
 KEYS = ["number", "hash", "genotype", "status", "accuracy", "best_accuracy", "macs", "params", "latency_ms",
-        "latency_ms_measured", "epochs", "train_s", "images_per_s", "history", "violations", "duplicate_of", "error",
-        "node", "device", "seed", "time"]
+        "latency_ms_measured", "epochs", "train_s", "images_per_s", "history", "violations", "tier", "duplicate_of",
+        "error", "node", "device", "seed", "time"]
 
 
 def _write(path, records):

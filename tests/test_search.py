@@ -24,7 +24,7 @@ from nas.results.store import StudyLock
 from nas.search import budgets
 from nas.search.driver import SearchOptions, run_search
 from nas.search.samplers import make_sampler
-from nas.search.searcher import Proposer
+from nas.search.searcher import Proposer, tier_rejected
 from nas.search.settings import search_objectives
 from nas.space import find_space_file, load_space
 
@@ -53,7 +53,10 @@ def _variant(tmp_path: Path, **changes) -> Path:
     """tiny.yaml with some sections replaced, written under tmp_path."""
     data = yaml.safe_load(find_space_file("tiny.yaml").read_text())
     for key, value in changes.items():
-        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     p = tmp_path / "tiny_variant.yaml"
     p.write_text(yaml.safe_dump(data))
     return p
@@ -65,6 +68,7 @@ def _variant(tmp_path: Path, **changes) -> Path:
 def test_over_budget_architectures_are_answered_without_training():
     space = load_space("tiny.yaml")
     space.budgets.macs = budgets.min_achievable(space)["macs"] * 2.5  # ~80% of the space is over budget
+    space.family = {}  # budgets alone (spreading over tiers: test_spread.py)
     p, study, written = _proposer(space, target=200)
     launches = [p.next() for _ in range(5)]
     assert written and all(r["status"] == "infeasible" and r["violations"]["macs"] > 0 for r in written)
@@ -72,10 +76,13 @@ def test_over_budget_architectures_are_answered_without_training():
     for r in written:
         t = trials[r["number"]]
         assert t.state == TrialState.COMPLETE and t.values == [0.0, r["macs"]]
-        assert t.constraints["macs"] == pytest.approx(r["violations"]["macs"])
+        # the list optuna-dashboard shows and samplers read, in constraint_metrics order (macs, params)
+        assert t.system_attrs["constraints"] == pytest.approx([r["violations"]["macs"], r["violations"]["params"]])
+        assert sum(v for v in t.constraints.values() if v > 0) == pytest.approx(
+            sum(v for v in r["violations"].values() if v > 0))  # each violation counted once
     for launch in launches:
         running = trials[launch.number]
-        assert running.state == TrialState.RUNNING and running.constraints["macs"] <= 0
+        assert running.state == TrialState.RUNNING and max(running.constraints.values()) <= 0
         assert budgets.target_cost(space, launch.genotype).macs <= space.budgets.macs
         assert launch.config["genotype"] == launch.genotype.to_dict()
     assert len(written) + len(launches) == len(trials)
@@ -84,6 +91,7 @@ def test_over_budget_architectures_are_answered_without_training():
 def test_the_storage_sees_answered_trials_once_finished_and_launched_ones_while_running():
     space = load_space("tiny.yaml")
     space.budgets.macs = budgets.min_achievable(space)["macs"] * 2.5
+    space.family = {}
     objs = search_objectives(space, "train")
     study = optuna.create_study(directions=[o["direction"] for o in objs], sampler=make_sampler("random", 0, 200))
     mirrored: list[tuple[int, TrialState, dict]] = []
@@ -107,6 +115,7 @@ def test_the_storage_sees_answered_trials_once_finished_and_launched_ones_while_
 def test_duplicates_are_answered_from_results_and_outcomes_reach_optuna():
     space = load_space("tiny.yaml")
     space.budgets.macs = space.budgets.params = None
+    space.family = {}
     p, study, written = _proposer(space, target=8)
     first = p.next()
     hist = [{"epoch": 1, "val_accuracy": 0.5, "train_loss": 2.0}, {"epoch": 2, "val_accuracy": 0.7, "train_loss": 1.0}]
@@ -287,7 +296,8 @@ def test_search_end_to_end_on_ray(local_ray, tmp_path):
                                  wandb="disabled"))
     sd = tmp_path / "tiny"
     recs = _records(sd)
-    assert len(recs) == 3 and s.new_trials == 3
+    # tiny.yaml has family tiers: answers "infeasible for the tier" come on top of the 3 trials
+    assert len([r for r in recs if not tier_rejected(r)]) == 3 and s.new_trials == len(recs)
     space = load_space(sd / "space.yaml")
     trained = [r for r in recs if r["status"] == "complete"]
     assert trained, recs
@@ -297,11 +307,11 @@ def test_search_end_to_end_on_ray(local_ray, tmp_path):
         g = from_dict(r["genotype"])
         assert g.hash == r["hash"] and budgets.target_cost(space, g).macs == r["macs"]
     trials = _storage_trials(sd)
-    assert len(trials) == 3 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert len(trials) == len(recs) and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
 
     doc = json.loads((sd / "pareto.json").read_text())
     members = doc["front"]
-    assert members and doc["n_trials"] == 3 and 0 < doc["hypervolume"] <= 1
+    assert members and doc["n_trials"] == len(recs) and 0 < doc["hypervolume"] <= 1
     objs = doc["objectives"]
     for m in members:
         assert is_feasible(m) and m["macs"] <= space.budgets.macs and m["params"] <= space.budgets.params
@@ -330,7 +340,7 @@ def test_asha_pruned_trials_are_recorded_and_pruned_in_optuna(local_ray, tmp_pat
     s = run_search(SearchOptions(space=space, out=tmp_path, wandb="disabled"),
                    trainable=sleepy)
     recs = _records(s.study_dir)
-    assert len(recs) == 10
+    assert len([r for r in recs if not tier_rejected(r)]) == 10
     pruned = [r for r in recs if r["status"] == "pruned"]
     assert pruned, [(r["number"], r["status"], r["epochs"]) for r in recs]
     assert all(r["epochs"] < 3 and r["accuracy"] is not None for r in pruned)
@@ -376,3 +386,78 @@ def test_trials_on_local_ray_inherit_the_drivers_environment(local_ray, tmp_path
     seen = [json.loads(p.read_text()) for p in out.iterdir()]
     assert seen and all(s["cwd"] == os.getcwd() for s in seen), seen
     assert all(s["env"] == {"PL_DISABLE_FORK": "1", "RAY_CHDIR_TO_TRIAL_DIR": "0"} for s in seen), seen
+
+
+def test_asha_keeps_every_trials_last_epoch_and_weights(local_ray, tmp_path, monkeypatch):
+    """ASHA stops every trial inside a report: the pruned ones at a rung, the others at max_t, on their last
+    planned epoch. That epoch still reaches the record, the trial's W&B run and the Optuna storage, and a trial
+    trained to its end leaves its weights."""
+    import torch
+
+    from nas.tracking import StudyTracker, offline_runs
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    space = _variant(tmp_path, proxy={"epochs": 2, "subsample": 400},
+                     search={"scheduler": "asha", "grace_period": 1, "concurrency": 1, "trials": 3},
+                     budgets={"macs": None, "params": None}, tracking={"wandb": "offline"})
+    s = run_search(SearchOptions(space=space, out=tmp_path, sampler="random"), listeners=[StudyTracker()])
+    recs = _records(s.study_dir)
+    trained = [r for r in recs if r["epochs"] > 0 and r["duplicate_of"] is None]
+    assert len(trained) == 3 and any(r["status"] == "complete" for r in trained), recs
+    runs = {r["config"]["trial"]: r for r in offline_runs(s.study_dir) if r["job_type"] == "trial"}
+    stored = {t.number: t for t in _storage_trials(s.study_dir)}
+    for r in trained:
+        assert [h["epoch"] for h in r["history"]] == list(range(1, r["epochs"] + 1))
+        assert r["accuracy"] == r["history"][-1]["val_accuracy"]
+        run = runs[r["number"]]
+        assert [h["epoch"] for h in run["history"]] == [h["epoch"] for h in r["history"]]  # the last one too
+        assert run["history"][-1]["val_accuracy"] == pytest.approx(r["accuracy"])
+        assert run["summary"]["accuracy"] == pytest.approx(r["accuracy"])
+        assert run["summary"]["best_accuracy"] == pytest.approx(max(h["val_accuracy"] for h in r["history"]))
+        assert stored[r["number"]].intermediate_values == pytest.approx(
+            {h["epoch"]: h["val_accuracy"] for h in r["history"]})
+        weights = s.study_dir / "weights" / f"{r['number']}.pt"
+        if r["status"] == "complete":  # trained to its last epoch: its proxy weights are kept for export
+            assert r["epochs"] == 2
+            state = torch.load(weights, weights_only=True)
+            assert state and all(isinstance(v, torch.Tensor) for v in state.values())
+        else:
+            assert r["status"] == "pruned" and r["epochs"] == 1 and not weights.exists()
+
+
+def test_the_optuna_storage_holds_epochs_costs_and_constraints(local_ray, tmp_path):
+    """What optuna-dashboard reads back: every epoch of trained trials (pruned ones too) as intermediate values,
+    costs and the architecture as user attributes, the budget excesses as the ``constraints`` list."""
+    def steady(config: dict) -> None:
+        from ray import tune
+
+        acc = (config["number"] % 5) / 10
+        for epoch in range(1, config["epochs"] + 1):
+            tune.report({"val_accuracy": acc + epoch / 100, "epoch": epoch, "final": epoch == config["epochs"],
+                         "history": [{"epoch": e, "val_accuracy": acc + e / 100, "train_loss": 1.0}
+                                     for e in range(1, epoch + 1)]})
+
+    # No family tiers: every proposal is a counted trial and the constraints are the two budgets.
+    space_file = _variant(tmp_path, proxy={"epochs": 3}, family=None,
+                          search={"scheduler": "asha", "grace_period": 1, "concurrency": 2, "trials": 12})
+    s = run_search(SearchOptions(space=space_file, out=tmp_path, wandb="disabled", sampler="random"),
+                   trainable=steady)
+    recs = {r["number"]: r for r in _records(s.study_dir)}
+    space = load_space(space_file)
+    trials = _storage_trials(s.study_dir)
+    assert len(trials) == 12 and {r["status"] for r in recs.values()} >= {"pruned", "complete", "infeasible"}
+    for t in trials:
+        r = recs[t.number]
+        g = from_dict(r["genotype"])
+        assert t.user_attrs == {"hash": r["hash"], "macs": r["macs"], "params": r["params"],
+                                "latency_ms": r["latency_ms"], "arch": g.summary()}
+        assert t.system_attrs["constraints"] == pytest.approx([r["violations"]["macs"], r["violations"]["params"]])
+        assert t.constraints == {"0": pytest.approx(r["violations"]["macs"]),
+                                 "1": pytest.approx(r["violations"]["params"])}
+        assert not any(k.startswith("constraints:") for k in t.system_attrs)  # one form: never counted twice
+        expected = {h["epoch"]: h["val_accuracy"] for h in r["history"]} if r["duplicate_of"] is None else {}
+        assert t.intermediate_values == pytest.approx(expected), (r["status"], r["number"])
+        assert (t.state == TrialState.PRUNED) == (r["status"] == "pruned")
+    assert any(recs[t.number]["status"] == "pruned" and len(t.intermediate_values) in (1, 2) for t in trials)
+    assert budgets.violations(space, from_dict(recs[0]["genotype"]))["macs"] == pytest.approx(
+        recs[0]["violations"]["macs"])

@@ -196,6 +196,7 @@ def test_sampling_is_deterministic_per_seed(tiny: SearchSpace) -> None:
 @pytest.mark.parametrize("name", ["mixnet.yaml", "tiny.yaml"])
 def test_feasible_samples_are_within_budget(name: str) -> None:
     space = load_space(name)
+    space.budgets.latency_ms = None  # MACs and params here; latency budgets: tests/test_search_objectives.py
     genotypes = space.sample_many(200, seed=1, feasible=partial(is_feasible, space))
     assert len(genotypes) == 200
     for g in genotypes:

@@ -181,6 +181,34 @@ def test_list_shows_the_shipped_spaces() -> None:
     assert "MixNet-S/M are points" in out
 
 
+def test_list_shows_the_references_under_their_own_heading() -> None:
+    code, out, _ = run("space", "list")
+    assert code == 0
+    refs = out[out.index("reference architectures"):]
+    for name in ("mixnet_s.yaml", "mixnet_m.yaml", "ghostnet_100.yaml", "mobilenetv3_large_100.yaml"):
+        assert name in refs and name not in out[:out.index("reference architectures")]
+    assert load(SHIPPED_SPACES / "reference" / "mobilenetv2_100.yaml").summary() in refs  # the one notation
+
+
+def test_space_commands_never_import_torch() -> None:
+    """A space command starts in a fraction of a second and runs where torch is absent: none imports it."""
+    code = ("import sys\nfrom nas.cli import main\n"
+            "for args in (['space', 'sample', 'mixnet.yaml', '-n', '3', '--json'], ['space', 'validate', 'tiny.yaml'],"
+            " ['space', 'count', 'mixnet.yaml'], ['space', 'list'], ['describe', 'mixnet_s.yaml', '--json']):\n"
+            "    sys.argv = ['nas', *args]\n"
+            "    try:\n        main()\n    except SystemExit as e:\n        assert not e.code, (args, e.code)\n"
+            "    assert 'torch' not in sys.modules, (args, sorted(m for m in sys.modules if 'torch' in m)[:5])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_sample_table_uses_the_genotype_summary() -> None:
+    code, out, _ = run("space", "sample", "tiny.yaml", "-n", "3", "--seed", "1")
+    assert code == 0
+    for g in load_space("tiny.yaml").sample_many(3, seed=1):
+        assert g.summary() in out and g.hash in out
+
+
 def test_validate_summarises_a_shipped_space_by_name() -> None:
     code, out, err = run("space", "validate", "tiny.yaml")
     assert code == 0, err

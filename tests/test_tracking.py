@@ -68,6 +68,27 @@ def test_offline_study_run_holds_the_pareto_table(study, monkeypatch):
     assert st["summary"]["front"] == [r["number"] for r in want]
     assert st["summary"]["hypervolume"] == pytest.approx(hypervolume(records, space.objectives, [0.0, 1.8e6]))
     assert "charts/accuracy_vs_macs_table" in st["summary"] and "hypervolume_history" in st["summary"]
+    # Every trial on the study run's scatter (its table is the trials table), the front highlighted in the
+    # two-panel chart, the config says what the study is (the space's name, not a local path), tags
+    scatter = tracking.read_table(st, "charts/accuracy_vs_macs_table")
+    assert len(scatter["data"]) == len(records) and scatter["columns"] == trials["columns"]
+    chart = tracking.read_table(st, "charts/pareto")
+    names = {t.get("name") for t in chart["data"]}
+    assert {"Pareto front", "trial"} <= names
+    drawn = {f"hash {r['hash']}" for t in chart["data"] for text in (t.get("text") or []) for r in records
+             if f"hash {r['hash']}" in str(text)}
+    assert drawn == {f"hash {r['hash']}" for r in records if r["accuracy"] is not None or r["status"] == "infeasible"}
+    page = tracking.media_file(st, "pareto_html").read_text()
+    assert "Pareto front" in page and "cdn.plot.ly" in page and len(page) < 500_000
+    assert tracking.media_file(st, "pareto_png").stat().st_size > 10_000
+    cfg = st["config"]
+    assert cfg["space"] == space.name and cfg["space_file"] == "space.yaml" and "/" not in str(cfg["space_file"])
+    assert (cfg["sampler"], cfg["seed"], cfg["scheduler"]) == (space.search.sampler, space.search.seed,
+                                                               space.search.scheduler)
+    assert cfg["proxy"]["epochs"] == space.proxy.epochs and cfg["proxy"]["resolution"] == space.proxy.resolution
+    assert cfg["target"]["resolution"] == space.target.resolution
+    assert st["tags"] == [space.name, space.search.sampler, space.search.scheduler, "train"]
+    assert all(r["tags"] == st["tags"] for r in trial_runs)
     # One trial run: the genotype flattened in its config, per-epoch metrics, costs in the summary.
     rec = next(r for r in records if r["status"] == "complete")
     run = next(r for r in trial_runs if r["config"]["trial"] == rec["number"])

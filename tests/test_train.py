@@ -204,6 +204,37 @@ def test_cli_train_json_and_save(tmp_path):
     assert json.loads((out / "train.json").read_text())["accuracy"] == info["accuracy"]
 
 
+def test_cli_train_with_a_spaces_proxy_recipe(tmp_path):
+    """--space: the space's proxy (resolution, width, epochs, batch, data set) and its target's classes and costs,
+    as its trials train and are costed; a flag still overrides one setting."""
+    from typer.testing import CliRunner
+
+    from nas.cli import app
+    from nas.search import budgets
+    from nas.space import load_space
+
+    arch = tmp_path / "tiny.yaml"
+    arch.write_text(TINY_YAML)
+    space = load_space("tiny.yaml")
+    res = CliRunner().invoke(app, ["train", "--arch", str(arch), "--space", "tiny.yaml", "--subsample", "128",
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    px = space.proxy
+    assert info["space"] == "tiny" and (info["resolution"], info["width"], info["dataset"]) == (
+        px.resolution, px.width, px.dataset)
+    assert info["epochs"] == px.epochs and info["proxy"]["batch_size"] == px.batch_size
+    assert info["proxy"]["lr"] == px.lr and info["proxy"]["optimizer"] == px.optimizer
+    from nas.genotype import load
+
+    c = budgets.target_cost(space, load(arch))
+    assert (info["macs"], info["params"]) == (c.macs, c.params)  # the space's target: 32 px, 10 classes
+    res = CliRunner().invoke(app, ["train", "--arch", str(arch), "--space", "tiny.yaml", "--subsample", "128",
+                                   "--resolution", "12", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["resolution"] == 12
+
+
 @pytest.mark.parametrize("args, match", [
     (["--arch", "no_such_arch.yaml"], "no_such_arch.yaml: file not found"),
     (["--arch", "{arch}", "--data", "{tmp}/missing"], "no such file or directory"),

@@ -18,7 +18,7 @@ __all__ = ["SHIPPED_SPACES", "app", "console", "err_console", "main", "resolve_p
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="nas")  # also under `python -m nas.cli`: help and shell completion name the command
     except InputError as e:
         err_console.print(f"error: {error_line(e)}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -9,16 +9,35 @@ from rich.console import Console
 
 from nas.errors import InputError, OptionError, one_line
 
+HELP = {"help_option_names": ["-h", "--help"]}
+
 app = typer.Typer(
     help="Hardware-aware neural architecture search over MixConv/Ghost/SE/ACB/ChannelNets blocks.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
+    context_settings=HELP,
 )
-space_app = typer.Typer(help="Validate, count, sample and query search-space YAML files.", no_args_is_help=True)
-lut_app = typer.Typer(help="Build and inspect per-op latency lookup tables.", no_args_is_help=True)
+space_app = typer.Typer(help="Validate, count, sample and query search-space YAML files.", no_args_is_help=True,
+                        context_settings=HELP)
+lut_app = typer.Typer(help="Build and inspect per-op latency lookup tables.", no_args_is_help=True,
+                      context_settings=HELP)
 app.add_typer(space_app, name="space")
 app.add_typer(lut_app, name="lut")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from nas import __version__
+
+        typer.echo(f"nas {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Hardware-aware neural architecture search over MixConv/Ghost/SE/ACB/ChannelNets blocks."""
 
 console = Console()
 err_console = Console(stderr=True)

@@ -31,7 +31,7 @@ def describe(
         rows = breakdown(g, r, num_classes)
     except GenotypeError as e:  # a genotype that cannot take these classes (cw classifier)
         raise GenotypeError(f"{p}: {e}") from None
-    info = {"name": g.name, "hash": g.hash, "resolution": r, "num_classes": num_classes,
+    info = {"name": g.name, "hash": g.hash, "summary": g.summary(), "resolution": r, "num_classes": num_classes,
             "params": sum(row.params for row in rows), "macs": sum(row.macs for row in rows)}
     trained = count(g, r, num_classes, deployed=False)  # ACB's branches before deploy folds them
     if (trained.params, trained.macs) != (info["params"], info["macs"]):
@@ -77,7 +77,7 @@ def _published(g):
 def _describe_table(info: dict):
     from rich.table import Table
 
-    t = Table(title=f"{info['name']} ({info['hash']}) at {info['resolution']}x{info['resolution']}")
+    t = Table(title=f"{info['name']} ({info['hash']}) at {info['resolution']}x{info['resolution']}\n{info['summary']}")
     for col in ("part", "blocks", "out ch", "out res", "params", "MACs"):
         t.add_column(col, justify="left" if col == "part" else "right")
     for row in info["stages"]:

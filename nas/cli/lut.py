@@ -93,19 +93,52 @@ def lut_show(
     if as_json:
         typer.echo(json.dumps(info))
         return
-    for k, v in info.items():
-        console.print(f"[bold]{k}[/bold]: {v}", highlight=False)
+    console.print(_show_table(info))
+
+
+def _show_table(info: dict):
+    """``nas lut show`` as two columns of readable values (``--json`` has the raw ones)."""
+    from rich.table import Table
+
+    tg, dev, cal, ms = info["target"], info["device"] or {}, info["calibration"] or {}, info["entry_ms"]
+    fit = ", ".join([f"scale {cal['scale']:.3f}" if "scale" in cal else "", f"offset {cal['offset_ms']:.3f} ms"
+                     if "offset_ms" in cal else "", f"{cal['fit']} fit" if cal.get("fit") else "",
+                     f"on {cal['networks']} networks" if cal.get("networks") else "",
+                     f"error {100 * cal['mape']:.1f}%" if "mape" in cal else ""])
+    t = Table(show_header=False, box=None, pad_edge=False, title=info["file"], title_justify="left")
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column()
+    for k, v in (
+        ("space", info["space"]),
+        ("target", f"{tg['name']} ({tg['backend']}, batch {tg['batch']}, {tg['threads']} thread"
+                   f"{'s' if tg['threads'] != 1 else ''}, {tg['device']}, {tg['clock']} clock)"),
+        ("device", ", ".join(f"{v} cores" if k == "cores" else f"{k} {v}" if k == "torch" else str(v)
+                             for k, v in dev.items())),
+        ("this machine", "yes" if info["this_machine"] else "no: measured on another device"),
+        ("entries", f"{info['entries']}" + (f" (min {ms['min']:.3f} ms, median {ms['median']:.3f} ms, "
+                                            f"max {ms['max']:.3f} ms)" if ms else "")),
+        ("unit", f"{info['unit_ms']:.4f} ms" if info.get("unit_ms") is not None else "n/a"),
+        ("calibration", ", ".join(x for x in fit.split(", ") if x) or "none"),
+    ):
+        t.add_row(k, str(v))
+    return t
 
 
 @lut_app.command("targets")
 def lut_targets() -> None:
-    """The latency target presets."""
+    """The latency target presets (the backend names the device: cpu, or cuda)."""
+    from rich import box
     from rich.table import Table
 
     from nas.config import ALIASES, TARGETS
 
-    tab = Table("name", "backend", "batch", "threads", "device", "clock", "aliases")
+    tab = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="latency targets (`nas lut build --target NAME`)",
+                title_justify="left")
+    whole = {"name": max(map(len, TARGETS)), "backend": max(len(t.backend) for t in TARGETS.values())}
+    for col in ("name", "backend", "batch", "threads", "clock", "aliases"):  # names whole: one types them
+        tab.add_column(col, no_wrap=col in whole, min_width=whole.get(col, len(col)),
+                       justify="right" if col in ("batch", "threads") else "left")
     for t in TARGETS.values():
         aliases = ", ".join(a for a, n in ALIASES.items() if n == t.name)
-        tab.add_row(t.name, t.backend, str(t.batch), str(t.threads), t.device, t.clock, aliases)
+        tab.add_row(t.name, t.backend, str(t.batch), str(t.threads), t.clock, aliases)
     console.print(tab)

@@ -35,9 +35,13 @@ def pareto(
                                "hypervolume": hv,
                                "reference_point": ref, "n_trials": len(records)}))
         return
-    console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(records)} trials"))
-    names = ", ".join(f"{o['metric']} ({o['direction']})" for o in objectives)
-    console.print(f"objectives: {names}; hypervolume {hv:.6g}")
+    console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(records)} trials",
+                              width=console.width))
+    names = ", ".join(f"{o['metric']} ({o['direction']})" if o["metric"] != "reward" else
+                      f"reward = accuracy x ({o['cost']} / {o['target']:g})^{o['w']:g} (maximize)" for o in objectives)
+    # One objective: the front is the best trial (ties kept), and the hypervolume its value (reference 0).
+    best = f" = the best {objectives[0]['metric']}" if len(objectives) == 1 else ""
+    console.print(f"objectives: {names}; hypervolume {hv:.6g}{best}")
 
 
 @app.command()
@@ -108,9 +112,14 @@ def baselines(
     data = evaluate_baselines(sp, names, seeds=seeds, measure=measure, epochs=epochs,
                               log=lambda s: err_console.print(s, markup=False, highlight=False))
     p = write_baselines(study, data)
-    if (study / "trials.jsonl").is_file():
+    console.print(f"wrote {p}")
+    if epochs is not None and epochs < sp.proxy.epochs:
+        err_console.print(f"note: the references trained {epochs} epoch{'s' * (epochs != 1)}, the space's trials "
+                          f"{sp.proxy.epochs}: their accuracy is not comparable, and the plots mark them '(n ep)'",
+                          markup=False, highlight=False, soft_wrap=True)
+    if (study / "trials.jsonl").is_file():  # the plots show the references from now on
         from nas.plots import write_plots
         from nas.results.pareto import space_budgets
 
-        write_plots(study, budgets=space_budgets(sp))
-    console.print(f"wrote {p}")
+        html, png = write_plots(study, budgets=space_budgets(sp))
+        console.print(f"redrew {html} and {png} with the references", soft_wrap=True)

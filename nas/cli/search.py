@@ -40,7 +40,7 @@ def search(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or front table."),
 ) -> None:
     """Search architectures: Optuna proposes, budgets filter, Ray Tune trains; writes results/<study>/."""
-    from nas.cli.progress import ProgressView, QuietView
+    from nas.cli.progress import ProgressView, QuietView, Tally
     from nas.cli.tables import front_table
     from nas.search.driver import SearchOptions, run_search
     from nas.tracking import StudyTracker
@@ -59,12 +59,15 @@ def search(
     if not quiet:
         title = (f"{s.study_dir.name}: Pareto front, {len(s.front)} of {len(s.records)} trials, "
                  f"hypervolume {s.hypervolume:.4f}")
-        console.print(front_table(s.front, s.objectives, title=title))
-    c = s.counts
+        console.print(front_table(s.front, s.objectives, title=title, width=console.width))
     console.print(f"{s.study_dir}: {len(s.records)} trials ({s.new_trials} new in {s.wall_s:.0f} s): "
-                  f"{c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, {c.get('infeasible', 0)} "
-                  f"infeasible, {c.get('failed', 0)} failed, {c.get('duplicate', 0)} duplicates",
-                  markup=False, highlight=False)
+                  + Tally(s.records).line(0, len(s.front), s.hypervolume),
+                  markup=False, highlight=False, soft_wrap=True)
+    lt = s.latency_timing
+    if lt is not None and lt.parts:
+        share = 100 * lt.seconds / max(s.wall_s, 1e-9)
+        console.print(f"latency: {lt.parts} parts timed on demand in {lt.networks} networks, {lt.seconds:.1f} s "
+                      f"({share:.1f}% of the wall time)", markup=False, highlight=False)
     if s.interrupted:
         err_console.print(f"interrupted: run the same command again to resume {s.study_dir}",
                           markup=False, highlight=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nas.cli.common import console, resolve_path, space_app
+from nas.cli.common import SHIPPED_SPACES, console, resolve_path, space_app
 from nas.errors import InputError
 from nas.search import budgets
 
@@ -16,17 +16,37 @@ _SPACE_ARG = typer.Argument(..., help="Search-space YAML; the shipped ones by na
 
 @space_app.command("list")
 def space_list() -> None:
-    """The search spaces shipped in search_spaces/, with a one-line description each."""
+    """The search spaces shipped in search_spaces/, and the reference architectures in search_spaces/reference/.
+
+    Both work by file name from any directory (a file of that name in the working directory wins)."""
     from rich.table import Table
 
-    from nas.space import shipped_spaces
+    from nas.cli.tables import arch_table
+    from nas.cost.macs import count
+    from nas.genotype import GenotypeError, load
+    from nas.space import fmt_count, shipped_spaces
 
-    t = Table(title="shipped search spaces (use the file name, e.g. `nas search --space mixnet.yaml`)")
+    t = Table(title="search spaces (e.g. `nas search --space mixnet.yaml`)", title_justify="left")
     for col in ("space", "description"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col == "space")
     for p in shipped_spaces():
         t.add_row(p.name, _space_description(p))
     console.print(t)
+    rows = []
+    for p in sorted((SHIPPED_SPACES / "reference").glob("*.yaml")):
+        try:
+            g = load(p)
+        except GenotypeError:
+            rows.append(([p.name, "", "", ""], "(unreadable: run `nas describe` on it)"))
+            continue
+        c = count(g)
+        rows.append(([p.name, str(g.resolution), fmt_count(c.params), fmt_count(c.macs)], g.summary()))
+    console.print(arch_table(["genotype", "resolution", "params", "MACs"], rows, left=("genotype",),
+                             width=console.width,
+                             title="reference architectures (e.g. `nas describe mixnet_s.yaml`, "
+                                   "`nas train --arch mixnet_s.yaml`)"))
+    console.print("MACs: analytic conv + linear multiply-adds at the genotype's resolution (`nas describe NAME` "
+                  "adds the paper's printed figures)", highlight=False, soft_wrap=True)
 
 
 def _space_description(p: Path) -> str:
@@ -137,17 +157,15 @@ def space_sample(
         return
     if out is not None:
         _write_genotypes(out, rows)
-    from rich.table import Table
+    from nas.cli.tables import arch_table
 
-    t = Table(title=f"{n} samples from {space.name} (seed {seed}{', feasible only' if feasible else ''})")
-    for col in ("#", "hash", "blocks", "MACs", "params", "in budget", "kernels"):
-        t.add_column(col, justify="right" if col in ("#", "blocks", "MACs", "params") else "left")
-    for i, r in enumerate(rows):
-        g = r["genotype"]
-        ok = {True: "yes", False: "[red]no[/red]", None: "?"}[r["feasible"]]
-        t.add_row(str(i), r["hash"], str(len(g.blocks)), fmt_count(r["macs"]), fmt_count(r["params"]), ok,
-                  ",".join("-".join(map(str, b.kernels)) for b in g.blocks))
-    console.print(t)
+    ok = {True: "yes", False: "[red]no[/red]", None: "?"}
+    console.print(arch_table(
+        ["#", "hash", "MACs", "params", "in budget"],
+        [([str(i), r["hash"], fmt_count(r["macs"]), fmt_count(r["params"]), ok[r["feasible"]]], r["genotype"].summary())
+         for i, r in enumerate(rows)],
+        title=f"{n} samples from {space.name} (seed {seed}{', feasible only' if feasible else ''})",
+        width=console.width, left=("hash", "in budget")))
     if out is not None:
         console.print(f"wrote {len(rows)} genotype files to {out}/", highlight=False)
 

@@ -13,7 +13,11 @@ from nas.errors import InputError
 @app.command()
 def train(
     arch: str = typer.Option(..., "--arch", help="Genotype YAML (shipped references by name, e.g. mixnet_s.yaml)."),
-    data: str = typer.Option("digits", "--data", help="'digits' (built in) or a local path to a data set."),
+    space: str = typer.Option(None, "--space", help="Train with this search space's proxy recipe (data set, "
+                              "resolution, width, epochs, batch, optimizer, ...) and its target's classes, so the "
+                              "accuracy compares with its trials'; other options override single settings."),
+    data: str = typer.Option(None, "--data", help="'digits' (built in; the default without --space) or a local "
+                             "path to a data set."),
     dataset_format: str = typer.Option(
         None, "--dataset-format", help="cifar10 | cifar100 | imagefolder | npz (default: guessed from the path)."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs (default: the proxy recipe's)."),
@@ -39,12 +43,20 @@ def train(
     from nas.train import TrainConfig, check_config, check_memory, load_data, resolve_device
 
     g = load(resolve_path(arch))
+    sp = None
+    if space is not None:
+        from nas.space import load_space
+
+        sp = load_space(resolve_path(space))
     overrides = {"epochs": epochs, "resolution": resolution, "width": width, "batch_size": batch_size, "lr": lr,
                  "optimizer": optimizer, "subsample": subsample, "seed": seed, "device": device}
-    cfg = dataclasses.replace(TrainConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    base = sp.proxy if sp is not None else TrainConfig()
+    cfg = dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
     if optimizer is not None and optimizer not in ("sgd", "adamw"):
         raise InputError(f"--optimizer: {optimizer!r} is not one of sgd, adamw")
-    if data != "digits":
+    if data == "digits":
+        cfg = dataclasses.replace(cfg, dataset="digits", path=None)
+    elif data is not None:
         if dataset_format is not None and dataset_format not in ("cifar10", "cifar100", "imagefolder", "npz"):
             raise InputError(f"--dataset-format: {dataset_format!r} is not one of cifar10, cifar100, imagefolder, npz")
         cfg = dataclasses.replace(cfg, dataset=dataset_format or "auto", path=data)
@@ -59,30 +71,35 @@ def train(
     # Data errors surface before any progress output; train() then finds the data in the per-process cache.
     load_data(cfg, g.in_chans, resolve_device(cfg.device))
 
-    result = _train_with_progress(g, cfg, quiet=as_json)
-    target = _target_cost(g)
+    num_classes = sp.target.num_classes if sp is not None else None
+    result = _train_with_progress(g, cfg, quiet=as_json, num_classes=num_classes)
+    target = _target_cost(g if sp is None else g.replace(resolution=sp.target.resolution), num_classes or 1000)
     out = {"accuracy": result.accuracy, "best_accuracy": result.best_accuracy, "train_s": result.train_s,
            "images_per_s": result.images_per_s, "epochs": result.epochs_run, "params_proxy": result.params,
            **target, "name": g.name, "hash": g.hash, "proxy_hash": result.genotype.hash,
            "resolution": cfg.resolution, "width": cfg.width, "dataset": cfg.dataset, "device": result.device,
-           "stopped_early": result.stopped_early, "diverged": result.diverged, "history": result.history}
+           "stopped_early": result.stopped_early, "diverged": result.diverged, "history": result.history,
+           "space": sp.name if sp is not None else None, "proxy": dataclasses.asdict(cfg)}
     if save is not None:
         _save_training(save, result, out)
     if as_json:
         typer.echo(json.dumps(out))
     else:
+        recipe = (f"{sp.name}'s proxy: " if sp is not None else "") + (
+            f"{cfg.dataset} at {cfg.resolution} px, width {cfg.width:g}")
         console.print(f"{g.name or 'genotype'}: val accuracy {result.accuracy:.2%} (best {result.best_accuracy:.2%}) "
                       f"after {result.epochs_run} epochs, {result.train_s:.1f} s, {result.images_per_s:,.0f} img/s "
-                      f"on {result.device}; proxy {result.params:,} params" + (f"; saved to {save}" if save else ""))
+                      f"on {result.device}; {recipe}; proxy {result.params:,} params"
+                      + (f"; saved to {save}" if save else ""), highlight=False)
 
 
-def _train_with_progress(g, cfg, quiet: bool):
+def _train_with_progress(g, cfg, quiet: bool, num_classes: int | None = None):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from nas.train import train as run_training
 
     if quiet:
-        return run_training(g, cfg)
+        return run_training(g, cfg, num_classes=num_classes)
     cols = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TextColumn("{task.fields[info]}"))
     with Progress(*cols, console=err_console, transient=False) as progress:
@@ -93,17 +110,18 @@ def _train_with_progress(g, cfg, quiet: bool):
                                                         f"{m['images_per_s']:,.0f} img/s")
 
         try:
-            return run_training(g, cfg, callback=report)
+            return run_training(g, cfg, num_classes=num_classes, callback=report)
         except InputError:
             progress.update(task, visible=False)  # bad input: its one error line, not a bar stuck at "loading"
             raise
 
 
-def _target_cost(g) -> dict:
-    """Params/MACs of the target genotype (what the search optimises), not of the proxy."""
+def _target_cost(g, num_classes: int = 1000) -> dict:
+    """Params/MACs of the target genotype (what the search optimises; with --space at its target's resolution
+    and classes, as its trials are costed), not of the proxy."""
     from nas.cost.macs import count
 
-    c = count(g)
+    c = count(g, num_classes=num_classes)
     return {"params": c.params, "macs": c.macs}
 
 

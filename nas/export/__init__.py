@@ -4,27 +4,18 @@ Tiers
 -----
 A tier is a set of limits on the *target* network (``macs``, ``params``,
 ``latency_ms``), declared in the space's ``family:`` section or on the
-command line (:func:`parse_tier_budgets`). Its member is chosen from the
-front of the study's objectives plus the tier's cost metrics:
-
-1. *within* the tier = every limit met;
-2. a front architecture is *near* the tier when it is within it and uses at
-   least ``1 - NEAR`` (85 %) of one of its limits: MixNet's S/M/L are about
-   1.45x apart in MACs, so 15 % keeps neighbouring tiers from sharing a
-   member while leaving room for a front that is not dense;
-3. if some front architecture is near, the member is the most accurate
-   front architecture within the tier (usually the near one itself);
-4. otherwise the front architecture nearest the tier (smallest largest
-   ``|log(cost / limit)|`` over its limits) is compound-scaled in width,
-   as MixNet-L is MixNet-M x 1.3: the width multiplier is found by
-   bisection as the largest one whose scaled network (``nas.genotype.scale``,
-   channels rounded to multiples of 8, head kept) meets every limit, so the
-   cost lands just under the budget. A scaled member has no proxy accuracy
-   of its own (it was never trained); the table says which trial it came from;
-5. channels round to multiples of 8, so on a small network one width step
-   can jump far below the budget: when the most accurate front architecture
-   within the tier is at least as close to the budget as the scaled network,
-   it is the member instead (it was trained).
+command line (:func:`parse_tier_budgets`). Its *band* is what it allows and
+the tier below it does not, the same bands the search spreads its trials over
+(:mod:`nas.search.spread`). Its member (:func:`tier_members`) is the most
+accurate design the study trained in the band; only a tier with none is
+filled by compound scaling: the trained member of the nearest tier, scaled in
+width to just under the tier's limits (as MixNet-L is MixNet-M x 1.3;
+:func:`scale_to_budget`, channels rounded to multiples of 8, head kept). A
+scaled member has no proxy accuracy of its own (it was never trained);
+``family.md`` says for every member whether it was trained or scaled, and
+from which trial. Members are named after the study (``<study>-s``,
+``<study>-m``, ...), and a trained one is a point of the study's space
+(``nas space contains``).
 
 Files per member (``<out>/<tier>/``): ``genotype.yaml``; ``proxy_weights.pt``
 when the study kept the trained proxy's weights (the proxy network's, see
@@ -45,7 +36,7 @@ from nas.errors import InputError
 from nas.export.baselines import REFERENCE_DIR, evaluate_baselines, reference_files
 from nas.export.checks import check_family_inputs, check_member_network
 from nas.export.files import Costing, costing_for_space, export_member, write_model_files
-from nas.export.members import Member, choose_member, scale_to_budget, study_front
+from nas.export.members import Member, choose_member, scale_to_budget, study_front, tier_members
 from nas.export.tables import family_markdown, write_tables
 from nas.export.tiers import NEAR, Tier, parse_tier_budgets, select_tiers, space_tiers
 from nas.genotype import Genotype
@@ -56,7 +47,7 @@ from nas.results.store import StudyDir, load_baselines, study_records
 __all__ = ["NEAR", "REFERENCE_DIR", "Costing", "Member", "Tier", "choose_member", "costing_for_space",
            "evaluate_baselines", "export_arch", "export_family", "export_member", "family_markdown",
            "parse_tier_budgets", "read_study", "reference_files", "scale_to_budget", "select_tiers", "space_tiers",
-           "study_front", "write_model_files", "write_tables"]
+           "study_front", "tier_members", "write_model_files", "write_tables"]
 
 
 def read_study(study_dir: Path) -> tuple[Any, list[TrialRecord]]:
@@ -76,13 +67,15 @@ def export_family(study_dir: Path, out: Path | None = None, tiers: Sequence[str]
     """Choose every tier's member, then write the files; nothing is written when an input is bad."""
     study_dir = Path(study_dir)
     space, records = read_study(study_dir)
+    everything = select_tiers(space, None, tier_budgets, str(study_dir / "space.yaml"))
     chosen = select_tiers(space, tiers, tier_budgets, str(study_dir / "space.yaml"))
     costing = costing_for_space(space, measure=measure)
-    if any("latency_ms" in t.limits for t in chosen) and costing.lut is None:
-        raise InputError(f"{study_dir / 'space.yaml'}: budgets.lut: a latency tier needs the space's latency LUT")
-    members = [choose_member(study_front(records, space, t), t, costing.costs, near=near) for t in chosen]
+    if any("latency_ms" in t.limits for t in chosen) and not costing.predicts_latency:
+        raise InputError(f"{study_dir / 'space.yaml'}: budgets.target: a latency tier needs a latency target "
+                         "or LUT in the space's budgets")
+    members = tier_members(records, space, chosen, costing.costs, all_tiers=everything, near=near)
     for m in members:
-        m.genotype = m.genotype.replace(name=f"{space.name}_{m.tier}")
+        m.genotype = m.genotype.replace(name=f"{study_dir.name}-{m.tier}")
     out = Path(out) if out is not None else study_dir / "family"
     check_family_inputs(study_dir, out, members, costing.num_classes)  # nothing is written when one is bad
     out.mkdir(parents=True, exist_ok=True)

@@ -22,19 +22,24 @@ OPSET = 17
 
 @dataclass
 class Costing:
-    """How members are costed: target class count, an optional LUT and whether to measure latency."""
+    """How members are costed: target class count, latency (a LUT or a predictor) and whether to measure it."""
 
     num_classes: int = 1000
     lut: Any = None  # nas.cost.table.LatencyTable
     measure: bool = True
     measure_target: str = "torch-cpu"
+    latency: Any = None  # nas.latency.LatencyPredictor (a space's budgets), used instead of ``lut``
+
+    @property
+    def predicts_latency(self) -> bool:
+        return self.lut is not None or self.latency is not None
 
     def costs(self, g: Genotype) -> dict[str, float]:
         from nas.cost.macs import count
 
         c = count(g, num_classes=self.num_classes)
         out: dict[str, float] = {"macs": c.macs, "params": c.params}
-        if self.lut is not None:
+        if self.predicts_latency:
             out["latency_ms"] = self.predict(g)
         return out
 
@@ -46,6 +51,8 @@ class Costing:
             return {**Costing(self.num_classes).costs(g), "latency_ms": None}
 
     def predict(self, g: Genotype) -> float | None:
+        if self.latency is not None:
+            return self.latency(g)
         if self.lut is None:
             return None
         from nas.cost.table import predict
@@ -60,20 +67,28 @@ class Costing:
         from nas.latency import measure_genotype
 
         # Same unit as the table's predictions (probe-clock tables carry their probe latency).
-        unit = self.lut.unit_ms if self.lut is not None else None
-        return round(measure_genotype(g, self.measure_target, self.num_classes, unit_ms=unit).ms, 4)
+        unit, target = (self.lut.unit_ms, self.lut.target) if self.lut is not None else (None, self.measure_target)
+        if self.latency is not None:
+            p = self.latency
+            unit, target = (p.lut.unit_ms, p.lut.target) if p.lut is not None else (p.cache.unit_ms(), p.cache.target)
+        return round(measure_genotype(g, target, self.num_classes, unit_ms=unit).ms, 4)
 
 
 def costing_for_space(space: Any, *, measure: bool = True) -> Costing:
-    """Target class count and (when the space names one that loads) the latency LUT of its budgets."""
-    lut = None
+    """Target class count and the latency predictor of the space's budgets: its LUT (when it loads), or this
+    machine's table for its target (parts a member needs are timed on demand, :mod:`nas.latency.cache`)."""
     b = getattr(space, "budgets", None)
+    costing = Costing(num_classes=space.target.num_classes, measure=measure)
     if b is not None and getattr(b, "lut", None):
         from nas.cost.table import find_table, load_lut
 
         p = find_table(b.lut, near=Path(getattr(space, "source", ".")).parent)
-        lut = load_lut(p, b.target) if p.exists() else None
-    return Costing(num_classes=space.target.num_classes, lut=lut, measure=measure)
+        costing.lut = load_lut(p, b.target) if p.exists() else None
+    elif b is not None and getattr(b, "target", None):
+        from nas.latency import predictor
+
+        costing.latency = predictor(b.target, num_classes=space.target.num_classes)
+    return costing
 
 
 EXAMPLE_BATCH = 4  # images traced, exported and compared with onnxruntime
@@ -198,7 +213,7 @@ def export_member(m: Member, out: Path, costing: Costing, study_dir: Path | None
     d = out / m.tier
     d.mkdir(parents=True, exist_ok=True)
     atomic_write(d / "genotype.yaml", m.genotype.to_yaml())
-    weights = trial_weights(study_dir, m.record) if m.source == "front" else None
+    weights = trial_weights(study_dir, m.record) if m.source == "trained" else None
     if weights is not None:
         with open(weights, "rb") as src, atomic_open(d / "proxy_weights.pt", "wb") as dst:
             shutil.copyfileobj(src, dst)

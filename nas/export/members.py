@@ -1,4 +1,19 @@
-"""The member of each tier: the most accurate front architecture near it, or the nearest one scaled in width."""
+"""The member of each tier: the most accurate design trained in its band, or the nearest tier's member scaled.
+
+:func:`tier_members` is what ``nas export-best`` uses. A tier's band is what
+it allows and the tier below it does not (:mod:`nas.search.spread`, the same
+bands the search spreads its trials over). Per tier:
+
+1. the most accurate design the study trained to the end whose costs lie in
+   the band (feasible, not a duplicate): ``trained``, so every trained member
+   is a point of the space and members of different tiers are different
+   designs;
+2. otherwise the trained member of the nearest tier (the one below first)
+   compound-scaled in width to just under the tier's limits, as MixNet-L is
+   MixNet-M x 1.3 (:func:`scale_to_budget`): ``scaled``, never trained;
+3. when no tier has a trained member, or scaling it cannot reach the tier,
+   :func:`choose_member` over the study's front.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +25,10 @@ from typing import Any
 from nas.errors import InputError
 from nas.export.tiers import NEAR, Tier
 from nas.genotype import Genotype, scale
-from nas.results.front import front
+from nas.results.front import front, is_feasible
 from nas.results.pareto import study_objectives
 from nas.results.record import TrialRecord, as_record
+from nas.search.spread import ordered_bands
 
 CostFn = Callable[[Genotype], dict[str, float]]
 
@@ -21,8 +37,8 @@ CostFn = Callable[[Genotype], dict[str, float]]
 class Member:
     tier: str
     genotype: Genotype
-    source: str  # "front" | "scaled" | "arch"
-    trial: int | None = None  # the trial it is (front) or was scaled from (scaled)
+    source: str  # "trained" | "scaled" | "arch"
+    trial: int | None = None  # the trial it is (trained) or was scaled from (scaled)
     width: float = 1.0
     accuracy: float | None = None  # proxy accuracy; None for a scaled member (never trained)
     limits: dict[str, float] = field(default_factory=dict)
@@ -103,9 +119,41 @@ def _most_accurate(records: Sequence[TrialRecord]) -> TrialRecord:
 
 
 def _trained(tier: Tier, r: TrialRecord) -> Member:
-    """A front architecture as the tier's member, as trained."""
-    return Member(tier.name, r.to_genotype().replace(name=tier.name), "front", r.number, 1.0, r.accuracy,
+    """A trained architecture as the tier's member, as trained."""
+    return Member(tier.name, r.to_genotype().replace(name=tier.name), "trained", r.number, 1.0, r.accuracy,
                   dict(tier.limits), r)
+
+
+def _scaled(tier: Tier, r: TrialRecord, cost_fn: CostFn) -> Member:
+    g, w = scale_to_budget(r.to_genotype(), tier, cost_fn)
+    return Member(tier.name, g.replace(name=tier.name), "scaled", r.number, w, None, dict(tier.limits), r)
+
+
+def tier_members(records: Sequence[Mapping[str, Any]], space: Any, tiers: Sequence[Tier], cost_fn: CostFn, *,
+                 all_tiers: Sequence[Tier] | None = None, near: float = NEAR) -> list[Member]:
+    """Every tier's member (see the module docstring). ``all_tiers`` (default ``tiers``) define the bands, so a
+    tier exported alone keeps the band it has in the whole family."""
+    bands = ordered_bands([(t.name, t.limits) for t in (all_tiers or tiers)])
+    order = [b.name for b in bands]
+    trained = [as_record(r) for r in records if is_feasible(r) and r.get("duplicate_of") is None
+               and r.get("accuracy") is not None and (r.get("epochs") or 0) > 0]
+    best: dict[str, TrialRecord] = {}
+    for b in bands:
+        inside = [r for r in trained if b.contains(_record_costs(r))]
+        if inside:
+            best[b.name] = _most_accurate(inside)
+    members = []
+    for t in tiers:
+        if t.name in best:
+            members.append(_trained(t, best[t.name]))
+            continue
+        i = order.index(t.name)
+        donors = sorted((n for n in best), key=lambda n: (abs(order.index(n) - i), order.index(n) > i))
+        try:
+            members.append(_scaled(t, best[donors[0]], cost_fn))
+        except (IndexError, InputError):  # no member to scale, or none that reaches the tier
+            members.append(choose_member(study_front(records, space, t), t, cost_fn, near=near))
+    return members
 
 
 def study_front(records: Sequence[Mapping[str, Any]], space: Any, tier: Tier) -> list[Any]:

@@ -17,10 +17,10 @@ def _num(v: float | None, fmt: str, scale_by: float = 1.0) -> str:
 
 
 def _source(r: dict) -> str:
-    if r["source"] == "front":
-        return f"front, trial {r['trial']}"
+    if r["source"] == "trained":
+        return f"trained: trial {r['trial']}"
     if r["source"] == "scaled":
-        return f"trial {r['trial']} x {r['width']:g} width"
+        return f"scaled: trial {r['trial']} x {r['width']:g} width"
     return r["source"]
 
 
@@ -37,7 +37,7 @@ def family_markdown(rows: Sequence[dict], baselines: Sequence[dict], title: str)
         budget = ", ".join(fmt_limit(m, b) for m, b in r["limits"].items()) or "-"
         lines.append(f"| {r['tier']} | {budget} | {_source(r)} | {sig3(r['params'] / 1e6)} | {sig3(r['macs'] / 1e6)} | "
                      f"{_num(r['latency_ms'], '.2f')} | {_num(r['latency_ms_measured'], '.2f')} | {acc} | "
-                     f"{r['weights'] or 'not trained'} |")
+                     f"{r['weights'] or ('not kept' if r['source'] == 'trained' else 'not trained')} |")
     if rows:
         r0 = rows[0]
         lines.append(f"\nResolution {r0['resolution']}, {r0['num_classes']} classes. Exported files per tier: "

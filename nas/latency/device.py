@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 from collections.abc import Mapping
@@ -37,6 +38,12 @@ def _cpu_model() -> str:
 
 def device_info(target: Target) -> dict[str, Any]:
     """What a table's figures depend on besides the target: CPU/GPU, cores, library versions."""
+    return dict(_device_info(target))
+
+
+@functools.lru_cache(maxsize=16)
+def _device_info(target: Target) -> dict[str, Any]:
+    # Read once per process: every load of this machine's table compares it.
     import torch
 
     d: dict[str, Any] = {"cpu": _cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),

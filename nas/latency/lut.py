@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -40,17 +38,17 @@ import numpy as np
 
 from nas.config import Target
 from nas.cost.parts import Part, parts, space_parts
-from nas.cost.table import LatencyTable, find_table, load_lut, predict, table_from_dict
+from nas.cost.table import LatencyTable, find_table, load_lut
 from nas.errors import InputError
 from nas.genotype import Genotype, GenotypeError
-from nas.latency.device import device_hash, device_info, get_target
+from nas.latency.cache import LatencyPredictor, MachineCache
+from nas.latency.device import device_info, get_target
 from nas.latency.measure import (
     deployed,
     input_shape,
     measure_in_context,
     measure_many,
     measure_parts,
-    on_the_fly,
     probe_ms,
 )
 
@@ -114,41 +112,6 @@ def carriers(wanted: dict[str, Part], pool: list[Genotype], num_classes: int) ->
         if placed:
             out.append(g)
     return out, [p for q in left.values() for p in q]
-
-
-# -- cache ---------------------------------------------------------------------------
-
-def cache_dir() -> Path:
-    env = os.environ.get("NAS_CACHE_DIR")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nas" / "lut"
-
-
-def cache_path(target: Target) -> Path:
-    """This machine's cache file for ``target``."""
-    return cache_dir() / f"{target.name}-{device_hash(target)}.json"
-
-
-def load_cache(target: Target, path: str | Path | None = None) -> LatencyTable:
-    """The cached entries for ``target`` on this machine (an empty table when there are none).
-
-    An unreadable cache is ignored with a logged warning (it only saves time; the
-    next save replaces it); one for another target or device is an InputError.
-    """
-    p = Path(path) if path is not None else cache_path(target)
-    empty = LatencyTable(target=target, device=device_info(target), source=str(p))
-    try:
-        table = table_from_dict(json.loads(p.read_text(encoding="utf-8")), str(p))
-    except FileNotFoundError:
-        return empty
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, InputError) as e:
-        log.warning("ignoring unreadable latency cache %s (%s)", p, str(e).splitlines()[0][:120])
-        return empty
-    if table.target != target or table.device != empty.device:
-        raise InputError(f"{p}: target: this cache holds {table.target.name} entries measured on "
-                         f"{table.device.get('cpu')}, not {target.name} on this machine")
-    return table
 
 
 # -- building ------------------------------------------------------------------------
@@ -220,11 +183,11 @@ def build_lut(space: Any, target: str | Target, *, out: str | Path | None = None
     t0 = time.perf_counter()
     task = progress or _no_progress
     target = get_target(target)
-    cpath = None if cache is False else cache_path(target) if cache is True else Path(cache)
-    cached = load_cache(target, cpath) if cpath else LatencyTable(target=target, device=device_info(target))
+    mc = None if cache is False else MachineCache(target, None if cache is True else cache)
+    cached = mc.table() if mc is not None else LatencyTable(target=target, device=device_info(target))
     if target.clock == "probe" and cached.unit_ms is None:
         # The unit is fixed once per cache, so that entries measured in different builds add up.
-        cached.unit_ms = round(probe_ms(seconds=1.0), 6)
+        cached.unit_ms = round(probe_ms(), 6)
     nc = space.target.num_classes
     wanted = space_parts(space)
     todo = {k: p for k, p in wanted.items() if k not in cached.entries}
@@ -248,14 +211,12 @@ def build_lut(space: Any, target: str | Target, *, out: str | Path | None = None
                                        unit_ms=table.unit_ms, on_step=step))
         new = _merge(measured, found, todo)
         table.entries.update(new)
-        if cpath is not None:
-            cached.entries.update(new)
-            cached.save(cpath)
+        if mc is not None:
+            mc.add(new, table.unit_ms)
     step = task(f"calibrating on {len(sample)} networks", len(sample) * 3)
     table.calibration = calibrate(table, sample, nc, fit or ("offset" if in_context else "linear"), on_step=step)
-    if cpath is not None and sample:
-        cached.calibration = table.calibration  # the latest, for predictions straight from the cache
-        cached.save(cpath)
+    if mc is not None and sample:
+        mc.add({}, table.unit_ms, calibration=table.calibration)  # the latest, for predictions from the cache
     if out is not None:
         table.save(out)
     stats = BuildStats(len(wanted), len(todo), len(wanted) - len(todo), len(sample), time.perf_counter() - t0)
@@ -271,25 +232,21 @@ def _load_lut_cached(path: str, mtime_ns: int, target: str | Target | None) -> L
 
 
 def predictor(target: str | Target | None = None, lut: str | Path | None = None, num_classes: int = 1000,
-              ) -> Callable[[Genotype], float]:
+              cache: str | Path | None = None) -> LatencyPredictor:
     """``genotype -> predicted ms`` for a space's ``budgets`` (``target`` and/or ``lut``).
 
-    With ``lut``, that table (checked against ``target`` when both are
-    given; a relative path not found as typed is looked up in the checkout,
-    where shipped tables live in ``luts/``); without, this machine's cache
-    for ``target`` (``nas lut build`` fills it, with its latest
-    calibration). Parts missing from the table are measured on the fly (in
-    this process only, the file is not changed) when the table was built on
-    this very machine; otherwise they are an InputError naming the part.
+    With ``lut``, that table (checked against ``target`` when both are given; a relative path not found as
+    typed is looked up in the checkout, where shipped tables live in ``luts/``); without, this machine's
+    table for ``target`` (``cache``: its file, default :func:`cache_path`). Parts the table lacks are timed
+    on demand and kept in this machine's table when the table was measured here; otherwise they are an
+    InputError naming the part (see :mod:`nas.latency.cache`).
     """
+    table = None
     if lut is not None:
         p = find_table(lut)
         table = _load_lut_cached(str(p), p.stat().st_mtime_ns if p.exists() else 0, target)
-    elif target is not None:
-        table = load_cache(get_target(target))
-        if table.target.clock == "probe" and table.unit_ms is None:
-            table.unit_ms = probe_ms()  # so that parts measured on the fly share one unit
-    else:
+        # The cached object is shared: a predictor must not see another's in-process changes.
+        table = replace(table, entries=dict(table.entries))
+    elif target is None:
         raise InputError("budgets.target: latency prediction needs a target or a lut")
-    measure = on_the_fly(table)
-    return lambda g: predict(g, table, num_classes=num_classes, measure=measure)
+    return LatencyPredictor(target, table, num_classes, cache)

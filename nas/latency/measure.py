@@ -9,7 +9,10 @@ interquartile range. A target's clock (:class:`nas.config.Target`):
 * ``wall``: wall-clock time (CUDA: events). With one CPU thread, iterations
   during which the process was descheduled (wall time above its CPU time)
   are dropped.
-* ``cpu``: the process's CPU time, which leaves out time other processes
+* ``cpu``: the timing thread's CPU time (not the process's: a search's
+  driver has Ray's and Tune's threads busy beside it; measured in the driver
+  of a ``mixnet.yaml`` search, process CPU time made networks 1.8x slower
+  than on their own), which leaves out time other processes
   held the core.
 * ``probe`` (the CPU presets): every timed pass is followed by a pass of a
   fixed small *probe* network (a deployed inverted residual block); per
@@ -98,7 +101,7 @@ def _onnx_bytes(module, x) -> bytes:
 
 def _hooked(parts: list[tuple[Any, Hashable]], rows: list) -> Callable[[], None]:
     """Forward hooks appending (key, wall ms, CPU ms) of each part's call to ``rows``; returns the remover."""
-    clock, cpu = time.perf_counter_ns, time.process_time_ns
+    clock, cpu = time.perf_counter_ns, time.thread_time_ns
     handles = []
     for module, key in parts:
         start: list[int] = [0, 0]
@@ -123,7 +126,7 @@ def _runner(key: Hashable, module, shape: tuple[int, ...], target: Target,
     import torch
 
     x = _input(shape)
-    clock, cpu = time.perf_counter_ns, time.process_time_ns
+    clock, cpu = time.perf_counter_ns, time.thread_time_ns
     if target.backend == "torch-cpu":
         module, rows = module.eval(), []
         if parts:
@@ -199,13 +202,13 @@ def _summary(bursts: list[np.ndarray], target: Target, unit_ms: float) -> Measur
 
 
 def _measure(runners: list[Runner], target: Target, *, rounds: int, burst_s: float, min_iters: int = 3,
-             max_iters: int = 200, warmup_s: float = 0.02, unit_ms: float | None = None,
+             max_iters: int = 200, warmup: int = 2, warmup_s: float = 0.02, unit_ms: float | None = None,
              on_step: Callable[[], None] | None = None) -> dict[Hashable, Measurement]:
     """Run the runners in interleaved rounds of bursts; pool every key's bursts into one measurement."""
     probe = _probe_runner() if target.clock == "probe" else None
     for run in runners:
         t_end = time.perf_counter() + warmup_s
-        for _ in range(2):
+        for _ in range(warmup):
             run()
         while time.perf_counter() < t_end:
             run()
@@ -252,26 +255,37 @@ def measure_many(items: Mapping[Hashable, tuple[Any, tuple[int, ...]]], target: 
 
 def measure_in_context(genotypes: list[Genotype], target: Target | str, num_classes: int = 1000, *,
                        rounds: int = 3, burst_s: float = 0.05, unit_ms: float | None = None,
-                       on_step: Callable[[], None] | None = None) -> dict[str, Measurement]:
+                       on_step: Callable[[], None] | None = None, min_iters: int = 3, warmup: int = 2,
+                       warmup_s: float = 0.02, built: list | None = None) -> dict[str, Measurement]:
     """Per-part latencies timed inside whole deployed networks (torch CPU backends).
 
     Every stem, block and head is timed by forward hooks while its network
     runs, so its input is as hot and its weights as cold as in a real
     forward pass; a key found in several networks pools their passes.
+    ``min_iters``, ``warmup`` (passes) and ``warmup_s``: see :func:`measure_many`;
+    ``built``: the genotypes' :func:`deployed` networks, when the caller built them.
     """
     target = get_target(target)
     with _torch_threads(target.threads):
         runners = []
         for i, g in enumerate(genotypes):
-            net = deployed(g, num_classes)
+            net = built[i] if built is not None else deployed(g, num_classes)
             mods = [net.stem, *(b for stage in net.stages for b in stage), net.head]
             keyed = [(m, p.key) for m, p in zip(mods, parts(g, num_classes), strict=True)]
             runners.append(_runner(i, net, input_shape(g, target), target, keyed))
-        return _measure(runners, target, rounds=rounds, burst_s=burst_s, unit_ms=unit_ms, on_step=on_step)
+        return _measure(runners, target, rounds=rounds, burst_s=burst_s, unit_ms=unit_ms, on_step=on_step,
+                        min_iters=min_iters, warmup=warmup, warmup_s=warmup_s)
 
 
-def probe_ms(seconds: float = 0.5) -> float:
-    """The probe network's median CPU time now (the ``unit_ms`` of a new ``probe``-clock table)."""
+def probe_ms(seconds: float = 2.0) -> float:
+    """The probe network's CPU time on this machine, unloaded: the 1st percentile of its passes over ``seconds``
+    (the ``unit_ms`` of a ``probe``-clock table).
+
+    Other processes only ever slow the probe down, by tens of percent for seconds at a time on a shared
+    machine. Measured here (2 cores, a VM, load average 4-8), one-second medians of the probe ranged from
+    0.46 to 0.77 ms while their minima stayed at 0.38-0.40 ms, except under the heaviest load (load average
+    14), when even the minima rose to 0.60 ms for tens of seconds.
+    """
     with _torch_threads(1):
         run = _probe_runner()
         for _ in range(3):
@@ -279,7 +293,7 @@ def probe_ms(seconds: float = 0.5) -> float:
         t_end, times = time.perf_counter() + seconds, []
         while time.perf_counter() < t_end or len(times) < 5:
             times.append(run())
-    return float(np.median(times))
+    return float(np.percentile(times, 1))
 
 
 def measure(module, input_shape: tuple[int, ...], target: Target | str = "torch-cpu", *,
@@ -299,7 +313,7 @@ def deployed(genotype: Genotype, num_classes: int = 1000):
     """The fused inference network of ``genotype`` (what is measured)."""
     from nas.model import build, deploy
 
-    return deploy(build(genotype, num_classes=num_classes).eval())
+    return deploy(build(genotype, num_classes=num_classes), inplace=True)
 
 
 def measure_genotype(genotype: Genotype, target: Target | str = "torch-cpu", num_classes: int = 1000, *,
@@ -325,12 +339,15 @@ def part_module(p: Part):
 
 
 def measure_parts(todo: list[Part], target: Target | str, *, rounds: int = 3, burst_s: float = 0.05,
-                  unit_ms: float | None = None, on_step: Callable[[], None] | None = None,
-                  ) -> dict[str, Measurement]:
+                  unit_ms: float | None = None, on_step: Callable[[], None] | None = None, min_iters: int = 3,
+                  warmup: int = 2, warmup_s: float = 0.02) -> dict[str, Measurement]:
     """Parts each measured alone, as a deployed module of their own (any backend)."""
     target = get_target(target)
     items = {p.key: (part_module(p), p.input_shape(target.batch)) for p in todo}
-    return measure_many(items, target, rounds=rounds, burst_s=burst_s, unit_ms=unit_ms, on_step=on_step)
+    with _torch_threads(target.threads):
+        runners = [_runner(k, m, shape, target) for k, (m, shape) in items.items()]
+        return _measure(runners, target, rounds=rounds, burst_s=burst_s, unit_ms=unit_ms, on_step=on_step,
+                        min_iters=min_iters, warmup=warmup, warmup_s=warmup_s)
 
 
 def measure_missing(genotype: Genotype, missing: list[Part], lut: LatencyTable,

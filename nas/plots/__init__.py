@@ -12,6 +12,7 @@ from ``baselines.json`` are black stars with their names.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,16 +22,28 @@ from nas.plots.panels import PANELS, Panel, display_name, front_2d, latency, val
 from nas.plots.png import write_png
 from nas.results.store import load_baselines, study_records
 
-__all__ = ["PANELS", "Panel", "display_name", "figure_html", "front_2d", "latency", "value", "write_html",
-           "write_plots", "write_png"]
+__all__ = ["PANELS", "Panel", "display_name", "figure_html", "front_2d", "latency", "study_name", "value",
+           "write_html", "write_plots", "write_png"]
 
 
 def write_plots(study_dir: Path, records: Sequence[Mapping[str, Any]] | None = None,
-                baselines: Sequence[dict] | None = None, budgets: dict[str, float] | None = None) -> tuple[Path, Path]:
-    """Write ``pareto.html`` and ``pareto.png`` into ``study_dir``."""
+                baselines: Sequence[dict] | None = None, budgets: dict[str, float] | None = None,
+                study: str | None = None) -> tuple[Path, Path]:
+    """Write ``pareto.html`` (with ``plotly.min.js`` beside it) and ``pareto.png`` into ``study_dir``.
+
+    ``study``: the name in the titles (default: the study's, from ``pareto.json``, else the directory's)."""
     study_dir = Path(study_dir)
     records = study_records(study_dir) if records is None else list(records)
     baselines = load_baselines(study_dir) if baselines is None else list(baselines)
-    kw = dict(study=study_dir.name, budgets=budgets)
+    kw = dict(study=study or study_name(study_dir), budgets=budgets)
     return (write_html(study_dir / "pareto.html", records, baselines, **kw),
             write_png(study_dir / "pareto.png", records, baselines, **kw))
+
+
+def study_name(study_dir: Path) -> str:
+    """The study's name as its search recorded it in ``pareto.json``; the directory's name without one."""
+    try:
+        name = json.loads((Path(study_dir) / "pareto.json").read_text()).get("study")
+    except (OSError, ValueError, AttributeError):
+        name = None
+    return name if isinstance(name, str) and name else Path(study_dir).name

@@ -1,4 +1,10 @@
-"""The interactive figure: ``pareto.html`` (plotly, plotly.js embedded so that it opens offline)."""
+"""The interactive figure: ``pareto.html`` (plotly), with plotly.js beside it so that it opens offline.
+
+plotly.js is 99% of a self-contained page (4.8 MB of a 4.8 MB ``pareto.html``), so the page loads it from
+``plotly.min.js`` in the same directory, written once per study directory (and again only when the installed
+plotly's copy differs): the page stays small, opens from disk without a network, and the study directory
+moves or syncs as one piece. A copy of the page alone elsewhere needs ``plotly.min.js`` next to it.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from nas.plots.panels import (
     groups,
     hover,
     log_ticks,
+    note,
     title,
     value,
     x_axis,
@@ -98,15 +105,35 @@ def figure_html(records: Sequence[dict], baselines: Sequence[dict] = (), *, stud
                      linecolor="black", mirror=True)
     fig.update_layout(
         template="simple_white", font=dict(size=15, family="DejaVu Sans, Arial, sans-serif"),
-        title=dict(text=title(study, records, g), x=0.5, font=dict(size=17)),
+        title=dict(text=title(study, records, g) + (f"<br><sup>{n}</sup>" if (n := note(g)) else ""), x=0.5,
+                   font=dict(size=17)),
         legend=dict(orientation="h", yanchor="top", y=-0.14, xanchor="center", x=0.5, itemsizing="constant"),
         height=640,
-        hoverlabel=dict(font_size=13, align="left"), margin=dict(l=80, r=30, t=80, b=110),
+        hoverlabel=dict(font_size=13, align="left"), margin=dict(l=80, r=30, t=100 if note(g) else 80, b=110),
     )
     return fig
 
 
+PLOTLY_JS = "plotly.min.js"
+
+
 def write_html(path: Path, records: Sequence[dict], baselines: Sequence[dict] = (), **kw: Any) -> Path:
+    """``pareto.html`` and, beside it, :data:`PLOTLY_JS` (see the module docstring)."""
+    path = Path(path)
     fig = figure_html(records, baselines, **kw)
-    # Embedded plotly.js: the page must open offline (a cluster node, a laptop on a plane).
-    return atomic_write(path, fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False}))
+    write_plotly_js(path.parent)
+    return atomic_write(path, fig.to_html(include_plotlyjs=PLOTLY_JS, full_html=True, config={"displaylogo": False}))
+
+
+def write_plotly_js(directory: Path) -> Path:
+    """The installed plotly's ``plotly.min.js`` in ``directory``, unless the same file is already there."""
+    from plotly.offline import get_plotlyjs
+
+    js = get_plotlyjs().encode()
+    p = Path(directory) / PLOTLY_JS
+    try:
+        with open(p, "rb") as f:
+            same = p.stat().st_size == len(js) and f.read(512) == js[:512]  # the head names plotly.js's version
+    except OSError:
+        same = False
+    return p if same else atomic_write(p, js)

@@ -59,7 +59,8 @@ class Groups:
     trained: list[dict]  # feasible, complete, with accuracy
     pruned: list[dict]
     infeasible: list[dict]
-    baselines: list[dict]
+    baselines: list[dict]  # with ``short`` set on those trained for fewer epochs than the trials
+    trial_epochs: int | None = None  # the epochs of the fully trained trials
 
 
 def groups(records: Sequence[dict], baselines: Sequence[dict]) -> Groups:
@@ -67,7 +68,10 @@ def groups(records: Sequence[dict], baselines: Sequence[dict]) -> Groups:
     pruned = [r for r in records if r.get("status") == "pruned" and r.get("accuracy") is not None]
     infeasible = [r for r in records if r.get("status") == "infeasible"
                   or (r.get("status") == "complete" and not is_feasible(r))]
-    return Groups(trained, pruned, infeasible, [b for b in baselines if b.get("accuracy") is not None])
+    epochs = max((r.get("epochs") or 0 for r in trained if not r.get("duplicate_of")), default=0) or None
+    refs = [{**b, "short": bool(epochs and b.get("epochs") and b["epochs"] < epochs)}
+            for b in baselines if b.get("accuracy") is not None]
+    return Groups(trained, pruned, infeasible, refs, epochs)
 
 
 PRETTY = {"mixnet_s": "MixNet-S", "mixnet_m": "MixNet-M", "mixnet_l": "MixNet-L", "ghostnet_100": "GhostNet 1.0",
@@ -75,8 +79,9 @@ PRETTY = {"mixnet_s": "MixNet-S", "mixnet_m": "MixNet-M", "mixnet_l": "MixNet-L"
 
 
 def display_name(r: dict) -> str:
+    """A reference's name as printed; ``(2 ep)`` after one trained for fewer epochs than the trials."""
     name = r.get("name") or ""
-    return PRETTY.get(name, name)
+    return PRETTY.get(name, name) + (f" ({r['epochs']} ep)" if r.get("short") else "")
 
 
 def hover(r: dict) -> str:
@@ -146,5 +151,14 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 
 
 def title(study: str, records: Sequence[dict], g: Groups) -> str:
-    return (f"{study}: {len(records)} trials ({len(g.trained)} trained, {len(g.pruned)} pruned, "
-            f"{len(g.infeasible)} over budget)")
+    # pruned trials are trained ones stopped early: counted among the trained, as the progress line does
+    return (f"{study}: {len(records)} trials, {len(g.trained) + len(g.pruned)} trained ({len(g.pruned)} pruned "
+            f"early), {len(g.infeasible)} over budget")
+
+
+def note(g: Groups) -> str:
+    """The caveat under the title when references were trained for fewer epochs than the trials (else empty):
+    their accuracy is lower for that alone, so the figure says so instead of drawing them as equals."""
+    if not any(b["short"] for b in g.baselines):
+        return ""
+    return f"references marked (n ep) were trained for n epochs, the trials for {g.trial_epochs}: not comparable"

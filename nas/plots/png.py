@@ -89,10 +89,12 @@ def write_png(path: Path, records: Sequence[dict], baselines: Sequence[dict] = (
         labels_ = sorted(entries, key=_LEGEND_ORDER.index)
         if labels_:  # none in a cost-only study (no accuracies to plot); an empty legend is an error
             fig.legend([entries[k] for k in labels_], labels_, loc="outside lower center",
-                       ncol=len(labels_) if len(panels) > 1 else min(len(labels_), 3), frameon=False)
-        fig.suptitle(pn.title(study, records, g), fontsize=12)
+                       ncol=len(labels_) if len(panels) > 1 else 2, frameon=False)
+        note = pn.note(g)
+        fig.suptitle(pn.title(study, records, g) + (f"\n{note}" if note else ""), fontsize=12)
         with atomic_open(path, "wb") as f:
-            fig.savefig(f, dpi=dpi, format="png")
+            # "tight": the saved canvas grows to hold the whole legend (one panel is narrower than its entries)
+            fig.savefig(f, dpi=dpi, format="png", bbox_inches="tight", pad_inches=0.08)
         plt.close(fig)
     return Path(path)
 
@@ -104,13 +106,17 @@ _LABEL_SPOTS = (((0, -9), "center", "top"), ((0, 9), "center", "bottom"), ((6, -
 
 def _untangle(ax: Any, texts: list[Any]) -> None:
     """Place each reference label at the first spot around its star that stays inside the axes and clear
-    of the stars and of the labels already placed (under the star when that is free)."""
+    of the stars, the labels already placed and the other markers (under the star when that is free)."""
     from matplotlib.transforms import Bbox
 
     r = ax.figure.canvas.get_renderer()
     box = ax.get_window_extent(r)
     stars = [ax.transData.transform(t.xy) for t in texts]
     placed = [Bbox.from_extents(x - 7, y - 7, x + 7, y + 7) for x, y in stars]
+    points = [xy for c in ax.collections for xy in c.get_offset_transform().transform(c.get_offsets())]
+    points += [xy for line in ax.lines if line.get_marker() not in (None, "None", "")
+               for xy in ax.transData.transform(line.get_xydata())]
+    placed += [Bbox.from_extents(x - 4, y - 4, x + 4, y + 4) for x, y in points]
     for t in texts:
         for xytext, ha, va in _LABEL_SPOTS:
             t.set_position(xytext)

@@ -2,7 +2,12 @@
 plain JSON objects of ``trials.jsonl``).
 
 Objectives are ``(metric, direction)`` pairs, given either as the space's
-``Objective`` models or as ``{"metric": ..., "direction": ...}`` dicts.
+``Objective`` models or as ``{"metric": ..., "direction": ...}`` dicts. A
+``reward`` objective (MnasNet's ``accuracy x (cost / target)^w``, with its
+``cost``, ``target`` and ``w``) is computed from a record's accuracy and cost
+here, in :func:`objective_values`; records never store it. With one
+objective the front is the best trial (ties kept), and the hypervolume its
+value over a reference of 0.
 
 Hypervolume is computed in normalised coordinates so that figures are
 comparable between studies and readable without units: every objective is
@@ -21,26 +26,46 @@ from typing import Any
 
 import numpy as np
 
+from nas.config import REWARD_W
 from nas.results import optuna_compat
 
 Record = Mapping[str, Any]  # a TrialRecord or a trials.jsonl object
 
 
-def objective_spec(objectives: Iterable[Any]) -> list[dict[str, str]]:
-    """Plain ``[{"metric", "direction"}]`` from models or dicts (direction defaults as the space does)."""
-    out = []
+#: What a ``reward`` objective adds to ``{"metric", "direction"}``: its cost, target and exponent.
+REWARD_KEYS = ("cost", "target", "w")
+
+
+def objective_spec(objectives: Iterable[Any]) -> list[dict[str, Any]]:
+    """Plain ``[{"metric", "direction"}]`` from models or dicts (direction defaults as the space does); a
+    ``reward`` objective also keeps ``cost``, ``target`` and ``w``."""
+    out: list[dict[str, Any]] = []
     for o in objectives:
-        metric = o["metric"] if isinstance(o, dict) else o.metric
-        direction = (o.get("direction") if isinstance(o, dict) else o.direction) or (
-            "maximize" if metric == "accuracy" else "minimize")
-        out.append({"metric": metric, "direction": direction})
+        get = o.get if isinstance(o, dict) else lambda k, o=o: getattr(o, k, None)
+        metric = get("metric")
+        direction = get("direction") or ("maximize" if metric in ("accuracy", "reward") else "minimize")
+        spec: dict[str, Any] = {"metric": metric, "direction": direction}
+        if metric == "reward":
+            w = get("w")
+            spec.update(cost=get("cost"), target=float(get("target")), w=REWARD_W if w is None else float(w))
+        out.append(spec)
     return out
+
+
+def reward(accuracy: float | None, cost: float | None, target: float, w: float = REWARD_W) -> float:
+    """MnasNet's reward ``accuracy * (cost / target) ** w`` (``nan`` without an accuracy or a positive cost)."""
+    if accuracy is None or cost is None or not cost > 0:
+        return float("nan")
+    return float(accuracy) * (float(cost) / target) ** w
 
 
 def objective_values(record: Record, objectives: Iterable[Any]) -> tuple[float, ...]:
     """The record's values of the objectives, in their order and raw units (``nan`` where missing)."""
     vals = []
     for o in objective_spec(objectives):
+        if o["metric"] == "reward":
+            vals.append(reward(record.get("accuracy"), record.get(o["cost"]), o["target"], o["w"]))
+            continue
         v = record.get(o["metric"])
         vals.append(float("nan") if v is None else float(v))
     return tuple(vals)

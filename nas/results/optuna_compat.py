@@ -1,6 +1,6 @@
 """Every use of Optuna's private API in nas, in one place.
 
-nas relies on five things Optuna does not promise to keep:
+nas relies on six things Optuna does not promise to keep:
 
 * ``optuna._hypervolume.compute_hypervolume``: the exact WFG hypervolume (there is no public function);
 * ``optuna.study._multi_objective._is_pareto_front``: the non-dominated mask of a loss matrix;
@@ -8,7 +8,17 @@ nas relies on five things Optuna does not promise to keep:
   (1 ms for a trial of 100 parameters, on every answered proposal); without it, the public ``Study.tell``;
 * ``Study._storage`` and ``Study._study_id``: the storage of a study, to read a trial without copying it and
   to repair trials of a persistent study on resume;
-* ``Trial._trial_id`` / ``FrozenTrial._trial_id``: the storage's id of a trial.
+* ``Trial._trial_id`` / ``FrozenTrial._trial_id``: the storage's id of a trial;
+* ``optuna.samplers._base._CONSTRAINTS_KEY`` (``"constraints"``): the system attribute holding a trial's
+  constraint values as a list, the form ``constraints_func`` writes. Samplers read it (``FrozenTrial.constraints``
+  still reads the list as keys ``"0"``, ``"1"``, ...) and optuna-dashboard reads only it, not the
+  ``constraints:<name>`` keys of ``Trial.set_constraint``: so nas writes the list alone (both forms at once would
+  count every violation twice).
+
+Two public storage calls stand in for ``Trial`` methods that refuse what nas needs:
+``BaseStorage.set_trial_intermediate_value`` for ``Trial.report`` (which raises ``NotImplementedError`` in
+multi-objective studies, every nas study with a cost objective; the storage keeps per-epoch values for any
+study, and optuna-dashboard draws them), and ``set_trial_system_attr`` for the constraint list.
 
 :func:`problems` checks that each is still there with the parameters nas passes; ``tests/test_optuna_compat.py``
 fails on any problem it reports, so an Optuna upgrade that changes one is caught before a search runs into it.
@@ -32,6 +42,10 @@ try:
     from optuna.study._multi_objective import _is_pareto_front
 except ImportError:  # pragma: no cover - reported by problems()
     _is_pareto_front = None
+try:
+    from optuna.samplers._base import _CONSTRAINTS_KEY as CONSTRAINTS_KEY
+except ImportError:  # pragma: no cover - reported by problems()
+    CONSTRAINTS_KEY = "constraints"
 try:
     from optuna.study._tell import _tell_with_warning
 except ImportError:  # pragma: no cover - reported by problems(); tell() falls back on the public call
@@ -84,6 +98,18 @@ def stored_trial(study: optuna.Study, trial: optuna.Trial) -> FrozenTrial:
     return storage.get_trial(trial_id(trial))
 
 
+def set_intermediate_value(study: optuna.Study, trial: optuna.Trial | FrozenTrial, step: int, value: float) -> None:
+    """``trial.report(value, step)``, also in a multi-objective study (see the module docstring)."""
+    storage, _ = storage_of(study)
+    storage.set_trial_intermediate_value(trial_id(trial), step, float(value))
+
+
+def set_constraints(study: optuna.Study, trial: optuna.Trial, values: Sequence[float]) -> None:
+    """The trial's constraint values (feasible when all are <= 0), where samplers and optuna-dashboard read them."""
+    storage, _ = storage_of(study)
+    storage.set_trial_system_attr(trial_id(trial), CONSTRAINTS_KEY, [float(v) for v in values])
+
+
 def problems() -> list[str]:
     """What of the private API above this Optuna lacks or has changed; empty when all is as nas expects."""
     out: list[str] = []
@@ -107,6 +133,27 @@ def problems() -> list[str]:
             out.append("FrozenTrial._trial_id: missing or not the trial's storage id")
         if not isinstance(study._storage, BaseStorage):
             out.append("Study._storage: not a BaseStorage")
+        out += _constraint_problems()
+    return out
+
+
+def _constraint_problems() -> list[str]:
+    try:
+        from optuna.samplers._base import _CONSTRAINTS_KEY
+    except ImportError:
+        return ["optuna.samplers._base._CONSTRAINTS_KEY: missing"]
+    if _CONSTRAINTS_KEY != CONSTRAINTS_KEY:
+        return [f"optuna.samplers._base._CONSTRAINTS_KEY: {_CONSTRAINTS_KEY!r}, not {CONSTRAINTS_KEY!r}"]
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), directions=["maximize", "minimize"])
+    trial = study.ask()
+    set_constraints(study, trial, [0.5, -1.0])
+    set_intermediate_value(study, trial, 1, 0.25)
+    frozen = study.get_trials(deepcopy=False)[0]
+    out = []
+    if frozen.constraints != {"0": 0.5, "1": -1.0}:
+        out.append(f"FrozenTrial.constraints: reads the {CONSTRAINTS_KEY!r} list as {frozen.constraints}")
+    if frozen.intermediate_values != {1: 0.25}:
+        out.append("BaseStorage.set_trial_intermediate_value: refused in a multi-objective study")
     return out
 
 

@@ -48,6 +48,7 @@ class TrialRecord(Mapping[str, Any]):
     images_per_s: float | None = None
     history: list[dict[str, float]] = field(default_factory=list)  # per epoch: epoch, val_accuracy, train_loss
     violations: dict[str, float] = field(default_factory=dict)  # relative budget excess per metric (<= 0: within)
+    tier: str | None = None  # the family tier whose band holds the target network's costs (nas.search.spread)
     duplicate_of: int | None = None  # the trial whose result this architecture was answered with
     error: str | None = None
     node: str | None = None
@@ -60,11 +61,11 @@ class TrialRecord(Mapping[str, Any]):
 
     @classmethod
     def costed(cls, number: int, genotype: Genotype, *, macs: int, params: int, latency_ms: float | None,
-               violations: dict[str, float], seed: int) -> TrialRecord:
+               violations: dict[str, float], seed: int, tier: str | None = None) -> TrialRecord:
         """A costed proposal, nothing trained yet: ``complete`` until a result or a budget says otherwise."""
         return cls(number=number, hash=genotype.hash, genotype=genotype.to_dict(), status="complete",
-                   macs=int(macs), params=int(params), latency_ms=latency_ms, violations=violations, seed=seed,
-                   time=time.time())
+                   macs=int(macs), params=int(params), latency_ms=latency_ms, violations=violations, tier=tier,
+                   seed=seed, time=time.time())
 
     def with_result(self, result: Mapping[str, Any] | None, planned_epochs: int,
                     error: str | None = None) -> TrialRecord:
@@ -161,8 +162,8 @@ def record_problem(rec: Any) -> str | None:
         if v is not None and not _is(v, kind):
             return f"{key}: {_show(v)} is not {_KIND_NAMES[kind]}"
     for i, h in enumerate(rec.get("history") or ()):
-        if not isinstance(h, Mapping) or not all(_is(h.get(k), "number") for k in ("epoch", "val_accuracy")):
-            return f"history[{i}]: expected an object with numeric epoch and val_accuracy"
+        if not isinstance(h, Mapping) or not (_is(h.get("epoch"), "count") and _is(h.get("val_accuracy"), "number")):
+            return f"history[{i}]: expected an object with an integer epoch and a numeric val_accuracy"
     if not all(isinstance(k, str) and _is(v, "number") for k, v in (rec.get("violations") or {}).items()):
         return "violations: expected an object of numbers"
     return None
@@ -171,8 +172,8 @@ def record_problem(rec: Any) -> str | None:
 #: The type of every optional field of the file format (checked by :func:`record_problem`).
 _TYPES = {"accuracy": "number", "best_accuracy": "number", "macs": "amount", "params": "amount",
           "latency_ms": "number", "latency_ms_measured": "number", "epochs": "count", "train_s": "number",
-          "images_per_s": "number", "history": "list", "violations": "object", "duplicate_of": "count",
-          "error": "str", "node": "str", "device": "str", "seed": "int", "time": "number"}
+          "images_per_s": "number", "history": "list", "violations": "object", "tier": "str",
+          "duplicate_of": "count", "error": "str", "node": "str", "device": "str", "seed": "int", "time": "number"}
 _KIND_NAMES = {"number": "a number", "amount": "a non-negative number", "count": "a non-negative integer",
                "int": "an integer", "list": "a list", "object": "an object", "str": "a string"}
 

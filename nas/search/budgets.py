@@ -43,7 +43,7 @@ def violations(space: SearchSpace, genotype: Genotype, cost: _macs.Cost | None =
                latency_fn: Callable[[Genotype], float] | None = None) -> dict[str, float]:
     """Relative excess per budget, ``(value - budget) / budget``: ``<= 0`` is within budget.
 
-    These are Optuna constraint values (Optuna 5: ``trial.set_constraint(name, value)`` for each item;
+    These are Optuna constraint values (the proposer stores them as the trial's ``constraints`` list;
     NSGA-II, TPE and GP then prefer feasible trials). ``latency_ms`` (or ``latency_fn``, or else
     :func:`latency_predictor`) is needed only when ``budgets.latency_ms`` is set.
     """
@@ -70,15 +70,20 @@ def is_feasible(space: SearchSpace, genotype: Genotype, cost: _macs.Cost | None 
 
 def latency_predictor(space: SearchSpace) -> Callable[[Genotype], float]:
     """Predicted latency (ms) of the target network: the LUT ``budgets.lut`` (a path as given, else
-    beside the space file, else among the shipped ``luts/``) or else this machine's LUT cache for
-    ``budgets.target`` (``nas lut build``)."""
-    from nas.latency import predictor
-
+    beside the space file, else among the shipped ``luts/``) or else this machine's table for
+    ``budgets.target``, parts it lacks timed on demand (:class:`nas.latency.LatencyPredictor`); one per
+    space object."""
     b = space.budgets
     if not (b.lut or b.target):
         raise InputError(f"{space.source}: budgets.target: latency needs a target or a LUT file")
-    lut = find_table(b.lut, near=Path(space.source).parent) if b.lut else None
-    return predictor(b.target, lut, num_classes=space.target.num_classes)
+
+    def make() -> Callable[[Genotype], float]:
+        from nas.latency import predictor
+
+        lut = find_table(b.lut, near=Path(space.source).parent) if b.lut else None
+        return predictor(b.target, lut, num_classes=space.target.num_classes)
+
+    return space.memo("latency_predictor", make)
 
 
 def min_achievable(space: SearchSpace) -> dict[str, int]:

@@ -61,6 +61,7 @@ from nas.results.store import RecordWriter, StudyLock, read_records, repair_torn
 from nas.search import budgets, resources
 from nas.search.events import Listeners, SearchInfo, SearchListener, SearchSummary
 from nas.search.objective import run_trial, trial_config
+from nas.search.quiet import trials_paused
 from nas.search.resume import RESUME_SLACK, Reconciled, keep_space, reconcile
 from nas.search.samplers import make_sampler, quiet_optuna
 from nas.search.searcher import Launch, Proposer
@@ -223,7 +224,7 @@ def _run_locked(run: SearchRun, placement: resources.Placement, listeners: Liste
                 objectives=run.objectives, new_trials=len(book.records) - len(records),
                 wall_s=time.perf_counter() - t_start, interrupted=interrupted,
                 propose_ms=1e3 * proposer.propose_s / max(1, proposer.n_proposed) if proposer else 0.0,
-                counts=dict(book.counts))
+                counts=dict(book.counts), latency_timing=getattr(run.latency_fn, "stats", None))
             listeners.search_finished(summary)
         study.mirror.wait(WRITER_EXIT_S)  # its exit overlapped the listeners' last work (plots, W&B)
     return summary
@@ -286,6 +287,9 @@ def _train(run: SearchRun, proposer: Proposer, trainable: Trainable, listeners: 
 
     st = run.settings
     warned: set[str] = set()
+    proposer.prefetch(st.concurrency)  # the first proposals' latency parts are timed before Ray loads the machine
+    if getattr(run.latency_fn, "measures", False):
+        run.latency_fn.quiet = trials_paused  # later ones with the local trials paused (nas.search.quiet)
     try:
         def on_launch(launch: Launch) -> None:
             listeners.trial_started(launch.number, launch.genotype)

@@ -65,6 +65,7 @@ class SearchSummary:
     interrupted: bool = False
     propose_ms: float = 0.0  # mean time to propose, cost and (for answered ones) record an architecture
     counts: dict[str, int] = field(default_factory=dict)
+    latency_timing: Any = None  # nas.latency.TimingStats: latency parts timed on demand (None: nothing to time)
 
 
 class SearchListener:

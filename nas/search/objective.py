@@ -14,6 +14,13 @@ last planned epoch, or a diverged loss) and, when training raised, ``error``
 (one line). A custom trainable for the driver (e.g. the orchestration
 benchmark's sleeping one) must report at least ``val_accuracy``, ``epoch``
 and ``final``.
+
+A report may never return: a scheduler stops a trial inside it, ASHA at its
+rungs and also at ``max_t``, i.e. on the last planned epoch of every trial
+it lets finish. So whatever a trial must leave behind is written *before*
+the report of that epoch: the final epoch's weights are saved first, then
+reported (with the history including that epoch), so a stop raised by the
+report cannot lose them. A trial stopped earlier (pruned) leaves no weights.
 """
 
 from __future__ import annotations
@@ -76,7 +83,8 @@ def evaluate(config: dict[str, Any], report: Callable[[dict[str, Any]], None]) -
                 "history": list(history), "train_s": time.perf_counter() - t0,
                 "images_per_s": float(m["images_per_s"]), **where,
                 "final": epoch >= epochs or diverged}
-        report(last)
+        if not last["final"]:
+            report(last)  # the last epoch is reported once its weights are saved (see the module docstring)
 
     try:
         genotype = from_dict(config["genotype"], f"trial {config.get('number')}")
@@ -86,7 +94,7 @@ def evaluate(config: dict[str, Any], report: Callable[[dict[str, Any]], None]) -
             _save_weights(result.model, Path(config["weights_dir"]), int(config["number"]))
     except Exception as e:  # noqa: BLE001 - any training failure is the trial's result, not the driver's
         last = {**last, "error": _one_line(e), "final": True}
-        report(last)
+    report(last)
     return last
 
 

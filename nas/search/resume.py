@@ -19,10 +19,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import InputError
 from nas.io import atomic_write
-from nas.results.optuna_compat import storage_of, trial_id
+from nas.results.optuna_compat import CONSTRAINTS_KEY, storage_of, trial_id
 from nas.results.record import TrialRecord
 from nas.results.store import StudyDir
-from nas.search.searcher import constraint_metrics, outcome
+from nas.search.searcher import constraint_metrics, constraint_values, outcome, user_attrs
 
 
 def keep_space(space: Any, sd: StudyDir) -> None:
@@ -104,8 +104,12 @@ def reconcile(study: optuna.Study, records: Sequence[TrialRecord], space: Any,
             rec = by_number.get(t.number)
             if rec is not None and t.user_attrs.get("hash") in (None, rec.hash):
                 state, values = outcome(rec, objectives)
-                for k, v in rebuild_trial(space, rec, objectives).user_attrs.items():
+                rebuilt = rebuild_trial(space, rec, objectives)
+                for k, v in rebuilt.user_attrs.items():
                     storage.set_trial_user_attr(trial_id(t), k, v)
+                for step, v in rebuilt.intermediate_values.items():
+                    if step not in t.intermediate_values:
+                        storage.set_trial_intermediate_value(trial_id(t), step, v)
                 storage.set_trial_state_values(trial_id(t), state, values)
                 out.repaired += 1
             else:
@@ -137,6 +141,9 @@ def rebuild_trial(space: Any, record: TrialRecord, objectives: Sequence[dict[str
     fixed = optuna.trial.FixedTrial(params, number=record.number)
     space.suggest(fixed)
     state, values = outcome(record, objectives)
-    system = {f"constraints:{m}": float((record.violations or {}).get(m, 0.0)) for m in constraint_metrics(space)}
+    system = {CONSTRAINTS_KEY: constraint_values(space, record.violations)} if constraint_metrics(space) else {}
+    steps = {int(h["epoch"]): float(h["val_accuracy"]) for h in record.history or []
+             if h.get("epoch") and h.get("val_accuracy") is not None}
     return optuna.trial.create_trial(state=state, values=values, params=params, distributions=fixed.distributions,
-                                     user_attrs={"hash": record.hash}, system_attrs=system)
+                                     user_attrs=user_attrs(record, record.to_genotype().summary()),
+                                     system_attrs=system, intermediate_values=steps)

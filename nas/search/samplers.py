@@ -2,7 +2,7 @@
 
 A factory takes one :class:`SamplerContext` (the kind, the seed, the study's size and concurrency, and the
 space, objectives and cost function for samplers that look at architectures themselves) and returns an
-``optuna.samplers.BaseSampler``. Budgets reach every sampler as trial constraints (``trial.set_constraint``).
+``optuna.samplers.BaseSampler``. Budgets reach every sampler as trial constraints (the ``constraints`` list).
 Register a new one with :func:`register_sampler`; its name must also be allowed by the space schema's
 ``search.sampler``.
 """

@@ -6,16 +6,26 @@ answers at once, without training, every proposal that needs none:
 
 * over budget -> ``infeasible``; told to Optuna as COMPLETE with accuracy 0
   and its real costs. Every costed trial carries its relative budget
-  excesses as Optuna constraints (``trial.set_constraint``, which Optuna 5
-  samplers read in place of the deprecated ``constraints_func``): NSGA-II
-  ranks infeasible trials by total violation, TPE and GP model feasibility,
-  so the sampler learns where the budget wall is;
+  excesses as Optuna constraints (the ``constraints`` list, in the order of
+  :func:`constraint_metrics`: what samplers and optuna-dashboard read, see
+  :mod:`nas.results.optuna_compat`): NSGA-II ranks infeasible trials by
+  total violation, TPE and GP model feasibility, so the sampler learns
+  where the budget wall is. Its costs and a summary of the architecture are
+  user attributes (:func:`user_attrs`), and every trained epoch's accuracy
+  an intermediate value (step = epoch), pruned trials included;
 * already evaluated (same ``Genotype.hash``) -> the earlier result (complete,
   pruned or failed alike) is told again and recorded with ``duplicate_of``,
   without training time; a proposal identical to an architecture still
   training waits for that trial's result (an infeasible architecture is
   simply costed again: that is as cheap as looking it up);
+* in a space with family tiers, a proposal in a tier that is ahead of the
+  others -> ``infeasible`` for the tier (constraint ``tier``), not counted
+  among the study's trials (:mod:`nas.search.spread`);
 * in cost-only mode every feasible proposal is ``complete`` on its costs.
+
+Every proposal is costed in full (MACs, params and, when the space names a
+latency target, latency, timing missing parts on demand), so every record
+carries its costs and its tier (``record.tier``).
 
 Anything else is handed out as a :class:`Launch` to be trained. A trial
 process that dies is retried by Tune (``tuning.TRIAL_RETRIES``) before it is
@@ -35,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,14 +57,33 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.errors import InputError
 from nas.genotype import Genotype
 from nas.results.front import objective_spec, objective_values
-from nas.results.optuna_compat import stored_trial, tell
+from nas.results.optuna_compat import set_constraints, set_intermediate_value, stored_trial, tell
 from nas.results.record import COST_METRICS, TrialRecord
 from nas.search import budgets
+from nas.search.spread import TIER, TierSpread, bands, draw, tier_of
 
 
 def constraint_metrics(space: Any) -> list[str]:
-    """Budgeted metrics, in the order of the ``constraints`` user attribute."""
-    return [m for m in COST_METRICS if getattr(space.budgets, m, None) is not None]
+    """Optuna constraints of a search: budgeted metrics, and ``tier`` when the space has family tiers to
+    spread over (in the order of the ``constraints`` user attribute)."""
+    spread = [TIER] if len(bands(space)) > 1 else []
+    return [m for m in COST_METRICS if getattr(space.budgets, m, None) is not None] + spread
+
+
+def tier_rejected(record: Mapping[str, Any]) -> bool:
+    """Answered as infeasible for its tier (:mod:`nas.search.spread`): not one of the study's counted trials."""
+    return (record.get("violations") or {}).get(TIER, 0.0) > 0
+
+
+def constraint_values(space: Any, violations: Mapping[str, float] | None) -> list[float]:
+    """A trial's constraint values: its relative excess over each budget (<= 0 within it)."""
+    return [float((violations or {}).get(m, 0.0)) for m in constraint_metrics(space)]
+
+
+def user_attrs(record: TrialRecord, summary: str) -> dict[str, Any]:
+    """What a trial's Optuna user attributes show (optuna-dashboard's columns): hash, costs, architecture."""
+    return {"hash": record.hash, "macs": record.macs, "params": record.params, "latency_ms": record.latency_ms,
+            "arch": summary}
 
 
 def outcome(record: Mapping[str, Any], objectives: Sequence[dict[str, str]]) -> tuple[TrialState, list[float] | None]:
@@ -64,7 +94,7 @@ def outcome(record: Mapping[str, Any], objectives: Sequence[dict[str, str]]) -> 
     if status == "failed":
         return TrialState.FAIL, None
     untrained = status == "infeasible" or record.get("accuracy") is None
-    values = [0.0 if untrained and o["metric"] == "accuracy" else v
+    values = [0.0 if untrained and o["metric"] in ("accuracy", "reward") else v
               for o, v in zip(objective_spec(objectives), objective_values(record, objectives), strict=True)]
     if any(math.isnan(v) for v in values):
         return TrialState.FAIL, None
@@ -94,7 +124,8 @@ class Proposer:
     ``write(record, durable=...)`` stores a record (``durable`` for trained
     trials); ``emit(record)`` is called for every finished trial, after the
     record is written and Optuna has been told. ``target`` is the total number of finished
-    trials the study should hold (records loaded on resume count).
+    trials the study should hold (records loaded on resume count; answers "infeasible for the tier" do not,
+    :mod:`nas.search.spread`).
     """
 
     def __init__(self, space: Any, study: optuna.Study, *, objectives: Sequence[Any], target: int,
@@ -116,16 +147,23 @@ class Proposer:
         self._make_config = make_config or (lambda n, g: {"number": n, "genotype": g.to_dict()})
         self._constraints = constraint_metrics(space)
         self._refuse = refuse  # why an architecture cannot be trained here (e.g. memory), answered as failed
-        self.n_finished = len(records)
+        self._bands = bands(space)
+        rejected = sum(map(tier_rejected, records))
+        self.n_finished = len(records) - rejected  # tier rejections are not counted (nas.search.spread)
+        self.spread = None if cost_only else TierSpread(self._bands, allowance=target - rejected)
         self.done: dict[str, TrialRecord] = {}  # hash -> the original record of that architecture
         for r in records:
             if r.duplicate_of is None:
                 self.done.setdefault(r.hash, r)
+            if self.spread is not None and r.trained and r.status == "complete":
+                self.spread.count(r.tier, +1)
         self.active: dict[int, _Active] = {}
         self._active_hash: dict[str, int] = {}
         self.propose_s = 0.0  # time spent proposing (ask, suggest, cost), for the benchmarks
         self.n_proposed = 0
         self.stop: Any = None  # an Event; once set, nothing more is proposed
+        self._costed_so_far: list[TrialRecord] = list(records)  # latency per MAC, for the tier draws
+        self._ready: list[Launch] = []  # proposed ahead (prefetch), handed out first
 
     # -- counts -----------------------------------------------------------------------------------------------
 
@@ -140,14 +178,30 @@ class Proposer:
 
     # -- proposing --------------------------------------------------------------------------------------------
 
+    def prefetch(self, n: int) -> None:
+        """Propose the first ``n`` launches now, before the trials start: the latency parts they need are then
+        timed on a quiet machine (and the probe unit of a new latency table is fixed there), not while Ray
+        starts and trials train; :meth:`next` hands them out first."""
+        prepare = getattr(self._latency_fn, "prepare", None)
+        if prepare is not None:
+            prepare()
+        while len(self._ready) < n and (launch := self._propose()) is not None:
+            self._ready.append(launch)
+
     def next(self) -> Launch | None:
         """The next architecture to train, answering the others on the way; None once :attr:`exhausted`."""
+        if self._ready:
+            return self._ready.pop(0)
+        return self._propose()
+
+    def _propose(self) -> Launch | None:
         while not self.exhausted and not (self.stop is not None and self.stop.is_set()):
             t0 = time.perf_counter()
             trial = self.study.ask()
             try:
                 g = self.space.suggest(trial)
                 record = self._costed(trial, g)
+                self._costed_so_far.append(record)
             except InputError:  # e.g. a latency table without an entry: the user must fix it, so stop
                 tell(self.study, trial, None, TrialState.FAIL)
                 self._mirror(stored_trial(self.study, trial))
@@ -164,15 +218,25 @@ class Proposer:
         latency = self._latency_fn(g) if self._latency_fn is not None else None
         violations = budgets.violations(self.space, g, cost, latency_ms=latency,
                                         latency_fn=self._latency_fn) if self._constraints else {}
-        trial.set_user_attr("hash", g.hash)
-        for m in self._constraints:
-            trial.set_constraint(m, float(violations.get(m, 0.0)))
-        return TrialRecord.costed(trial.number, g, macs=cost.macs, params=cost.params, latency_ms=latency,
-                                  violations=violations, seed=self.seed)
+        costs = {"macs": cost.macs, "params": cost.params, "latency_ms": latency}
+        if self.spread is not None and all(v <= 0 for v in violations.values()):
+            excess = self.spread.rejection(costs)
+            if excess > 0:
+                violations[TIER] = excess
+        record = TrialRecord.costed(trial.number, g, macs=cost.macs, params=cost.params, latency_ms=latency,
+                                    violations=violations, seed=self.seed, tier=tier_of(costs, self._bands))
+        for k, v in user_attrs(record, g.summary()).items():
+            trial.set_user_attr(k, v)
+        if self._constraints:
+            set_constraints(self.study, trial, constraint_values(self.space, violations))
+        return record
 
     def _dispatch(self, trial: optuna.Trial, g: Genotype, record: TrialRecord) -> Launch | None:
         if any(v > 0 for v in record.violations.values()):
             self._finish(trial, dataclasses.replace(record, status="infeasible"))
+            if tier_rejected(record) and self.spread is not None:
+                self.spread.allowance -= 1
+                self._queue_needed(record)
             return None
         prior = self.done.get(g.hash)
         if prior is not None:
@@ -194,7 +258,33 @@ class Proposer:
             return None
         self.active[trial.number] = _Active(trial, record, g)
         self._active_hash[g.hash] = trial.number
+        if self.spread is not None:
+            self.spread.count(record.tier, +1)
         return Launch(trial.number, g, self._make_config(trial.number, g))
+
+    def _queue_needed(self, refused: TrialRecord) -> None:
+        """Queue a random architecture of the nearest needed tier's band as the next proposal (nas.search.spread)."""
+        assert self.spread is not None
+        if not self.spread.active:
+            return
+        ratios = sorted(r.latency_ms / r.macs for r in self._costed_so_far if r.latency_ms and r.macs)
+        per_mac = ratios[len(ratios) // 2] if ratios else None
+
+        def estimate(g: Genotype) -> dict[str, float | None] | None:
+            c = budgets.target_cost(self.space, g)
+            latency = per_mac * c.macs if per_mac else None
+            over = budgets.violations(self.space, g, c, latency_ms=latency if latency is not None else 0.0)
+            if any(v > 0 for v in over.values()):
+                return None
+            return {"macs": c.macs, "params": c.params, "latency_ms": latency}
+
+        rng = random.Random(self.seed * 100003 + refused.number)
+        taken = set(self.done) | set(self._active_hash)
+        for band in self.spread.nearest_needed(refused):
+            g = draw(self.space, band, estimate, rng, taken)
+            if g is not None:
+                self.study.enqueue_trial(self.space.params_of(g), skip_if_exists=False)
+                return
 
     # -- finishing --------------------------------------------------------------------------------------------
 
@@ -203,16 +293,29 @@ class Proposer:
         act = self.active.pop(number)
         self._active_hash.pop(act.genotype.hash, None)
         record = act.record.with_result(result, self.planned_epochs, error)
+        if self.spread is not None and record.status != "complete":
+            self.spread.count(record.tier, -1)  # a pruned or failed design is no member: its tier needs another
         self._finish(act.trial, record, trained=True)
         for trial, waiting in act.waiting:
             self._finish(trial, waiting.answered_from(record))
         return record
 
+    def report_epoch(self, number: int, epoch: int, accuracy: float | None) -> None:
+        """A trained epoch's validation accuracy, as the trial's intermediate value at step ``epoch``."""
+        act = self.active.get(number)
+        if act is None or accuracy is None or epoch < 1 or not math.isfinite(accuracy):
+            return
+        set_intermediate_value(self.study, act.trial, epoch, accuracy)
+        self._mirror(stored_trial(self.study, act.trial))
+
     def abandon(self, number: int) -> None:
         """Forget a trial interrupted by a shutdown: it stays RUNNING in the storage and re-runs on resume."""
+        self._ready = [launch for launch in self._ready if launch.number != number]
         act = self.active.pop(number, None)
         if act is not None:
             self._active_hash.pop(act.genotype.hash, None)
+            if self.spread is not None:
+                self.spread.count(act.record.tier, -1)
 
     def answer_all(self) -> None:
         """Cost-only mode: propose and answer until the study holds ``target`` trials."""
@@ -225,7 +328,7 @@ class Proposer:
         state, values = outcome(record, self.objectives)
         tell(self.study, trial, values, state)
         self._mirror(stored_trial(self.study, trial))
-        self.n_finished += 1
+        self.n_finished += not tier_rejected(record)
         if record.duplicate_of is None and record.status != "infeasible":
             self.done.setdefault(record.hash, record)
         self._emit(record)

@@ -123,7 +123,10 @@ def search_objectives(space: Any, mode: str) -> list[dict[str, str]]:
     """The space's objectives; in cost-only mode without accuracy (MACs when nothing else is left)."""
     objs = objective_spec(space.objectives)
     if mode == "cost":
-        objs = [o for o in objs if o["metric"] != "accuracy"] or [{"metric": "macs", "direction": "minimize"}]
+        # A reward without an accuracy is its cost alone.
+        costs = [o["cost"] if o["metric"] == "reward" else o["metric"] for o in objs if o["metric"] != "accuracy"]
+        objs = [{"metric": m, "direction": "minimize"} for m in dict.fromkeys(costs)] or [
+            {"metric": "macs", "direction": "minimize"}]
     return objs
 
 
@@ -177,7 +180,8 @@ def _read(sock: socket.socket, n: int) -> bytes:
 def _latency_fn(space: Any, objectives: list[dict[str, str]]) -> Callable | None:
     """The latency predictor when the space names a target/LUT; required when latency is budgeted or an objective."""
     b = space.budgets
-    needed = b.latency_ms is not None or any(o["metric"] == "latency_ms" for o in objectives)
+    needed = (b.latency_ms is not None or any("latency_ms" in (o["metric"], o.get("cost")) for o in objectives)
+              or any(t.latency_ms is not None for t in space.family.values()))
     if not (needed or b.target or b.lut):
         return None
     try:

@@ -304,6 +304,9 @@ class _TrialWriter:
             for key, value in t.system_attrs.items():
                 if old.system_attrs.get(key, _MISSING) != value:
                     self.storage.set_trial_system_attr(tid, key, value)
+            for step, value in t.intermediate_values.items():  # before the state: a finished trial takes none
+                if old.intermediate_values.get(step, _MISSING) != value:
+                    self.storage.set_trial_intermediate_value(tid, step, value)
             if t.state != old.state:
                 if old.state == TrialState.WAITING and t.state != TrialState.RUNNING:
                     # merged updates skipped RUNNING, the transition that stamps datetime_start
@@ -323,6 +326,7 @@ def _snapshot(t: FrozenTrial) -> FrozenTrial:
     s.distributions = dict(t.distributions)
     s.user_attrs = dict(t.user_attrs)
     s.system_attrs = dict(t.system_attrs)
+    s.intermediate_values = dict(t.intermediate_values)
     return s
 
 

@@ -157,6 +157,7 @@ class TuneSearcher(Searcher):
         self.proposer, self.stop = proposer, stop
         self.on_launch, self.on_epoch = on_launch, on_epoch
         self._numbers: dict[str, int] = {}
+        self._epochs: dict[str, int] = {}  # the last epoch passed on, per trial
 
     def set_search_properties(self, metric: Any, mode: Any, config: dict, **spec: Any) -> bool:
         return True
@@ -174,17 +175,33 @@ class TuneSearcher(Searcher):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         number = self._numbers.get(trial_id)
-        if number is not None and self.on_epoch is not None:
-            self.on_epoch(number, result)
+        if number is not None:
+            self._epoch(trial_id, number, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         number = self._numbers.pop(trial_id, None)
         if number is None:
             return
         if self.stop.is_set() or (result is None and not error):
+            self._epochs.pop(trial_id, None)
             self.proposer.abandon(number)  # interrupted: stays RUNNING in the storage, re-runs on resume
             return
+        if result is not None:
+            # Tune passes the result its scheduler stops a trial on (ASHA: every pruned trial's last epoch, and
+            # the last planned epoch of the others, at max_t) to this call only, not to on_trial_result.
+            self._epoch(trial_id, number, result)
+        self._epochs.pop(trial_id, None)
         self.proposer.complete(number, result, "the trial's worker process failed" if error else None)
+
+    def _epoch(self, trial_id: str, number: int, result: dict) -> None:
+        """Each epoch once, in order: to the trial's Optuna intermediate values, then to the listeners."""
+        epoch = int(result.get("epoch") or 0)
+        if epoch <= self._epochs.get(trial_id, 0):
+            return
+        self._epochs[trial_id] = epoch
+        self.proposer.report_epoch(number, epoch, result.get("val_accuracy"))
+        if self.on_epoch is not None:
+            self.on_epoch(number, result)
 
     def save(self, checkpoint_path: str) -> None:
         return None

@@ -103,17 +103,18 @@ def _check(space: SearchSpace) -> None:
     for i, o in enumerate(space.objectives):
         if metrics.index(o.metric) != i:
             fail(f"objectives[{i}].metric", f"{o.metric} is listed twice")
-        want = "maximize" if o.metric == "accuracy" else "minimize"
+        want = "maximize" if o.metric in ("accuracy", "reward") else "minimize"
         if o.direction is None:
             o.direction = want
         elif o.direction != want:
             fail(f"objectives[{i}].direction", f"{o.metric} can only be {want}d")
     b = space.budgets
     uses_latency = (b.latency_ms is not None or "latency_ms" in metrics
+                    or any(o.cost == "latency_ms" for o in space.objectives)
                     or any(t.latency_ms is not None for t in space.family.values()))
     if uses_latency and not (b.target or b.lut):
-        fail("budgets.target", "latency_ms is used but no latency target is named (e.g. target: torch-cpu, "
-             "with a LUT from `nas lut build`)")
+        fail("budgets.target", "latency_ms is used but no latency target is named (e.g. target: torch-cpu; "
+             "parts are then timed on demand on this machine)")
     if b.target and ALIASES.get(b.target, b.target) not in TARGETS:
         fail("budgets.target", f"unknown latency target {b.target!r} (known: {', '.join(TARGETS)})")
     for name, tier in space.family.items():

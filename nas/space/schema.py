@@ -14,9 +14,9 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
-from nas.config import METRICS, SAMPLERS, TrainConfig
+from nas.config import COST_METRICS, METRICS, REWARD_W, SAMPLERS, TrainConfig
 from nas.errors import InputError
 from nas.genotype import Genotype
 from nas.genotype_check import GATES, HEAD_KINDS, KINDS, PROJS, SE_BASES, SPLITS
@@ -142,9 +142,8 @@ class HeadChoices(_Model):
 
 
 class Budgets(_Model):
-    """Hard limits on the target network's costs, checked before any training (``None`` = no limit).
-
-    ``latency_ms`` is predicted from the latency LUT of ``target`` (file ``lut``; ``nas lut build``)."""
+    """Hard limits on the target network's costs, checked before any training (``None`` = no limit);
+    ``latency_ms`` is predicted for ``target`` from the table ``lut`` or this machine's (``nas.latency.cache``)."""
 
     macs: Quantity | None = None
     params: Quantity | None = None
@@ -154,10 +153,23 @@ class Budgets(_Model):
 
 
 class Objective(_Model):
-    """One objective; ``direction`` defaults to maximize for accuracy and minimize for costs."""
+    """One objective; ``direction`` defaults to maximize for accuracy and reward, minimize for costs. ``reward``:
+    MnasNet's ``accuracy x (cost / target) ^ w`` (``nas.results.front.reward``; ``w`` default -0.07)."""
 
     metric: Literal[METRICS]
     direction: Literal["maximize", "minimize"] | None = None
+    cost: Literal[COST_METRICS] | None = None
+    target: Quantity | None = None
+    w: InRange(-1, 0) | None = None
+
+    @model_validator(mode="after")
+    def _reward_fields(self) -> Objective:
+        if self.metric == "reward" and (self.cost is None or self.target is None):
+            raise ValueError("a reward needs cost and target, e.g. {metric: reward, cost: latency_ms, target: 80}")
+        if self.metric != "reward" and (self.cost, self.target, self.w) != (None, None, None):
+            raise ValueError(f"cost, target and w belong to a reward objective, not to {self.metric}")
+        self.w = REWARD_W if self.metric == "reward" and self.w is None else self.w
+        return self
 
 
 def _objective(v: Any) -> Any:

@@ -14,10 +14,17 @@ W&B layout
 * one run per trial (``job_type="trial"``, grouped by study): config = the
   genotype flattened (``s1.b0.kernels``, ...), per-epoch metrics, costs and
   status in the summary;
-* one study run (``job_type="study"``): ``hypervolume`` and front size after
+* one study run (``job_type="study"``): config = what the study is (space
+  name, sampler, seed, scheduler, trials, concurrency, objectives, budgets,
+  target, proxy recipe; no local paths); ``hypervolume`` and front size after
   every finished trial, and (at most every ``table_every_s`` seconds and at
-  close) the ``trials`` and ``pareto_front`` tables, scatter charts of the
-  front (accuracy vs MACs, vs latency) and the hypervolume history.
+  close) the ``trials`` and ``pareto_front`` tables, scatter charts of every
+  trial and of the front (accuracy vs MACs, vs latency) and the hypervolume
+  history; at close, the two-panel figure of ``pareto.html`` as an
+  interactive chart (every trial, the front highlighted, references), the
+  page itself and ``pareto.png``;
+* every run is tagged with the space, the sampler, the scheduler and
+  ``train`` or ``cost-only``.
 
 Offline by default, under ``<study_dir>/wandb`` (``wandb sync`` uploads it
 later); ``mode`` is ``online``, ``offline`` or ``disabled``; the environment
@@ -31,7 +38,8 @@ LevelDB-log-style container); :func:`read_run` (:mod:`nas.tracking.offline`)
 reads config, summary and history back without network or account.
 """
 
-from nas.tracking.offline import offline_runs, read_run, read_table
+from nas.tracking.offline import media_file, offline_runs, read_run, read_table
 from nas.tracking.runs import MODES, StudyTracker, flatten_genotype, resolve_mode
 
-__all__ = ["MODES", "StudyTracker", "flatten_genotype", "offline_runs", "read_run", "read_table", "resolve_mode"]
+__all__ = ["MODES", "StudyTracker", "flatten_genotype", "media_file", "offline_runs", "read_run", "read_table",
+           "resolve_mode"]

@@ -57,14 +57,14 @@ def read_run(run_dir: Path) -> dict[str, Any]:
 
     run_dir = Path(run_dir)
     path = next(run_dir.glob("run-*.wandb"))
-    out: dict[str, Any] = {"name": None, "job_type": None, "config": {}, "summary": {}, "history": [],
+    out: dict[str, Any] = {"name": None, "job_type": None, "tags": [], "config": {}, "summary": {}, "history": [],
                            "dir": str(run_dir)}
     for chunk in _chunks(path.read_bytes()):
         rec = pb.Record()
         rec.ParseFromString(chunk)
         kind = rec.WhichOneof("record_type")
         if kind == "run":
-            out["name"], out["job_type"] = rec.run.display_name, rec.run.job_type
+            out["name"], out["job_type"], out["tags"] = rec.run.display_name, rec.run.job_type, list(rec.run.tags)
             for u in rec.run.config.update:
                 _set(out["config"], list(u.nested_key) or [u.key], json.loads(u.value_json))
         elif kind == "config":
@@ -87,6 +87,11 @@ def offline_runs(study_dir: Path) -> list[dict[str, Any]]:
 
 
 def read_table(run: dict[str, Any], key: str) -> dict[str, Any]:
-    """The latest ``wandb.Table`` logged under ``key`` in a run read by :func:`read_run`: columns and data."""
-    ref = run["summary"][key]
-    return json.loads((Path(run["dir"]) / "files" / ref["path"]).read_text())
+    """The latest ``wandb.Table`` logged under ``key`` in a run read by :func:`read_run`: columns and data.
+    (Plotly charts read the same way: their file is the figure's JSON.)"""
+    return json.loads(media_file(run, key).read_text())
+
+
+def media_file(run: dict[str, Any], key: str) -> Path:
+    """The file of the latest media (table, chart, HTML page, image) logged under ``key`` in a run."""
+    return Path(run["dir"]) / "files" / run["summary"][key]["path"]

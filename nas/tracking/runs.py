@@ -120,11 +120,14 @@ class StudyTracker(SearchListener):
         if study_dir is not None:
             self._start(Path(study_dir), space, mode)
 
-    def _start(self, study_dir: Path, space: Any, mode: str | None) -> None:
+    def _start(self, study_dir: Path, space: Any, mode: str | None, settings: Any = None, study: str | None = None,
+               cost_only: bool = False) -> None:
         self.study_dir = study_dir
         self.space = space
+        self.settings = settings if settings is not None else getattr(space, "search", None)
+        self.cost_only = cost_only
         self.mode = resolve_mode(mode, space)
-        self.study = getattr(space, "name", "") or self.study_dir.name
+        self.study = study or getattr(space, "name", "") or self.study_dir.name
         self.objectives = study_objectives(space)
         self.budgets = space_budgets(space)
         self.records: dict[int, TrialRecord] = {r.number: r for r in self._existing()}
@@ -149,7 +152,7 @@ class StudyTracker(SearchListener):
 
     def search_started(self, info: SearchInfo) -> None:
         if not self._started:
-            self._start(info.study_dir, info.space, self.mode or info.wandb)
+            self._start(info.study_dir, info.space, self.mode or info.wandb, info.settings, info.study, info.cost_only)
 
     def trial_started(self, number: int, genotype: Genotype) -> None:
         self._submit(self._start_run, number, genotype)
@@ -168,10 +171,15 @@ class StudyTracker(SearchListener):
         self.close()
 
     def close(self) -> None:
-        """Finish every W&B run (bounded wait), then write ``pareto.html``/``pareto.png``."""
+        """Write ``pareto.html``/``pareto.png``, then finish every W&B run (bounded wait), the study run with
+        the plots attached."""
         if self._closed or not self._started:
             return
         self._closed = True
+        try:
+            self.write_plots()
+        except Exception as e:  # plots are a view of the results, never a reason to fail a search
+            log.warning("could not write the Pareto plots: %s: %s", type(e).__name__, e)
         if self._worker is not None:
             with self._lock:
                 snapshot = list(self.records.values())
@@ -179,18 +187,17 @@ class StudyTracker(SearchListener):
             if not self._worker.close(self.close_timeout_s):
                 log.warning("W&B tracking did not finish within %.0f s; the search goes on without it",
                             self.close_timeout_s)
-        try:
-            self.write_plots()
-        except Exception as e:  # plots are a view of the results, never a reason to fail a search
-            log.warning("could not write the Pareto plots: %s: %s", type(e).__name__, e)
 
     def write_plots(self) -> tuple[Path, Path]:
         from nas.plots import write_plots
 
+        return write_plots(self.study_dir, self._all_records(), budgets=self.budgets, study=self.study)
+
+    def _all_records(self) -> list[TrialRecord]:
         on_disk = self._existing()
         with self._lock:
             records = {**{r.number: r for r in on_disk}, **self.records}
-        return write_plots(self.study_dir, sorted(records.values(), key=lambda r: r.number), budgets=self.budgets)
+        return sorted(records.values(), key=lambda r: r.number)
 
     # -- internals (the worker thread) --------------------------------------------
 
@@ -215,7 +222,32 @@ class StudyTracker(SearchListener):
         return wandb.init(project=os.environ.get("WANDB_PROJECT") or getattr(tracking, "project", None) or "nas",
                           entity=os.environ.get("WANDB_ENTITY") or getattr(tracking, "entity", None),
                           dir=str(self.study_dir), mode=self.mode, group=self.study, reinit="create_new",
-                          settings=settings, **kw)
+                          settings=settings, tags=self.tags(), **kw)
+
+    def tags(self) -> list[str]:
+        """The runs' W&B tags: the space, the sampler, the scheduler and what the trials do (train or cost)."""
+        st = self.settings
+        tags = [getattr(self.space, "name", "") or self.study, getattr(st, "sampler", None),
+                getattr(st, "scheduler", None) if not self.cost_only else None, "cost-only" if self.cost_only
+                else "train"]
+        return [str(t)[:64] for t in dict.fromkeys(tags) if t]
+
+    def study_config(self) -> dict[str, Any]:
+        """The study run's config: what a W&B user filters and groups runs by (no local paths)."""
+        st, sp = self.settings, self.space
+        cfg: dict[str, Any] = {"study": self.study, "space": getattr(sp, "name", ""),
+                               "space_file": Path(str(getattr(sp, "source", "") or "")).name,
+                               "objectives": self.objectives, "budgets": self.budgets, "cost_only": self.cost_only}
+        for k in ("sampler", "seed", "trials", "concurrency", "scheduler", "grace_period"):
+            if hasattr(st, k):
+                cfg[k] = getattr(st, k)
+        if getattr(sp, "target", None) is not None:
+            cfg["target"] = sp.target.model_dump()
+        if getattr(sp, "proxy", None) is not None:
+            proxy = dataclasses.asdict(sp.proxy)
+            proxy["path"] = Path(proxy["path"]).name if proxy.get("path") else None  # a data set's name, not a path
+            cfg["proxy"] = proxy
+        return cfg
 
     def _start_run(self, number: int, genotype: Genotype) -> None:
         if number in self._runs:
@@ -245,9 +277,7 @@ class StudyTracker(SearchListener):
 
     def _ensure_study_run(self) -> Any:
         if self._study_run is None:
-            cfg = {"study": self.study, "objectives": self.objectives, "budgets": self.budgets,
-                   "space": getattr(self.space, "source", "")}
-            self._study_run = self._init(name=f"{self.study}-study", job_type="study", config=cfg)
+            self._study_run = self._init(name=f"{self.study}-study", job_type="study", config=self.study_config())
         return self._study_run
 
     def reference_point(self, records: Sequence[TrialRecord]) -> list[float]:
@@ -275,15 +305,32 @@ class StudyTracker(SearchListener):
         hv = wandb.Table(columns=["trials_finished", "trial", "hypervolume", "front_size"],
                          data=[[i + 1, h["number"], h["hypervolume"], h["front_size"]] for i, h in enumerate(history)])
         out = {"trials": trials, "pareto_front": front_t, "hypervolume_history": hv,
-               "charts/accuracy_vs_macs": wandb.plot.scatter(front_t, "macs_M", "accuracy",
-                                                             title="Pareto front: accuracy (%) vs MACs (M)"),
+               "charts/accuracy_vs_macs": wandb.plot.scatter(trials, "macs_M", "accuracy",
+                                                             title="Every trial: accuracy (%) vs MACs (M)"),
+               "charts/front_accuracy_vs_macs": wandb.plot.scatter(front_t, "macs_M", "accuracy",
+                                                                   title="Pareto front: accuracy (%) vs MACs (M)"),
                "charts/hypervolume": wandb.plot.line(hv, "trials_finished", "hypervolume",
                                                      title="Hypervolume after each finished trial")}
-        if any(r.latency_ms is not None for r in fr):
-            out["charts/accuracy_vs_latency"] = wandb.plot.scatter(front_t, "latency_ms", "accuracy",
-                                                                   title="Pareto front: accuracy (%) vs latency (ms)")
+        if any(r.latency_ms is not None for r in records):
+            out["charts/accuracy_vs_latency"] = wandb.plot.scatter(trials, "latency_ms", "accuracy",
+                                                                   title="Every trial: accuracy (%) vs latency (ms)")
         run.log(out, step=step)
         self._last_tables = time.monotonic()
+
+    def _log_plots(self, run: Any, records: list[TrialRecord], step: int) -> None:
+        """The two-panel figure of ``pareto.html`` (every trial, the front highlighted) as an interactive W&B
+        chart, the page itself (plotly.js from its CDN: W&B is read online) and ``pareto.png``."""
+        from nas.plots import figure_html
+        from nas.results.store import load_baselines
+
+        wandb = self._wandb
+        fig = figure_html(records, load_baselines(self.study_dir), study=self.study, budgets=self.budgets)
+        out = {"charts/pareto": wandb.Plotly(fig),
+               "pareto_html": wandb.Html(fig.to_html(include_plotlyjs="cdn", full_html=True), inject=False)}
+        png = self.study_dir / "pareto.png"
+        if png.exists():
+            out["pareto_png"] = wandb.Image(str(png))
+        run.log(out, step=step)
 
     def _final(self, records: list[TrialRecord]) -> None:
         for n in list(self._runs):  # trials that started but never finished (a crash, an interrupted search)
@@ -293,6 +340,7 @@ class StudyTracker(SearchListener):
         run = self._ensure_study_run()
         records, fr, history = self._front(records)
         self._log_tables(run, records, fr, history, step=max(len(records), 1))
+        self._log_plots(run, records, step=max(len(records), 1))
         run.summary["hypervolume"] = history[-1]["hypervolume"] if history else 0.0
         run.summary["front_size"] = len(fr)
         run.summary["front"] = [r.number for r in fr]
