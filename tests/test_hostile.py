@@ -98,7 +98,7 @@ def test_weights_inside_the_study_are_still_exported(synth, tmp_path, monkeypatc
     code, err, _ = run_main(["export-best", "--study", synth, "--no-measure"], monkeypatch, capsys)
     assert code == 0, err
     members = json.loads((synth / "family" / "family.json").read_text())["members"]
-    trained = [m["tier"] for m in members if m["source"] == "front"]
+    trained = [m["tier"] for m in members if m["source"] == "trained"]
     assert trained
     assert all((synth / "family" / t / "proxy_weights.pt").read_bytes() == b"weights" for t in trained)
 

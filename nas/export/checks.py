@@ -28,6 +28,6 @@ def check_family_inputs(study_dir: Path, out: Path, members: Sequence[Member], n
     check_output_dir(out, "--out")
     load_baselines(study_dir)
     for m in members:
-        if m.source == "front":
+        if m.source == "trained":
             trial_weights(study_dir, m.record)
         check_member_network(m.genotype, num_classes, source=f"{study_dir}: trial {m.trial} (tier {m.tier})")
