@@ -99,10 +99,11 @@ def _study_storage_states(study: Path) -> list[str]:
 
 @pytest.fixture
 def tmpfs(tmp_path: Path):
-    """A 8 MB tmpfs (root only: elsewhere the injected failure above covers the writes)."""
+    """A 32 MB tmpfs (root only: elsewhere the injected failure above covers the writes). Once freed it must hold
+    the whole study: the SQLite storage with a WAL of up to ~4 MB and the plots with plotly.min.js (4.8 MB)."""
     d = tmp_path / "disk"
     d.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(d)], capture_output=True, text=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(d)], capture_output=True, text=True)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or 'not root'})")
     try:
