@@ -11,6 +11,7 @@ re-exports ``TrainConfig``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -45,7 +46,7 @@ class TrainConfig:
     spreads of 2.5-7.8 points.
     """
 
-    __pydantic_config__ = ConfigDict(extra="forbid")
+    __pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     dataset: str = "digits"  # one of DATASET_FORMATS, or auto (guess from path)
     path: str | None = None  # local path for every data set but the embedded ones
@@ -76,8 +77,27 @@ class TrainConfig:
     precise_bn: int = 4  # training batches that re-estimate BN statistics before each evaluation (0 = off)
 
 
+#: Largest values a proxy recipe may hold (far above any real one; a bound, so that no recipe runs for ever).
+MAX_PROXY = {"resolution": 4096, "width": 16.0, "epochs": 10_000, "batch_size": 65_536, "lr": 100.0,
+             "weight_decay": 100.0, "warmup_epochs": 10_000.0, "subsample": 10**9, "precise_bn": 10_000}
+_SEEDS = ("seed", "data_seed", "test_seed")
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
+
+
 def check_config(c: TrainConfig) -> None:
     """Reject values no training run can use, with the field name."""
+    for name in ("width", "lr", "weight_decay", "momentum", "label_smoothing", "warmup_epochs", "val_fraction",
+                 "test_fraction", "min_lr"):
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise InputError(f"proxy.{name}: must be a finite number, got {v!r}")
+    for name, hi in MAX_PROXY.items():
+        v = getattr(c, name)
+        if v is not None and v > hi:
+            raise InputError(f"proxy.{name}: must be <= {hi:,}, got {v!r}")
+    for name in _SEEDS:
+        if not 0 <= getattr(c, name) <= MAX_SEED:
+            raise InputError(f"proxy.{name}: must be in 0..{MAX_SEED}, got {getattr(c, name)!r}")
     checks = [
         ("resolution", c.resolution >= 4, "must be >= 4"),
         ("width", c.width > 0, "must be > 0"),

@@ -95,11 +95,11 @@ import yaml
 
 from nas.channels import ghost_channels, make_divisible, out_size, split_channels
 from nas.errors import InputError
-from nas.genotype_check import ACTS, GATES, HEAD_KINDS, KINDS, MAX_GROUPS, PROJS, SPLITS, GenotypeError
+from nas.genotype_check import ACTS, GATES, HEAD_KINDS, KINDS, MAX_BLOCKS, MAX_GROUPS, PROJS, SPLITS, GenotypeError
 from nas.genotype_check import check_block as _check_block
 from nas.genotype_check import check_genotype as _check_genotype
 from nas.genotype_io import blocks_to_list, build_spec, spec_dict
-from nas.io import atomic_write, loads_yaml
+from nas.io import MAX_YAML_BYTES, atomic_write, loads_yaml
 
 __all__ = [
     "ACTS", "GATES", "HEAD_KINDS", "KINDS", "MAX_GROUPS", "PROJS", "SPLITS", "BlockSpec", "Genotype",
@@ -352,8 +352,8 @@ def _stage(st: Any, where: str) -> tuple[BlockSpec, ...]:
         b = build_spec(BlockSpec, bd, bw, skip=("repeat",))
         _check_block(b, bw)
         rep = bd.get("repeat", 1)
-        if not isinstance(rep, int) or isinstance(rep, bool) or rep < 1:
-            raise GenotypeError(f"{bw}.repeat: expected a positive integer, got {rep!r}")
+        if not isinstance(rep, int) or isinstance(rep, bool) or not 1 <= rep <= MAX_BLOCKS:
+            raise GenotypeError(f"{bw}.repeat: expected an integer in 1..{MAX_BLOCKS}, got {rep!r}")
         blocks.append(b)
         blocks.extend([dataclasses.replace(b, stride=1)] * (rep - 1))
     return tuple(blocks)
@@ -374,6 +374,8 @@ def load(path: str | Path) -> Genotype:
     """Load a genotype YAML (or JSON) file."""
     p = Path(path)
     try:
+        if p.stat().st_size > MAX_YAML_BYTES:  # checked before reading: the file may be any size
+            raise GenotypeError(f"{p}: {p.stat().st_size:,} bytes is too large for a genotype file")
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise GenotypeError(f"{p}: file not found") from None

@@ -21,15 +21,22 @@ HEAD_KINDS = ("fc", "cw")
 SE_BASES = ("in", "mid")
 STRIDES = (1, 2)
 MAX_GROUPS = 5  # MixConv groups: group i has kernel 2i+1, so 3x3 .. 11x11
+MAX_BLOCKS = 1024  # blocks of a genotype, repeats expanded (a file's `repeat: 1000000000` is no network)
+MAX_EXPAND = 64.0
+# Far beyond any network; a bound so that every size derived from a genotype stays a finite float (the memory
+# estimate refuses what does not fit long before these).
+MAX_CHANNELS = 10**8
+MAX_RESOLUTION = 10**6
 
 
 class GenotypeError(InputError):
     """A genotype that cannot be built; the message is one line naming the field."""
 
 
-def _pos(v: int, where: str) -> None:
-    if v < 1:
-        raise GenotypeError(f"{where}: must be a positive integer, got {v}")
+def _pos(v: int, where: str, hi: int = MAX_CHANNELS) -> None:
+    if not 1 <= v <= hi:
+        raise GenotypeError(f"{where}: must be an integer in 1..{hi:,}, got {v}" if v >= 1
+                            else f"{where}: must be a positive integer, got {v}")
 
 
 def _choice(v: Any, allowed: tuple, where: str) -> None:
@@ -73,9 +80,9 @@ def check_block(b: Any, w: str) -> None:
     if b.kind == "ghost" and len(b.kernels) != 1:
         raise GenotypeError(f"{w}.kernels: a ghost bottleneck has a single depthwise kernel")
     _choice(b.split, SPLITS, f"{w}.split")
-    _pos(b.dilation, f"{w}.dilation")
-    if not b.expand > 0:
-        raise GenotypeError(f"{w}.expand: must be > 0, got {b.expand}")
+    _pos(b.dilation, f"{w}.dilation", 64)
+    if not 0 < b.expand <= MAX_EXPAND:  # also refuses inf and nan
+        raise GenotypeError(f"{w}.expand: must be in (0, {MAX_EXPAND:g}], got {b.expand}")
     if b.mid is not None:
         _pos(b.mid, f"{w}.mid")
     _pos(b.exp_groups, f"{w}.exp_groups")
@@ -102,7 +109,9 @@ def check_genotype(g: Any) -> None:
     """Every field of a genotype, and the channel counts its blocks need in sequence."""
     if not isinstance(g.stages, tuple) or not g.stages or not all(g.stages):
         raise GenotypeError("stages: expected a non-empty list of non-empty stages")
-    _pos(g.resolution, "resolution")
+    if sum(len(s) for s in g.stages) > MAX_BLOCKS:
+        raise GenotypeError(f"stages: {sum(len(s) for s in g.stages):,} blocks; a genotype has at most {MAX_BLOCKS:,}")
+    _pos(g.resolution, "resolution", MAX_RESOLUTION)
     _pos(g.in_chans, "in_chans")
     s = g.stem
     _pos(s.out, "stem.out")
@@ -110,8 +119,8 @@ def check_genotype(g: Any) -> None:
     _choice(s.stride, STRIDES, "stem.stride")
     _choice(s.act, ACTS, "stem.act")
     h = g.head
-    if h.features < 0 or h.hidden < 0:
-        raise GenotypeError("head.features: must be >= 0")
+    if not (0 <= h.features <= MAX_CHANNELS and 0 <= h.hidden <= MAX_CHANNELS):
+        raise GenotypeError(f"head.features: must be in 0..{MAX_CHANNELS:,}")
     _choice(h.act, ACTS, "head.act")
     _choice(h.kind, HEAD_KINDS, "head.kind")
     if not 0 <= h.dropout < 1:

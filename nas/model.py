@@ -14,6 +14,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
+from nas.cost import memory
 from nas.genotype import Genotype, GenotypeError
 from nas.ops.adapter import block_from_spec, head_from_spec, stem_from_spec
 
@@ -54,6 +55,9 @@ def build(genotype: Genotype, num_classes: int = 1000) -> Net:
         where = f"{genotype.name}: " if genotype.name else ""
         raise GenotypeError(f"{where}head.kind: the cw classifier needs at least num_classes={num_classes} "
                             f"input channels, got {c}")
+    # Nothing is allocated for a network that cannot even run one image here (a genotype from elsewhere may ask
+    # for 10^6 channels): refused with one line naming its largest part.
+    memory.check(genotype, batch=1, num_classes=num_classes, what="building and running it")
     net = Net(genotype, num_classes)
     _init_weights(net)
     return net

@@ -11,6 +11,7 @@ so distinct paths through a tree give distinct parts.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -54,6 +55,9 @@ class Option:
     @property
     def decision(self) -> str:
         return self.name or self.field
+
+
+_FEW = 64  # states above which counting sorts a field's values into classes first
 
 
 def _choices(space_part: Any, opt: Option) -> tuple:
@@ -126,8 +130,12 @@ class Tree:
         return values
 
     def count(self, part: Any, ctx: Context | None, start: Mapping[str, Any], skip: frozenset = frozenset()) -> int:
-        """Number of distinct value sets :meth:`walk` can give, enumerating only fields read later."""
+        """Number of distinct value sets :meth:`walk` can give, enumerating only fields read later.
+
+        A field read later is told apart only by what the later predicates make of it (``se: 0.25`` and
+        ``se: 0.5`` both turn the SE options on), so the states stay few however many choices it has."""
         states: dict[tuple, int] = {(): 1}
+        classes: dict[str, dict[Any, Any]] = {}
         for i, (f, alts) in enumerate(self.groups):
             if f in skip:
                 continue
@@ -138,13 +146,42 @@ class Tree:
                 vals = _choices(part, opt) if opt is not None else (start[f],)
                 kept = tuple(p for p in state if p[0] in keep)
                 if f in keep:
+                    rep = classes.get(f)
+                    if rep is None:  # a few states are cheaper kept apart than sorted into classes
+                        rep = classes[f] = self._classes(i, part, ctx, start) if len(vals) * len(states) > _FEW \
+                            else {}
                     for x in vals:
-                        s = (*kept, (f, x))
+                        s = (*kept, (f, rep.get(x, x)))
                         new[s] = new.get(s, 0) + n
                 else:
                     new[kept] = new.get(kept, 0) + n * len(vals)
             states = new
         return sum(states.values())
+
+    def _values(self, f: str, part: Any, start: Mapping[str, Any]) -> list[Any]:
+        """Every value field ``f`` can hold in a walk: each alternative's choices and its default."""
+        vals = [start.get(f, self.defaults.get(f))]
+        for _, alts in self.groups:
+            if alts[0].field == f:
+                vals += [x for o in alts for x in _choices(part, o)]
+        return list(dict.fromkeys(vals))
+
+    def _classes(self, i: int, part: Any, ctx: Context | None, start: Mapping[str, Any]) -> dict[Any, Any]:
+        """The values of group ``i``'s field mapped to one representative per class of values that every later
+        predicate treats alike, whatever the other fields it reads (all their possible values are tried)."""
+        f = self.groups[i][0]
+        later = [o for _, alts in self.groups[i + 1:] for o in alts if f in o.reads and o.when is not None]
+        others = {r: self._values(r, part, start) for o in later for r in o.reads if r != f}
+        first: dict[tuple, Any] = {}
+        rep: dict[Any, Any] = {}
+        for x in self._values(f, part, start):
+            try:
+                sig = tuple(o.when(ctx, *args) for o in later
+                            for args in itertools.product(*[[x] if r == f else others[r] for r in o.reads]))
+            except Exception:  # noqa: BLE001 - a predicate that cannot take some value: keep the value apart
+                sig = ("apart", x)
+            rep[x] = first.setdefault(sig, x)
+        return rep
 
     def enumerate(self, part: Any, ctx: Context | None, start: Mapping[str, Any], pin: frozenset = frozenset(),
                   skip: frozenset = frozenset()) -> Iterator[dict[str, Any]]:

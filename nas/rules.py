@@ -258,9 +258,14 @@ def walk_head(pick: Pick, head: Any) -> HeadSpec:
 
 def count_blocks(stage: Any, cin: int, out: int, stride: int) -> int:
     """Number of distinct blocks :func:`walk_block` can draw in this context."""
-    ctx = Context(cin, out, stride)
-    return sum(KINDS[k].tree.count(stage, ctx, KINDS[k].tree.start(out=out, stride=stride, kind=k))
-               for k in stage.kind)
+    return sum(count_kind(stage, k, out, stride, Context(cin, out, stride)) for k in stage.kind)
+
+
+def count_kind(stage: Any, kind: str, out: int, stride: int, ctx: Any, skip: frozenset = frozenset()) -> int:
+    """Number of distinct blocks of one kind in context ``ctx`` (a :class:`Context`, or a stand-in with the same
+    fields, e.g. one that notes which of them the predicates read); ``skip``: fields not told apart."""
+    tree = KINDS[kind].tree
+    return tree.count(stage, ctx, tree.start(out=out, stride=stride, kind=kind), skip=skip)
 
 
 def count_stem(stem: Any) -> int:

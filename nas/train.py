@@ -30,6 +30,7 @@ from torch import nn
 
 from nas import data as _data
 from nas.config import TrainConfig, check_config
+from nas.cost import memory
 from nas.errors import InputError
 from nas.genotype import Genotype
 from nas.proxy import proxy_genotype
@@ -174,6 +175,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return correct.item() / max(1, len(x))
 
 
+def check_memory(genotype: Genotype, config: TrainConfig, num_classes: int | None = None,
+                 source: str | None = None) -> None:
+    """Refuse, with one InputError line, a proxy this machine cannot train in memory (:mod:`nas.cost.memory`):
+    called before any data is loaded or network built, so nothing half-allocates gigabytes and dies."""
+    memory.check(proxy_genotype(genotype, config.resolution, config.width), batch=config.batch_size,
+                 num_classes=num_classes or 1000, training=True, what="training its proxy", source=source)
+
+
 def train(genotype: Genotype, config: TrainConfig | None = None, data: _data.ProxyData | None = None,
           num_classes: int | None = None,
           callback: Callable[[int, dict[str, float]], bool | None] | None = None, *,
@@ -191,6 +200,8 @@ def train(genotype: Genotype, config: TrainConfig | None = None, data: _data.Pro
 
     config = config or TrainConfig()
     check_config(config)
+    check_memory(genotype, config, num_classes)
+    proxy = proxy_genotype(genotype, config.resolution, config.width)
     device = resolve_device(config.device)
     if data is None:
         data = load_data(config, genotype.in_chans, device, test=test)
@@ -203,7 +214,6 @@ def train(genotype: Genotype, config: TrainConfig | None = None, data: _data.Pro
 
     torch.manual_seed(config.seed)
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    proxy = proxy_genotype(genotype, config.resolution, config.width)
     model = build(proxy, num_classes).to(device)
     params = sum(p.numel() for p in model.parameters())
     cuda = device.type == "cuda"

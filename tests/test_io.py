@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import time
 
 import pytest
 
-from nas.errors import InputError
+from nas.errors import DiskFullError, InputError
 from nas.io import atomic_open, atomic_write, atomic_write_json, loads_yaml, read_yaml
 
 
@@ -24,12 +25,16 @@ def test_atomic_write_replaces_whole_and_gets_the_mode_open_would_give(tmp_path)
     assert sorted(x.name for x in tmp_path.iterdir()) == ["b.bin", "f.json"]  # no temporary file left
 
 
-def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+@pytest.mark.parametrize("error, expected, needle", [
+    (OSError(errno.ENOSPC, "No space left on device"), DiskFullError, "f.txt: disk full"),
+    (OSError(errno.EIO, "I/O error"), OSError, "I/O error"),
+])
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, error, expected, needle):
     p = tmp_path / "f.txt"
     p.write_text("kept")
-    with pytest.raises(OSError, match="disk full"), atomic_open(p) as f:
+    with pytest.raises(expected, match=needle), atomic_open(p) as f:
         f.write("half")
-        raise OSError(28, "disk full")
+        raise error
     assert p.read_text() == "kept" and [x.name for x in tmp_path.iterdir()] == ["f.txt"]
 
 

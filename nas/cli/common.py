@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from nas.errors import InputError, OptionError
+from nas.errors import InputError, OptionError, one_line
 
 HELP = {"help_option_names": ["-h", "--help"]}
 
@@ -60,10 +60,9 @@ def flag(field: str) -> str:
 
 
 def error_line(e: InputError) -> str:
-    """The one line an InputError is printed as: an option's field becomes its flag."""
-    if isinstance(e, OptionError):
-        return f"{flag(e.field)}: {e.problem}"
-    return str(e)
+    """The one line an InputError is printed as: an option's field becomes its flag; a newline or another
+    control character that came from the input (a key of a hostile file) is shown escaped."""
+    return one_line(f"{flag(e.field)}: {e.problem}") if isinstance(e, OptionError) else str(e)
 
 
 def study_dir(study: Path) -> Path:

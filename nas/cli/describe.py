@@ -43,6 +43,10 @@ def describe(
             info["macs_paper"] = ref.macs_paper
     info["stages"] = [row.__dict__ for row in rows]
     if lut is not None or measure:
+        if measure:  # the network is built: refused first when it cannot fit in memory
+            from nas.cost.memory import check
+
+            check(g, batch=1, num_classes=num_classes, resolution=r, what="measuring it", source=str(p))
         info.update(_latency_info(g.replace(resolution=r), lut, measure, num_classes))
     if as_json:
         typer.echo(json.dumps(info))

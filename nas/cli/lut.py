@@ -26,12 +26,16 @@ def lut_build(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Measure every part (stem, block in context, head) a space can produce on a target; write the table."""
+    from nas.io import check_output_file
     from nas.latency import FITS, build_lut
     from nas.space import load_space
 
     if fit is not None and fit not in FITS:
         raise InputError(f"--fit: {fit!r} is not one of {', '.join(FITS)}")
     sp = load_space(space)
+    check_output_file(out, "--out")  # before measuring for minutes
+    if cache is not None and not no_cache:
+        check_output_file(cache, "--cache")
     with _progress(not quiet) as task:
         table, st = build_lut(sp, target, out=out, cache=False if no_cache else (cache or True), networks=networks,
                               fit=fit, rounds=rounds, seed=seed, progress=task)

@@ -183,3 +183,14 @@ class _TallyProgress(Progress):
 
     def get_renderables(self) -> Iterable[RenderableType]:
         yield Group(self.make_tasks_table(self.tasks), self._view._status())
+
+
+class QuietView(SearchListener):
+    """``--quiet``: no bar and no table, but what the search has to say (the storage still being saved after a
+    long run, a repaired study) as plain lines on stderr."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def message(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)

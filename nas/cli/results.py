@@ -20,13 +20,13 @@ def pareto(
 
     from nas.cli.tables import front_table
     from nas.results.front import front, hypervolume
-    from nas.results.pareto import space_budgets, study_objectives, study_reference_point
+    from nas.results.pareto import space_budgets, stored_objectives, study_objectives, study_reference_point
     from nas.results.store import study_records
 
     study = study_dir(study)
     records = study_records(study)
     space = study_space(study)
-    objectives = study_objectives(space)
+    objectives = stored_objectives(study) or study_objectives(space)  # a cost-only study's own, not the space's
     fr = front(records, objectives)
     ref = study_reference_point(study, objectives, space_budgets(space), records)
     hv = hypervolume(records, objectives, ref)
@@ -90,7 +90,7 @@ def export_best(
         raise InputError("export-best: give exactly one of --study DIR or --arch GENOTYPE")
     if arch is not None:
         g = load(resolve_path(arch))
-        d = export_arch(g, out or Path("export"), num_classes=num_classes, measure=measure)
+        d = export_arch(g, out or Path("export"), num_classes=num_classes, measure=measure, source=arch)
         console.print(f"exported {g.name or g.hash} to {d}")
         return
     names = [t.strip() for t in tiers.split(",") if t.strip()] if tiers else None
@@ -131,7 +131,8 @@ def baselines(
     from nas.cli.evaluation import final_progress, references_table
     from nas.export import FinalEval, evaluate_baselines, reference_files, select_tiers, space_tiers
     from nas.export.final import LEDGER
-    from nas.results.store import write_baselines
+    from nas.io import check_output_dir
+    from nas.results.store import load_baselines, study_records, write_baselines
     from nas.space import load_space
 
     path = resolve_path(space)
@@ -141,6 +142,10 @@ def baselines(
     tier_names = [t.strip() for t in tiers.split(",") if t.strip()] if tiers else None
     chosen = None if as_given or not (tier_names or space_tiers(sp)) else select_tiers(sp, tier_names, None, str(path))
     study = study or Path("results") / sp.name
+    check_output_dir(study, "--study")  # and so do a study that is a file and a corrupt study, before training
+    if (study / "trials.jsonl").is_file():
+        study_records(study)
+        load_baselines(study)
     with final_progress("references") as progress:
         data = evaluate_baselines(sp, names, ledger=study / LEDGER, tiers=chosen, measure=measure, epochs=epochs,
                                   final=FinalEval(seeds=seeds, workers=workers, progress=progress))

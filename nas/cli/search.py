@@ -40,7 +40,7 @@ def search(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or front table."),
 ) -> None:
     """Search architectures: Optuna proposes, budgets filter, Ray Tune trains; writes results/<study>/."""
-    from nas.cli.progress import ProgressView, Tally
+    from nas.cli.progress import ProgressView, QuietView, Tally
     from nas.cli.tables import front_table
     from nas.search.driver import SearchOptions, run_search
     from nas.tracking import StudyTracker
@@ -49,7 +49,7 @@ def search(
                          out=out, study=study, address=address, seed=seed, wandb=wandb, objective=objective,
                          storage=storage, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
                          scheduler=scheduler, grace_period=grace_period)
-    listeners = [] if quiet else [ProgressView(console)]
+    listeners = [QuietView(err_console)] if quiet else [ProgressView(console)]
     try:
         s = run_search(opts, listeners=[*listeners, StudyTracker()])
     except KeyboardInterrupt:

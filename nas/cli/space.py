@@ -67,6 +67,7 @@ def space_validate(path: str = _SPACE_ARG) -> None:
     is a buildable network at the target and the proxy widths, and that no budget or family tier is below
     the smallest MACs/params any architecture of the space has."""
     from nas.space import fmt_count, load_space
+    from nas.space.errors import exact_count
 
     space = load_space(resolve_path(path))
     budgets.validate_budgets(space)
@@ -81,7 +82,7 @@ def space_validate(path: str = _SPACE_ARG) -> None:
         f"proxy: {px.dataset} at {px.resolution}x{px.resolution}, width {px.width:g}, {px.epochs} epochs "
         "(only decides what is trained)",
         f"stages: {', '.join(f'{s.name} (stride {s.stride}, share {s.share})' for s in space.stages)}",
-        f"architectures: 10^{space.log10_count():.2f} (exactly {space.count()})",
+        f"architectures: 10^{space.log10_count():.2f} (exactly {exact_count(space.count()) or 'too many digits'})",
         f"smallest achievable: {fmt_count(mins['macs'])} MACs, {fmt_count(mins['params'])} params",
         f"budgets: {limits}",
         "objectives: " + ", ".join(f"{o.metric} ({o.direction})" for o in space.objectives),
@@ -107,13 +108,16 @@ def space_count(
     import json
 
     from nas.space import load_space
+    from nas.space.errors import exact_count
 
     space = load_space(resolve_path(path))
     n = space.count()
+    exact = exact_count(n)  # None past 4,000 digits (Python will not print those)
     if as_json:
-        typer.echo(json.dumps({"space": space.name, "count": n, "log10": space.log10_count()}))
+        typer.echo(json.dumps({"space": space.name, "count": n if exact else None, "log10": space.log10_count()}))
         return
-    console.print(f"{space.name}: {n} architectures (10^{space.log10_count():.2f})", highlight=False)
+    console.print(f"{space.name}: {exact or 'too many to write out:'} architectures (10^{space.log10_count():.2f})",
+                  highlight=False)
 
 
 @space_app.command("sample")

@@ -40,7 +40,7 @@ def train(
     import json
 
     from nas.genotype import load
-    from nas.train import TrainConfig, check_config, load_data, resolve_device
+    from nas.train import TrainConfig, check_config, check_memory, load_data, resolve_device
 
     g = load(resolve_path(arch))
     sp = None
@@ -63,6 +63,7 @@ def train(
     if save is not None and save.exists() and not save.is_dir():
         raise InputError(f"{save}: --save needs a directory, this is a file")
     check_config(cfg)
+    check_memory(g, cfg, source=str(arch))  # before any data is loaded
     if threads:
         import torch
 

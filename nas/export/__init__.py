@@ -43,6 +43,7 @@ from typing import Any
 
 from nas.errors import InputError
 from nas.export.baselines import evaluate_baselines, plan_references
+from nas.export.checks import check_family_inputs, check_member_network
 from nas.export.files import Costing, costing_for_space, export_member, write_model_files
 from nas.export.final import LEDGER, FinalEval, FinalEvent, FinalRun, eval_seeds, run_final
 from nas.export.matching import REFERENCE_DIR, Reference, reference_files, reference_genotypes, scale_references
@@ -52,6 +53,7 @@ from nas.export.tables import family_markdown, write_tables
 from nas.export.tiers import NEAR, Tier, parse_tier_budgets, select_tiers, space_tiers
 from nas.export.verdicts import evaluate_family
 from nas.genotype import Genotype
+from nas.io import check_output_dir
 from nas.results.record import TrialRecord
 from nas.results.store import StudyDir, load_baselines, study_records
 
@@ -97,6 +99,7 @@ def export_family(study_dir: Path, out: Path | None = None, tiers: Sequence[str]
     for m in members:
         m.genotype = m.genotype.replace(name=f"{study_dir.name}-{m.tier}")
     out = Path(out) if out is not None else study_dir / "family"
+    check_family_inputs(study_dir, out, members, costing.num_classes)  # nothing is written when one is bad
     out.mkdir(parents=True, exist_ok=True)
     rows = [export_member(m, out, costing, study_dir) for m in members]
     meta = {"title": f"{space.name} family", "study": str(study_dir), "near": near,
@@ -110,12 +113,15 @@ def export_family(study_dir: Path, out: Path | None = None, tiers: Sequence[str]
 
 
 def export_arch(genotype: Genotype, out: Path, *, num_classes: int = 1000, measure: bool = True,
-                lut: Any = None) -> Path:
-    """Export one architecture into ``out/<name>/`` with a one-row ``family.md``/``family.json``."""
+                lut: Any = None, source: str | None = None) -> Path:
+    """Export one architecture into ``out/<name>/`` with a one-row ``family.md``/``family.json`` (``source``:
+    the genotype's file, for error lines)."""
     costing = Costing(num_classes=num_classes, lut=lut, measure=measure)
     name = genotype.name or genotype.hash
     m = Member(name, genotype, "arch")
     out = Path(out)
+    check_output_dir(out, "--out")
+    check_member_network(genotype, num_classes, source)
     out.mkdir(parents=True, exist_ok=True)
     row = export_member(m, out, costing)
     write_tables(out, [row], [], {"title": name, "resolution": genotype.resolution, "num_classes": num_classes})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 from nas.errors import InputError
 from nas.export.members import Member
 from nas.genotype import Genotype
-from nas.io import atomic_write
+from nas.io import atomic_open, atomic_write, inside
 from nas.results.record import TrialRecord
 from nas.results.store import StudyDir
 
@@ -90,7 +91,10 @@ def costing_for_space(space: Any, *, measure: bool = True) -> Costing:
     return costing
 
 
-def _example(g: Genotype, batch: int = 4):
+EXAMPLE_BATCH = 4  # images traced, exported and compared with onnxruntime
+
+
+def _example(g: Genotype, batch: int = EXAMPLE_BATCH):
     import torch
 
     return torch.randn(batch, g.in_chans, g.resolution, g.resolution, generator=torch.Generator().manual_seed(0))
@@ -176,15 +180,20 @@ def write_model_files(g: Genotype, out: Path, num_classes: int) -> dict[str, Any
 
 
 def trial_weights(study_dir: Path | None, record: TrialRecord | None) -> Path | None:
-    """The proxy weights a study kept for a trial, if any (where this version keeps them, or earlier ones did)."""
+    """The proxy weights a study kept for a trial, if any (where this version keeps them, or earlier ones did).
+
+    A study directory is untrusted: a record's ``weights`` path, and any symbolic link on the way, must stay
+    inside the study (``/etc/passwd`` or ``../x`` is an InputError naming the trial)."""
     if study_dir is None or record is None:
         return None
+    where = f"{StudyDir(study_dir).trials}: trial {record.number}: weights"
     named = record.get("weights")
-    cands = [study_dir / named] if named else []
+    cands = [inside(study_dir, named, where)] if named is not None else []
     n = record.number
     cands += [StudyDir(study_dir).weights / f"{n}.pt", study_dir / "weights" / f"trial_{n}.pt",
               study_dir / "trials" / str(n) / "weights.pt"]
-    return next((p for p in cands if p.is_file()), None)
+    found = next((p for p in cands if p.is_file()), None)
+    return None if found is None else inside(study_dir, found.relative_to(study_dir), where)
 
 
 def member_row(m: Member, costing: Costing, files: dict[str, Any], weights: Path | None) -> dict[str, Any]:
@@ -206,6 +215,7 @@ def export_member(m: Member, out: Path, costing: Costing, study_dir: Path | None
     atomic_write(d / "genotype.yaml", m.genotype.to_yaml())
     weights = trial_weights(study_dir, m.record) if m.source == "trained" else None
     if weights is not None:
-        atomic_write(d / "proxy_weights.pt", weights.read_bytes())
+        with open(weights, "rb") as src, atomic_open(d / "proxy_weights.pt", "wb") as dst:
+            shutil.copyfileobj(src, dst)
     files = write_model_files(m.genotype, d, costing.num_classes)
     return member_row(m, costing, files, weights)

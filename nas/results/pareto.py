@@ -9,11 +9,13 @@ hypervolumes of one study compare across time and commands.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nas.config import METRICS
 from nas.io import atomic_write_json
 from nas.results.front import default_reference_point, front, hypervolume, objective_spec
 from nas.results.record import COST_METRICS
@@ -43,15 +45,35 @@ def write_pareto_json(study_dir: str | Path, records: Sequence[Mapping[str, Any]
     return doc
 
 
+def _stored(study_dir: str | Path, key: str) -> Any:
+    """A field of the study's ``pareto.json`` (derived, rewritten by every run: anything odd there is None)."""
+    try:
+        return json.loads((Path(study_dir) / PARETO_FILE).read_text(encoding="utf-8")).get(key)
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
+
+
 def read_reference_point(study_dir: str | Path, n_objectives: int) -> list[float] | None:
     """The reference point an earlier run stored in ``pareto.json`` (so hypervolumes stay comparable)."""
-    try:
-        ref = json.loads((Path(study_dir) / PARETO_FILE).read_text()).get("reference_point")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if isinstance(ref, list) and len(ref) == n_objectives and all(isinstance(v, (int, float)) for v in ref):
+    ref = _stored(study_dir, "reference_point")
+    if (isinstance(ref, list) and len(ref) == n_objectives
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in ref)):
         return [float(v) for v in ref]
     return None
+
+
+def stored_objectives(study_dir: str | Path) -> list[dict[str, str]] | None:
+    """The objectives the study's own search used (``pareto.json``): a cost-only study has no accuracy, whatever
+    its space says. None when the file is missing or does not hold a valid list."""
+    objs = _stored(study_dir, "objectives")
+    if not isinstance(objs, list) or not objs:
+        return None
+    try:
+        spec = objective_spec(objs)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    ok = all(o.get("metric") in METRICS and o.get("direction") in ("maximize", "minimize") for o in spec)
+    return spec if ok and len({o["metric"] for o in spec}) == len(spec) else None
 
 
 def study_objectives(space: Any) -> list[dict[str, str]]:

@@ -148,7 +148,11 @@ _OPTIONAL = frozenset({"predictor"})  # written only when set, so files of other
 
 
 def record_problem(rec: Any) -> str | None:
-    """Why ``rec`` (a parsed JSON line) is not a trial record, or None."""
+    """Why ``rec`` (a parsed JSON line) is not a trial record, or None.
+
+    Every field a reader computes with is checked for its type (a record from a shared study directory is
+    untrusted: ``"macs": "lots"`` must be this one line, not a traceback in the front or on resume).
+    """
     if not isinstance(rec, Mapping):
         return "expected a JSON object"
     for key, types in (("number", int), ("hash", str), ("genotype", dict), ("status", str)):
@@ -156,9 +160,44 @@ def record_problem(rec: Any) -> str | None:
             return f"{key}: missing or not a {types.__name__}"
     if rec.get("predictor") is not None and not isinstance(rec["predictor"], Mapping):
         return "predictor: not a JSON object"
+    if rec["number"] < 0:
+        return f"number: {rec['number']} is negative"
     if rec["status"] not in STATUSES:
         return f"status: {rec['status']!r} is not one of {', '.join(STATUSES)}"
+    for key, kind in _TYPES.items():
+        v = rec.get(key)
+        if v is not None and not _is(v, kind):
+            return f"{key}: {_show(v)} is not {_KIND_NAMES[kind]}"
+    for i, h in enumerate(rec.get("history") or ()):
+        if not isinstance(h, Mapping) or not (_is(h.get("epoch"), "count") and _is(h.get("val_accuracy"), "number")):
+            return f"history[{i}]: expected an object with an integer epoch and a numeric val_accuracy"
+    if not all(isinstance(k, str) and _is(v, "number") for k, v in (rec.get("violations") or {}).items()):
+        return "violations: expected an object of numbers"
     return None
+
+
+#: The type of every optional field of the file format (checked by :func:`record_problem`).
+_TYPES = {"accuracy": "number", "best_accuracy": "number", "macs": "amount", "params": "amount",
+          "latency_ms": "number", "latency_ms_measured": "number", "epochs": "count", "train_s": "number",
+          "images_per_s": "number", "history": "list", "violations": "object", "tier": "str",
+          "duplicate_of": "count", "error": "str", "node": "str", "device": "str", "seed": "int", "time": "number"}
+_KIND_NAMES = {"number": "a number", "amount": "a non-negative number", "count": "a non-negative integer",
+               "int": "an integer", "list": "a list", "object": "an object", "str": "a string"}
+
+
+def _is(v: Any, kind: str) -> bool:
+    if isinstance(v, bool):
+        return False
+    if kind in ("number", "amount"):
+        return isinstance(v, (int, float)) and (kind == "number" or v >= 0)
+    if kind in ("count", "int"):
+        return isinstance(v, int) and (kind == "int" or v >= 0)
+    return isinstance(v, {"list": list, "object": Mapping, "str": str}[kind])
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def as_record(rec: Mapping[str, Any]) -> TrialRecord:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import InputError
-from nas.io import atomic_write_json
+from nas.io import AppendLog, atomic_write_json, drop_torn_line, read_text
 from nas.results.record import TrialRecord
 
 TRIALS_FILE = "trials.jsonl"
@@ -140,11 +140,13 @@ def read_records(path: Path, skip_torn_tail: bool = False) -> list[TrialRecord]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read ({e.__class__.__name__})") from None
-    lines = text.splitlines()
-    if skip_torn_tail and lines and not text.endswith("\n"):
+    lines = text.split("\n")  # not splitlines(): a record may hold U+2028 and other line breaks of Unicode
+    if lines[-1] == "":
+        lines.pop()
+    elif skip_torn_tail:
         try:
             json.loads(lines[-1])
-        except ValueError:
+        except (ValueError, RecursionError):
             lines.pop()
     for i, line in enumerate(lines, 1):
         if not line.strip():
@@ -154,6 +156,9 @@ def read_records(path: Path, skip_torn_tail: bool = False) -> list[TrialRecord]:
         except json.JSONDecodeError as e:
             raise InputError(f"{path}: line {i}: corrupt record ({e.msg}); repair or remove the line to resume, "
                              "nothing was changed") from None
+        except RecursionError:
+            raise InputError(f"{path}: line {i}: corrupt record (nested too deeply); repair or remove the line "
+                             "to resume, nothing was changed") from None
         except ValueError as e:
             raise InputError(f"{path}: line {i}: {e}; repair or remove the line to resume, nothing was changed") \
                 from None
@@ -171,60 +176,96 @@ def study_records(study_dir: Path) -> list[TrialRecord]:
     return read_records(StudyDir(Path(study_dir)).trials, skip_torn_tail=True)
 
 
+def repair_torn_tail(path: Path) -> str | None:
+    """Before a search appends to ``trials.jsonl``: cut a last record that a crash left half-written (its trial
+    was never told to Optuna, so it simply runs again); returns what to tell the user, or None."""
+    torn = drop_torn_line(path)
+    if not torn:
+        return None
+    return (f"{path}: removed a last record cut short while it was written ({len(torn):,} bytes, a crash or a full "
+            "disk); that trial runs again")
+
+
 class RecordWriter:
-    """Appends one JSON line per finished trial, flushed at once.
+    """Appends one JSON line per finished trial (:class:`nas.io.AppendLog`: a line lands whole or not at all).
 
     ``durable`` records (trained trials) are fsync'ed before ``append``
     returns; answered ones (infeasible, duplicate, cost-only: milliseconds
     each) are fsync'ed in groups at most :data:`GROUP_SYNC_S` apart, since an
     fsync costs more than answering them. A killed process loses nothing
     either way (the data is in the OS); an OS crash may lose the last group of
-    answered records, which a resumed search simply answers again.
+    answered records, which a resumed search simply answers again. A full disk
+    is a :class:`~nas.errors.DiskFullError` with the file as it was before the record.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        # A line cut short by a crash mid-write would glue onto the next record; start on a fresh line.
-        needs_newline = path.exists() and path.stat().st_size > 0 and not _ends_with_newline(path)
-        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole search
-        if needs_newline:
-            self._f.write("\n")
+        repair_torn_tail(path)  # the driver has already said so; a writer never appends to half a line
+        self._log = AppendLog(path)
         self._dirty = False
         self._synced = time.monotonic()
 
     def append(self, record: TrialRecord, durable: bool = True) -> None:
-        self._f.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
-        self._f.flush()
+        self._log.append(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
         self._dirty = True
         if durable or time.monotonic() - self._synced >= GROUP_SYNC_S:
             self.sync()
 
     def sync(self) -> None:
         if self._dirty:
-            os.fsync(self._f.fileno())
+            self._log.sync()
             self._dirty = False
         self._synced = time.monotonic()
 
     def close(self) -> None:
-        self.sync()
-        self._f.close()
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
+        try:
+            self.sync()
+        finally:
+            self._log.close()
 
 
 # -- baselines.json --------------------------------------------------------------------------------------------
 
 
 def load_baselines(study_dir: Path) -> list[dict[str, Any]]:
-    """The reference architectures ``nas baselines`` evaluated for a study (none when it has not run)."""
+    """The reference architectures ``nas baselines`` evaluated for a study (none when it has not run).
+
+    The file is checked as a whole before anyone uses it: anything that is not what ``nas baselines``
+    writes is one InputError line naming the file and the field."""
     p = StudyDir(Path(study_dir)).baselines
     if not p.exists():
         return []
-    return list(json.loads(p.read_text()).get("references", []))
+    redo = "; run `nas baselines` again or remove the file"
+    try:
+        doc = json.loads(read_text(p, max_bytes=64 * 2**20, what="baselines file"))
+    except (ValueError, RecursionError):
+        raise InputError(f"{p}: top level: not JSON{redo}") from None
+    refs = doc.get("references", []) if isinstance(doc, dict) else None
+    if not isinstance(refs, list):
+        raise InputError(f"{p}: references: expected a list of reference architectures{redo}")
+    for i, ref in enumerate(refs):
+        problem = _baseline_problem(ref)
+        if problem:
+            raise InputError(f"{p}: references[{i}].{problem}{redo}")
+    return list(refs)
+
+
+def _baseline_problem(ref: Any) -> str | None:
+    if not isinstance(ref, dict):
+        return "name: expected an object"
+    if not isinstance(ref.get("name"), str):
+        return "name: missing or not a string"
+    for key in ("macs", "params"):
+        v = ref.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+            return f"{key}: missing or not a non-negative number"
+    for key in ("accuracy", "latency_ms", "latency_ms_measured"):
+        v = ref.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            return f"{key}: not a number"
+    if "genotype" in ref and not isinstance(ref["genotype"], dict):
+        return "genotype: not an object"
+    return None
 
 
 def write_baselines(study_dir: Path, data: dict[str, Any]) -> Path:

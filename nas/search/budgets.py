@@ -23,12 +23,14 @@ from nas.cost.table import find_table
 from nas.errors import InputError
 from nas.genotype import BlockSpec, Genotype, HeadSpec, StemSpec
 from nas.space import SearchSpace, fmt_count
+from nas.space.count import count_contexts
 from nas.space.sources import SmallestSource
 from nas.space.walk import walk
 
 # Options that change no MAC and no parameter: held at their first choice while searching the cheapest network.
 _COST_FREE = frozenset({"act", "se_gate", "shuffle", "dropout"})
 _CHEAP_METRICS = ("macs", "params")
+MAX_CHEAPEST_BLOCKS = 250_000  # blocks costed by the exact cheapest-network search (mixnet.yaml: about 59,000)
 
 
 def target_cost(space: SearchSpace, genotype: Genotype) -> _macs.Cost:
@@ -134,6 +136,10 @@ def _cheapest(space: SearchSpace) -> dict[str, Genotype]:
     """The architectures with the fewest MACs and with the fewest params, exactly, by dynamic programming:
     costs add up over stem, blocks and head, and a block's cost depends only on its options, its input
     channels and its input resolution (so each block is minimised over its options in its context)."""
+    n = count_contexts(space, _COST_FREE)  # an untrusted space may hold billions: refuse before enumerating
+    if n > MAX_CHEAPEST_BLOCKS:
+        raise InputError(f"{space.source}: stages: {n:,} blocks in context to cost for the cheapest network (at most "
+                         f"{MAX_CHEAPEST_BLOCKS:,}); narrow the stages' choices")
     t = space.target
     dummy_head = HeadSpec(features=0, dropout=0.0)
 

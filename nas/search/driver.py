@@ -41,32 +41,32 @@ Choices worth knowing:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 
-from nas.errors import OptionError
+from nas.errors import InputError, OptionError
+from nas.io import require_free_space
 from nas.results.book import StudyBook
 from nas.results.pareto import read_reference_point
-from nas.results.store import RecordWriter, StudyLock, read_records
+from nas.results.store import RecordWriter, StudyLock, read_records, repair_torn_tail
 from nas.search import budgets, resources
 from nas.search.events import Listeners, SearchInfo, SearchListener, SearchSummary
 from nas.search.objective import run_trial, trial_config
 from nas.search.quiet import trials_paused
-from nas.search.resume import Reconciled, keep_space, reconcile
+from nas.search.resume import RESUME_SLACK, Reconciled, keep_space, reconcile
 from nas.search.samplers import make_sampler, quiet_optuna
 from nas.search.searcher import Launch, Proposer
 from nas.search.settings import SearchOptions, SearchRun, prepare, reference_point
+from nas.search.signals import Interrupts, interrupts
 from nas.search.storage import Mirror, load_or_create, open_storage
 
 __all__ = ["SearchOptions", "SearchSummary", "run_search"]
@@ -83,24 +83,33 @@ def run_search(opts: SearchOptions, listeners: Iterable[SearchListener] = (),
     t_start = time.perf_counter()
     run = prepare(opts)
     ray_started = False
-    try:
-        if run.cost_only:
-            placement = resources.cost_only(run.settings)
-        else:
-            placement, ray_started = _start_ray(run)
-        run = dataclasses.replace(run, settings=placement.settings)
-        run.sd.root.mkdir(parents=True, exist_ok=True)
-        lock = StudyLock(run.sd.root)
-        lock.acquire()
+    summary: SearchSummary | None = None
+    with interrupts() as guard:
         try:
-            return _run_locked(run, placement, Listeners(listeners), trainable or run_trial, lock, t_start)
+            if run.cost_only:
+                placement = resources.cost_only(run.settings)
+            else:
+                placement, ray_started = _start_ray(run)
+                guard.install()  # ray.init replaced the SIGTERM handler with one that skips every finally
+            run = dataclasses.replace(run, settings=placement.settings)
+            require_free_space(run.sd.root)  # a full disk is said so, before a half-created study
+            run.sd.root.mkdir(parents=True, exist_ok=True)
+            lock = StudyLock(run.sd.root)
+            lock.acquire()
+            try:
+                summary = _run_locked(run, placement, Listeners(listeners), trainable or run_trial, lock, t_start,
+                                      guard)
+            finally:
+                lock.release()
         finally:
-            lock.release()
-    finally:
-        if ray_started:
-            import ray
+            if ray_started:
+                import ray
 
-            ray.shutdown()
+                with guard.shielded():  # a second Ctrl-C here would leave Ray's processes running
+                    ray.shutdown()
+        if summary is not None:
+            summary.interrupted = summary.interrupted or guard.interrupted  # also a signal after the last trial
+        return summary
 
 
 def _start_ray(run: SearchRun) -> tuple[resources.Placement, bool]:
@@ -136,11 +145,19 @@ def _open_study(run: SearchRun, records: list[Any], lock: StudyLock) -> _Study:
     quiet_optuna()
     directions, metrics = [o["direction"] for o in run.objectives], [o["metric"] for o in run.objectives]
     if sd.existing_storage() is not None or records:
-        persistent = load_or_create(open_storage(sd, kind), run.name, directions, metrics, sd.storage_file(kind))
-        rec = reconcile(persistent, records, run.space, run.objectives)
+        storage = open_storage(sd, kind)
+        try:
+            persistent = load_or_create(storage, run.name, directions, metrics, sd.storage_file(kind))
+            rec = reconcile(persistent, records, run.space, run.objectives, sd,
+                            slack=RESUME_SLACK + 2 * (st.concurrency or 0))
+        except InputError:
+            engine = getattr(storage, "engine", None)  # SQLite: closing removes the -wal/-shm files it opened
+            if engine is not None:
+                engine.dispose()
+            raise
     else:  # a new study: the storage writer creates it, in parallel with the rest of the start
         rec = Reconciled(trials=[])
-    sampler = make_sampler(st.sampler, st.seed + len(rec.trials), st.trials, st.concurrency, space=run.space,
+    sampler = make_sampler(st.sampler, (st.seed + len(rec.trials)) % 2**32, st.trials, st.concurrency, space=run.space,
                            objectives=run.objectives, cost_fn=lambda g: budgets.target_cost(run.space, g))
     memory = optuna.create_study(directions=directions, sampler=sampler)
     memory.set_metric_names(metrics)
@@ -150,11 +167,12 @@ def _open_study(run: SearchRun, records: list[Any], lock: StudyLock) -> _Study:
 
 
 def _run_locked(run: SearchRun, placement: resources.Placement, listeners: Listeners, trainable: Trainable,
-                lock: StudyLock, t_start: float) -> SearchSummary:
+                lock: StudyLock, t_start: float, guard: Interrupts) -> SearchSummary:
     earlier = resources.read_runs(run.sd.root)
     keep_space(run.space, run.sd)
-    records = read_records(run.sd.trials)
-    study = _open_study(run, records, lock)
+    records = read_records(run.sd.trials, skip_torn_tail=True)
+    study = _open_study(run, records, lock)  # refuses a storage that disagrees with the records: nothing changed
+    torn = repair_torn_tail(run.sd.trials)  # a crash or a full disk mid-append: that trial simply runs again
     writer = book = proposer = None
     interrupted = False
     try:
@@ -170,29 +188,30 @@ def _run_locked(run: SearchRun, placement: resources.Placement, listeners: Liste
         # Recorded once the study is known to resume: a refused run leaves no trace.
         runs = resources.record_run(run.sd.root, resources.run_entry(
             placement, run.opts.objective, run.opts.address, run.opts.execution_overrides()), earlier)
+        if torn:
+            listeners.message(torn)
         listeners.search_started(SearchInfo(
             study=run.name, study_dir=run.sd.root, space=run.space, settings=run.settings, wandb=run.wandb,
             objectives=run.objectives, cost_only=run.cost_only, book=book,
             requeued=study.reconciled.abandoned, repaired=study.reconciled.repaired, runs=runs))
         _tell_placement(listeners, placement, runs)
-        if proposer.exhausted:
+        proposer.stop = guard.stop
+        if proposer.exhausted or guard.interrupted:
             pass
         elif run.cost_only:
-            with _signals() as stop:
-                proposer.stop = stop
-                proposer.answer_all()
-                interrupted = stop.is_set()
+            proposer.answer_all()
         else:
-            interrupted = _train(run, proposer, trainable, listeners)
+            _train(run, proposer, trainable, listeners, guard.stop)
+        interrupted = guard.interrupted
     finally:
         propagating = sys.exc_info()[0] is not None
         if writer is not None:
             writer.close()
+        store = run.sd.storage_file(study.kind).name
         if study.mirror.pending():
-            listeners.message(f"saving {study.mirror.pending()} trial updates to "
-                              f"{run.sd.storage_file(study.kind).name} ...")
+            listeners.message(f"saving {study.mirror.pending()} trial updates to {store} ...")
         try:
-            study.mirror.close()
+            study.mirror.close(progress=lambda left: listeners.message(f"saving to {store}: {left} updates left"))
         except RuntimeError:
             if not propagating:
                 raise
@@ -235,14 +254,35 @@ def _proposer(run: SearchRun, placement: resources.Placement, memory: optuna.Stu
     return Proposer(space, memory, objectives=run.objectives, target=st.trials, records=records,
                     write=writer.append, mirror=mirror.upsert, emit=emit, latency_fn=run.latency_fn,
                     cost_only=run.cost_only, planned_epochs=int(space.proxy.epochs), make_config=make_config,
-                    seed=int(space.proxy.seed))
+                    seed=int(space.proxy.seed), refuse=_too_big(space))
+
+
+def _too_big(space: Any) -> Callable[[Any], str | None]:
+    """Why an architecture's proxy cannot be trained in this machine's memory, or None: such a proposal is
+    answered (``failed``, with the reason) instead of a trial that would be killed half-way."""
+    from nas.cost.memory import check
+    from nas.errors import InputError
+    from nas.proxy import proxy_genotype
+
+    proxy = space.proxy
+
+    def problem(g: Any) -> str | None:
+        try:
+            check(proxy_genotype(g, proxy.resolution, proxy.width), batch=proxy.batch_size,
+                  num_classes=space.target.num_classes, training=True, what="training its proxy", source="not trained")
+        except InputError as e:
+            return str(e)
+        return None
+
+    return problem
 
 
 # -- training on Ray Tune ------------------------------------------------------------------------------------------
 
 
-def _train(run: SearchRun, proposer: Proposer, trainable: Trainable, listeners: Listeners) -> bool:
-    """Train the proposer's launches on Ray Tune; returns whether the run was interrupted."""
+def _train(run: SearchRun, proposer: Proposer, trainable: Trainable, listeners: Listeners,
+           stop: threading.Event) -> None:
+    """Train the proposer's launches on Ray Tune until they are done or ``stop`` is set."""
     from nas.search import tuning
 
     st = run.settings
@@ -263,36 +303,10 @@ def _train(run: SearchRun, proposer: Proposer, trainable: Trainable, listeners: 
                                   {k: result[k] for k in ("val_accuracy", "train_loss", "best_accuracy")
                                    if result.get(k) is not None})
 
-        with _signals() as stop:
-            proposer.stop = stop
-            tuning.run_tune(proposer, trainable, storage=run.sd.ray, concurrency=st.concurrency,
-                            cpus_per_trial=st.cpus_per_trial, gpus_per_trial=st.gpus_per_trial,
-                            scheduler=tuning.scheduler_for(st.scheduler, int(run.space.proxy.epochs),
-                                                           st.grace_period),
-                            stop=stop, on_launch=on_launch, on_epoch=on_epoch)
-            return stop.is_set()
+        tuning.run_tune(proposer, trainable, storage=run.sd.ray, concurrency=st.concurrency,
+                        cpus_per_trial=st.cpus_per_trial, gpus_per_trial=st.gpus_per_trial,
+                        scheduler=tuning.scheduler_for(st.scheduler, int(run.space.proxy.epochs), st.grace_period),
+                        stop=stop, on_launch=on_launch, on_epoch=on_epoch)
     finally:
         for number in list(proposer.active):
             proposer.abandon(number)
-
-
-@contextlib.contextmanager
-def _signals() -> Iterator[threading.Event]:
-    """First Ctrl-C (or SIGTERM): stop launching, stop running trials, keep the study resumable.
-    A second Ctrl-C aborts at once (the study still resumes: that is what trials.jsonl is for)."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)

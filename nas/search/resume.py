@@ -48,10 +48,54 @@ class Reconciled:
     abandoned: int = 0  # RUNNING/WAITING trials marked FAIL
 
 
+#: Trial numbers a resume may find missing from both files (trials in flight when a run died, never stored).
+RESUME_SLACK = 64
+
+
+def check_consistent(trials: Sequence[FrozenTrial], records: Sequence[TrialRecord], sd: StudyDir,
+                     slack: int = RESUME_SLACK) -> None:
+    """Refuse (one line, nothing changed) a storage and a ``trials.jsonl`` that cannot be the same study.
+
+    ``trials.jsonl`` is written before Optuna is told, so every trial the storage holds as finished has its
+    record; the storage may only lag. A missing or cut ``trials.jsonl`` beside a full storage would otherwise
+    restart the study silently (forgetting trials, training designs again), and a record numbered far beyond
+    the study (2000 in a study of 20) would make the resume invent thousands of failed trials."""
+    by_number = {r.number: r for r in records}
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    lost = [t.number for t in finished if t.number not in by_number]
+    if lost:
+        shown = ", ".join(map(str, lost[:5])) + (", ..." if len(lost) > 5 else "")
+        what = "is missing" if not sd.trials.exists() else f"lacks {len(lost)} of its finished trials ({shown})"
+        raise InputError(f"{sd.trials}: trials.jsonl {what}, but {sd.storage_file(_kind(sd))} holds "
+                         f"{len(finished)} finished trials; restore trials.jsonl, or remove the storage file to "
+                         "resume from trials.jsonl alone (the trials only the storage holds are then forgotten); "
+                         "nothing was changed")
+    for t in finished:
+        stored = t.user_attrs.get("hash")
+        if stored is not None and stored != by_number[t.number].hash:
+            raise InputError(f"{sd.trials}: trial {t.number}: hash: {by_number[t.number].hash} is not the "
+                             f"architecture the storage holds ({stored}); the two files are of different studies, "
+                             "nothing was changed")
+    limit = len(trials) + len(records) + slack
+    beyond = [n for n in by_number if n >= limit]
+    if beyond:
+        raise InputError(f"{sd.trials}: trial {max(beyond)}: number: beyond the study ({len(trials)} trials stored, "
+                         f"{len(records)} recorded, so below {limit}); a record from another study? nothing was "
+                         "changed")
+
+
+def _kind(sd: StudyDir) -> str:
+    return sd.existing_storage() or "sqlite"
+
+
 def reconcile(study: optuna.Study, records: Sequence[TrialRecord], space: Any,
-              objectives: Sequence[dict[str, str]]) -> Reconciled:
-    """Bring the persistent study in line with ``trials.jsonl`` after a crash or a Ctrl-C."""
+              objectives: Sequence[dict[str, str]], sd: StudyDir | None = None,
+              slack: int = RESUME_SLACK) -> Reconciled:
+    """Bring the persistent study in line with ``trials.jsonl`` after a crash or a Ctrl-C (checked first with
+    :func:`check_consistent` when the study directory ``sd`` is given)."""
     storage, sid = storage_of(study)
+    if sd is not None:
+        check_consistent(study.get_trials(deepcopy=False), records, sd, slack)
     by_number = {r.number: r for r in records}
     done_hashes = {r.hash for r in records}
     out = Reconciled(trials=[])

@@ -134,7 +134,8 @@ class Proposer:
                  mirror: Callable[[FrozenTrial], None], emit: Callable[[TrialRecord], None] | None = None,
                  latency_fn: Callable[[Genotype], float] | None = None, cost_only: bool = False,
                  make_config: Callable[[int, Genotype], dict[str, Any]] | None = None,
-                 planned_epochs: int = 1, seed: int = 0) -> None:
+                 planned_epochs: int = 1, seed: int = 0,
+                 refuse: Callable[[Genotype], str | None] | None = None) -> None:
         self.space = space
         self.study = study
         self.objectives = objective_spec(objectives)
@@ -146,6 +147,7 @@ class Proposer:
         self._latency_fn = latency_fn
         self._make_config = make_config or (lambda n, g: {"number": n, "genotype": g.to_dict()})
         self._constraints = constraint_metrics(space)
+        self._refuse = refuse  # why an architecture cannot be trained here (e.g. memory), answered as failed
         self._bands = bands(space)
         rejected = sum(map(tier_rejected, records))
         self.n_finished = len(records) - rejected  # tier rejections are not counted (nas.search.spread)
@@ -246,6 +248,10 @@ class Proposer:
             return None
         if self.cost_only:
             self._finish(trial, record)
+            return None
+        problem = self._refuse(g) if self._refuse is not None else None
+        if problem:
+            self._finish(trial, dataclasses.replace(record, status="failed", error=problem))
             return None
         # A trial answered at once is stored once, finished; one that waits or trains is stored now (RUNNING,
         # with its parameters), so that a resume finds and re-runs it.

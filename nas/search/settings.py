@@ -91,6 +91,9 @@ def prepare(opts: SearchOptions) -> SearchRun:
     name = opts.study or space.name
     if not name or "/" in name or name in (".", ".."):
         raise OptionError("study", f"{name!r} is not a usable study name (one directory name)")
+    if len(name.encode()) > 200 or any(ord(ch) < 32 or ch == "\x7f" for ch in name):
+        raise OptionError("study", f"{name[:60]!r} is not a usable study name (at most 200 bytes, no control "
+                          "characters)")
     latency_fn = _latency_fn(space, objectives)  # a bad latency table fails before the study directory exists
     return SearchRun(opts=opts, space=space, settings=settings, wandb=wandb, objectives=objectives, name=name,
                      sd=StudyDir(Path(opts.out or "results") / name), latency_fn=latency_fn)
@@ -127,17 +130,51 @@ def search_objectives(space: Any, mode: str) -> list[dict[str, str]]:
     return objs
 
 
-def check_address(address: str | None) -> None:
-    """Fail fast on a ``HOST:PORT`` where nothing listens (Ray would retry for minutes)."""
-    if not address or address == "auto" or "://" in address:
+#: What a Ray GCS (a gRPC server) answers first: an HTTP/2 SETTINGS frame (RFC 9113, section 3.4).
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_SETTINGS = 4
+ADDRESS_TIMEOUT_S = 5.0
+
+
+def check_address(address: str | None, timeout: float | None = None) -> None:
+    """Fail fast, before anything is written, on an address that is no Ray cluster: nothing listening (Ray would
+    retry for minutes), a service that does not speak HTTP/2 as a Ray GCS does (Ray would hang for more than
+    ten minutes), or a ``ray://`` address (Ray Client, which nas does not use)."""
+    if not address or address == "auto":
         return
+    if address.startswith("ray://"):
+        raise OptionError("address", f"{address!r}: Ray Client (ray://) is not supported; run nas search on a node "
+                          "of the cluster and give the head's GCS address, HOST:PORT (or auto)")
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise OptionError("address", f"{address!r} is not auto, HOST:PORT or ray://HOST:PORT")
+    if "://" in address or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise OptionError("address", f"{address!r} is not auto or HOST:PORT of a Ray head (its GCS, port 6379 "
+                          "by default)")
+    host = host.strip("[]")
+    timeout = ADDRESS_TIMEOUT_S if timeout is None else timeout
     try:
-        socket.create_connection((host, int(port)), timeout=5).close()
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(_H2_PREFACE)
+            head = _read(sock, 9)
+    except TimeoutError:
+        raise OptionError("address", f"{address} does not answer as a Ray cluster (no reply within {timeout:g} s; "
+                          "is it the head's GCS port?)") from None
     except OSError as e:
         raise OptionError("address", f"no Ray cluster answers at {address} ({e.strerror or e})") from None
+    if len(head) < 9 or head[3] != _SETTINGS:
+        seen = head[:12].decode("ascii", "replace").strip() or "nothing"
+        raise OptionError("address", f"{address} is not a Ray cluster: it does not speak gRPC as a Ray GCS does "
+                          f"(it answered {seen!r})")
+
+
+def _read(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _latency_fn(space: Any, objectives: list[dict[str, str]]) -> Callable | None:

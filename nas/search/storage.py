@@ -26,7 +26,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import optuna
@@ -35,7 +35,8 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.errors import InputError
+from nas.errors import DiskFullError, InputError
+from nas.io import disk_full, is_disk_full
 from nas.results.optuna_compat import trial_id
 from nas.results.store import StudyDir
 
@@ -50,6 +51,8 @@ def open_storage(sd: StudyDir, kind: str) -> BaseStorage:
             return RDBStorage(f"sqlite:///{path.resolve()}", engine_kwargs={"connect_args": {"timeout": 60}})
         return JournalStorage(JournalFileBackend(str(path.resolve())))
     except Exception as e:  # Optuna raises several types for a foreign or corrupt file
+        if is_disk_full(e):  # SQLite says "disk I/O error" or "database or disk is full": not a corrupt file
+            raise disk_full(path, "opening the Optuna storage") from None
         raise InputError(f"{path}: unreadable Optuna storage ({e.__class__.__name__}: "
                          f"{' '.join(str(e).split())[:160]})") from None
 
@@ -85,6 +88,8 @@ def load_or_create(storage: BaseStorage, name: str, directions: Sequence[str], m
         study = optuna.create_study(storage=storage, study_name=name, directions=list(directions),
                                     load_if_exists=True)
     except Exception as e:
+        if is_disk_full(e):
+            raise disk_full(source, "opening the Optuna storage") from None
         raise InputError(f"{source}: unreadable Optuna storage ({e.__class__.__name__}: "
                          f"{' '.join(str(e).split())[:160]})") from None
     have = [d.name.lower() for d in study.directions]
@@ -97,6 +102,9 @@ def load_or_create(storage: BaseStorage, name: str, directions: Sequence[str], m
     if not stored_names:
         study.set_metric_names(list(metric_names))
     return study
+
+
+PROGRESS_S = 5.0  # how often a long catch-up of the storage writer is reported
 
 
 class Mirror:
@@ -142,8 +150,9 @@ class Mirror:
     def pending(self) -> int:
         return self._sent - self._merged - self._processed
 
-    def close(self) -> None:
-        """Wait until every update is committed, then let the writer exit on its own.
+    def close(self, progress: Callable[[int], None] | None = None, every_s: float = PROGRESS_S) -> None:
+        """Wait until every update is committed, then let the writer exit on its own; ``progress(left)`` is
+        told the updates still to store every ``every_s`` while it waits (a long cost-only run's catch-up).
 
         Its shutdown (interpreter exit, SQLite checkpoint) overlaps whatever comes next; it keeps the
         study lock until it is gone, so a following run on the study waits for it.
@@ -151,7 +160,9 @@ class Mirror:
         self._items.put(None)
         self._feeder.join()
         with self._acked:
-            self._acked.wait_for(lambda: self.pending() <= 0 or not self._reader.is_alive())
+            while not self._acked.wait_for(lambda: self.pending() <= 0 or not self._reader.is_alive(), every_s):
+                if progress is not None:
+                    progress(self.pending())
         if self.pending() > 0:  # the writer died before storing everything
             self._reader.join()
             self._proc.wait()
@@ -213,6 +224,9 @@ class Mirror:
 
     def _raise(self) -> None:
         if self._error is not None:
+            _, full, rest = self._error.partition("DiskFullError: ")
+            if full:  # the writer ran out of space: one line, and trials.jsonl still holds every result
+                raise DiskFullError(rest.rstrip(")"))
             raise RuntimeError(f"writing the Optuna storage failed: {self._error}")
 
 
@@ -246,6 +260,8 @@ def _writer_main(root: str, kind: str, study_name: str, spec: str) -> None:
                 writer.write(frozen)
                 out.write("ok\n")
             except Exception as e:  # noqa: BLE001 - reported to the driver, which stops the search
+                if is_disk_full(e):
+                    e = disk_full(StudyDir(Path(root)).storage_file(kind), "storing a trial")
                 out.write(f"error {e.__class__.__name__}: {' '.join(str(e).split())[:300]}\n")
                 failed = True
         out.flush()

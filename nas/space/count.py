@@ -10,6 +10,7 @@ blocks' to the power ``d - 1``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -19,6 +20,7 @@ from nas import rules
 def count(space: Any) -> int:
     """Number of distinct genotypes of ``space``."""
     n_stages = len(space.stages)
+    blocks = _block_counter(space)
 
     @cache
     def rest(i: int, cin: int) -> int:
@@ -27,13 +29,65 @@ def count(space: Any) -> int:
         st = space.stages[i]
         total = 0
         for out in st.out:
-            first = rules.count_blocks(st, cin, out, st.stride)
+            first = blocks(i, cin, out, st.stride)
             if st.share == "stage":
                 n = first * len(st.repeat)
             else:
-                later = rules.count_blocks(st, out, out, 1)
+                later = blocks(i, out, out, 1)
                 n = sum(first * later ** (r - 1) for r in st.repeat)
             total += n * rest(i + 1, out)
         return total
 
     return rules.count_stem(space.stem) * rules.count_head(space.head) * sum(rest(0, c) for c in space.stem.out)
+
+
+def count_contexts(space: Any, skip: frozenset = frozenset()) -> int:
+    """Distinct blocks summed over every context a block can sit in (stage, input and output width, stride),
+    ``skip``: fields not told apart. What an exact search over blocks in context (the cheapest network) costs."""
+    blocks = _block_counter(space, skip)
+    total, prev = 0, space.stem.out
+    for i, st in enumerate(space.stages):
+        total += sum(blocks(i, cin, out, st.stride) for cin in prev for out in st.out)
+        if max(st.repeat) > 1:
+            total += sum(blocks(i, out, out, 1) for out in st.out)
+        prev = st.out
+    return total
+
+
+def _block_counter(space: Any, skip: frozenset = frozenset()) -> Callable[[int, int, int, int], int]:
+    """``blocks(stage index, cin, out, stride)``: the number of distinct blocks in that context, memoised."""
+    known: dict[tuple[int, str, int, int], list[tuple[tuple, int]]] = {}
+
+    def kind(i: int, k: str, cin: int, out: int, stride: int) -> int:
+        # A kind's count depends on the context only through what its predicates read of it (most read nothing,
+        # some the stride or cin == out): a count is reused for every context that agrees on what was read.
+        seen = known.setdefault((i, k, out, stride), [])
+        ctx = {"cin": cin, "out": out, "stride": stride}
+        for reads, n in seen:
+            if all(ctx[f] == v for f, v in reads):
+                return n
+        rec = _Reads(ctx)
+        n = rules.count_kind(space.stages[i], k, out, stride, rec, skip)
+        seen.append((tuple((f, ctx[f]) for f in sorted(rec.read)), n))
+        return n
+
+    def blocks(i: int, cin: int, out: int, stride: int) -> int:
+        return sum(kind(i, k, cin, out, stride) for k in space.stages[i].kind)
+
+    return blocks
+
+
+class _Reads:
+    """A block context (``cin``, ``out``, ``stride``) that notes which of its fields were read."""
+
+    def __init__(self, values: dict[str, int]) -> None:
+        self._values = values
+        self.read: set[str] = set()
+
+    def __getattr__(self, name: str) -> int:
+        try:
+            value = self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        self.read.add(name)
+        return value

@@ -38,7 +38,8 @@ def _loc(loc: tuple) -> str:
         elif "[" in str(part) or str(part).startswith("function-"):
             continue  # pydantic's validator tags, not fields
         else:
-            out += f".{part}" if out else str(part)
+            name = str(part) if str(part).isprintable() and str(part) else repr(part)  # a key from the file
+            out += f".{name}" if out else name
     return out
 
 
@@ -101,3 +102,12 @@ def fmt_count(v: float) -> str:
         if abs(v) >= div:
             return f"{v / div:.3g}{suffix}" if v / div < 100 else f"{v / div:.0f}{suffix}"
     return f"{v:g}"
+
+
+#: Most digits a count is printed with (Python refuses to turn an int of more than 4,300 digits into text).
+MAX_DIGITS = 4000
+
+
+def exact_count(n: int) -> str | None:
+    """``n`` written out, or None when it has more than :data:`MAX_DIGITS` digits (print its log10 instead)."""
+    return str(n) if n.bit_length() <= int(MAX_DIGITS * 3.3219) else None

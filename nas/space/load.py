@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -149,28 +150,8 @@ def _check_channels(space: SearchSpace, fail: Callable[[str, str], None]) -> Non
     prev = set(space.stem.out)
     for i, st in enumerate(space.stages):
         cins = prev | (set(st.out) if max(st.repeat) > 1 else set())
-        max_g = max(len(ks) for ks in st.kernel_sets())
-        conv_groups = [g for g in st.proj_groups if g > 1] if "conv" in st.proj else []
-        cw = list(dict.fromkeys(cw_groups(g) for g in st.proj_groups)) if "cw" in st.proj else []
-        for cin0, out0, kind, e in ((c, o, k, e) for c in sorted(cins) for o in st.out for k in st.kind
-                                    for e in st.expand):
-            for (cin, note), (out, _) in zip(widths(cin0), widths(out0), strict=True):
-                if kind != "ir":
-                    continue  # the ghost bottleneck has no groups; the other kinds are checked below
-                mid = cin if e == 1 else make_divisible(cin * e, 8)
-                if mid < max_g:
-                    fail(f"stages[{i}].groups", f"{max_g} kernel groups need {max_g} channels, "
-                         f"expand {e:g} of {cin} gives {mid}{note}")
-                for eg in (st.exp_groups if e != 1 else ()):
-                    if eg > 1 and (cin % eg or mid % eg):
-                        fail(f"stages[{i}].exp_groups", f"{eg} groups do not divide {cin} -> {mid} channels "
-                             f"(expand {e:g}){note}")
-                for field, groups in (("proj_groups", conv_groups), ("proj", cw)):
-                    for pg in groups:
-                        if mid % pg or out % pg:
-                            what = "channel-wise projection" if field == "proj" else "grouped projection"
-                            fail(f"stages[{i}].{field}", f"a {what} with {pg} groups does not divide "
-                                 f"{mid} -> {out} channels{note}")
+        if "ir" in st.kind:  # the ghost bottleneck has no groups; the other kinds are checked below
+            _check_ir(st, sorted(cins), widths, lambda f, p, i=i: fail(f"stages[{i}].{f}", p))
         contexts = [(c, o, st.stride) for c in sorted(prev) for o in st.out]
         contexts += [(o, o, 1) for o in st.out] if max(st.repeat) > 1 else []
         for kind in set(st.kind) & {"dws", "gm", "shuffle"}:
@@ -186,6 +167,41 @@ def _check_channels(space: SearchSpace, fail: Callable[[str, str], None]) -> Non
         if narrowest < n:
             fail("head.kind", f"the channel-wise classifier needs at least num_classes={n} channels, "
                  f"but the head can end with {narrowest}")
+
+
+def _check_ir(st: Any, cins: list[int], widths: Callable[[int], list[tuple[int, str]]],
+              fail: Callable[[str, str], None]) -> None:
+    """The channel rules of the inverted residual: its kernel groups, grouped expansion and projection.
+
+    Each rule is checked once per distinct channel count it depends on (not per combination of choices), so
+    a stage with many choices stays quick to check."""
+    max_g = max(len(ks) for ks in st.kernel_sets())
+    conv_groups = [g for g in st.proj_groups if g > 1] if "conv" in st.proj else []
+    cw = list(dict.fromkeys(cw_groups(g) for g in st.proj_groups)) if "cw" in st.proj else []
+    mids: dict[tuple[int, str], tuple[int, float]] = {}  # (mid, width note) -> the (cin, expand) giving it
+    for cin0 in cins:
+        for e in st.expand:
+            for cin, note in widths(cin0):
+                mid = cin if e == 1 else make_divisible(cin * e, 8)
+                if mid < max_g:
+                    fail("groups", f"{max_g} kernel groups need {max_g} channels, expand {e:g} of {cin} gives "
+                         f"{mid}{note}")
+                for eg in (st.exp_groups if e != 1 else ()):
+                    if eg > 1 and (cin % eg or mid % eg):
+                        fail("exp_groups", f"{eg} groups do not divide {cin} -> {mid} channels (expand {e:g}){note}")
+                mids.setdefault((mid, note), (cin, e))
+    outs = [w for o in st.out for w in widths(o)]
+    for field, groups in (("proj_groups", conv_groups), ("proj", cw)):
+        what = "channel-wise projection" if field == "proj" else "grouped projection"
+        for pg in groups:
+            bad_mid = next((m for m in mids if m[0] % pg), None)
+            bad_out = next((o for o in outs if o[0] % pg), None)
+            if bad_mid is None and bad_out is None:
+                continue
+            note = (bad_mid or bad_out)[1]
+            mid = bad_mid[0] if bad_mid else next(m for m, n in mids if n == note)
+            out = bad_out[0] if bad_out else next(o for o, n in outs if n == note)
+            fail(field, f"a {what} with {pg} groups does not divide {mid} -> {out} channels{note}")
 
 
 def _check_cheap(st: Any, kind: str, cin: int, out: int, stride: int, fail: Callable[[str, str], None]) -> None:
@@ -206,15 +222,26 @@ def _check_cheap(st: Any, kind: str, cin: int, out: int, stride: int, fail: Call
         return
     if stride == 2 and out <= cin:
         fail("out", f"a stride-2 shuffle unit concatenates its input, so out must exceed {cin}, got {out}")
-    for e in st.bottleneck:
-        for eg, pg in ((eg, pg) for eg in st.exp_groups for pg in st.proj_groups):
-            mid = make_divisible(out * e, math.lcm(eg, pg))
-            if eg > 1 and (cin % eg or mid % eg):
-                fail("exp_groups", f"{eg} groups do not divide {cin} -> {mid} channels (bottleneck {e:g})")
-            if mid < max_g:
-                fail(field, f"{max_g} kernel groups need {max_g} channels, bottleneck {e:g} of {out} gives {mid}")
-            # the branch of a stride-2 unit, and of the same unit at stride 1 (a proxy may drop the stride)
-            for branch in {out - cin if stride == 2 else out, out}:
-                if pg > 1 and branch % pg:
-                    fail("proj_groups", f"a shuffle unit's grouped 1x1 conv with {pg} groups does not divide "
-                         f"{mid} -> {branch} channels")
+    # Each rule once per value it depends on, not per combination of choices (a stage may list many).
+    e0 = st.bottleneck[0]
+    for eg in st.exp_groups:
+        if eg > 1 and cin % eg:
+            mid = make_divisible(out * e0, eg)
+            fail("exp_groups", f"{eg} groups do not divide {cin} -> {mid} channels (bottleneck {e0:g})")
+    for pg in st.proj_groups:
+        # the branch of a stride-2 unit, and of the same unit at stride 1 (a proxy may drop the stride)
+        for branch in {out - cin if stride == 2 else out, out}:
+            if pg > 1 and branch % pg:
+                mid = make_divisible(out * e0, pg)
+                fail("proj_groups", f"a shuffle unit's grouped 1x1 conv with {pg} groups does not divide "
+                     f"{mid} -> {branch} channels")
+    e, mid = _narrowest_mid(out, st.bottleneck, frozenset(math.lcm(eg, pg) for eg in st.exp_groups
+                                                         for pg in st.proj_groups))
+    if mid < max_g:
+        fail(field, f"{max_g} kernel groups need {max_g} channels, bottleneck {e:g} of {out} gives {mid}")
+
+
+@lru_cache(maxsize=4096)
+def _narrowest_mid(out: int, bottlenecks: tuple[float, ...], units: frozenset[int]) -> tuple[float, int]:
+    """The narrowest middle width of a shuffle unit (``mid`` is a multiple of both group counts)."""
+    return min(((e, make_divisible(out * e, u)) for e in bottlenecks for u in units), key=lambda x: x[1])

@@ -10,137 +10,55 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
 from nas.config import COST_METRICS, METRICS, REWARD_W, SAMPLERS, TrainConfig
 from nas.errors import InputError
 from nas.genotype import Genotype
-from nas.genotype_check import ACTS, GATES, HEAD_KINDS, KINDS, MAX_GROUPS, PROJS, SE_BASES, SPLITS, STRIDES
+from nas.genotype_check import GATES, HEAD_KINDS, KINDS, PROJS, SE_BASES, SPLITS
 from nas.space.count import count as _count
-from nas.space.errors import show
+from nas.space.fields import (
+    MAX_CHANNELS,
+    MAX_CHOICES,
+    MAX_CLASSES,
+    MAX_CONCURRENCY,
+    MAX_CPUS,
+    MAX_DEPTH,
+    MAX_DILATION,
+    MAX_EPOCHS,
+    MAX_RESOLUTION,
+    MAX_STAGES,
+    MAX_TRIALS,
+    Act,
+    Channels,
+    Choices,
+    GroupCount,
+    Groups1x1,
+    HeadChannels,
+    Identifier,
+    InRange,
+    Kernel,
+    KernelSet,
+    Latency,
+    Positive,
+    Quantity,
+    Ratio,
+    Seed,
+    Stride,
+    UnitInterval,
+)
 from nas.space.sources import RandomTrial, ReplayTrial, TrialSource
 from nas.space.walk import read, walk
 
-# -- field types -----------------------------------------------------------------------------------------------
-
-
-def _listify(v: Any) -> Any:
-    return tuple(v) if isinstance(v, (list, tuple)) else (v,)
-
-
-def _distinct(v: tuple) -> tuple:
-    if not v:
-        raise ValueError("needs at least one choice")
-    seen: list = []
-    for x in v:
-        if x in seen:
-            raise ValueError(f"choice {show(x)} is listed twice")
-        seen.append(x)
-    return v
-
-
-def _positive(v: float) -> float:
-    if not v > 0:
-        raise ValueError(f"must be > 0, got {v}")
-    return v
-
-
-def _kernel(k: int) -> int:
-    if k < 1 or k % 2 == 0 or k > 2 * MAX_GROUPS + 1:
-        raise ValueError(f"kernel {k} must be odd and in 1..{2 * MAX_GROUPS + 1}")
-    return k
-
-
-def _group_count(g: int) -> int:
-    if not 1 <= g <= MAX_GROUPS:
-        raise ValueError(f"g = {g}: MixConv uses 1..{MAX_GROUPS} groups (group i has kernel 2i+1: 3, 5, ..., 11)")
-    return g
-
-
-def _kernel_set(v: Any) -> Any:
-    """``[3, 5, 7]``, ``"3-5-7"`` or ``3`` -> ``(3, 5, 7)``."""
-    if isinstance(v, str):
-        try:
-            v = [int(p) for p in v.split("-")]
-        except ValueError:
-            raise ValueError(f"kernel set {v!r}: expected odd kernels like [3, 5, 7] or '3-5-7'") from None
-    elif isinstance(v, int) and not isinstance(v, bool):
-        v = [v]
-    if not isinstance(v, list) or not v or not all(isinstance(k, int) and not isinstance(k, bool) for k in v):
-        raise ValueError(f"kernel set {show(v)}: expected a list of odd kernels like [3, 5, 7]")
-    if len(v) > MAX_GROUPS:
-        raise ValueError(f"kernel set {show(v)}: g = {len(v)} groups; MixConv allows 1..{MAX_GROUPS}")
-    for k in v:
-        _kernel(k)
-    return tuple(v)
-
-
-_SUFFIX = {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
-_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKMG]?)\s*$")
-
-
-def _quantity(v: Any) -> Any:
-    """Numbers as YAML gives them, plus ``"400M"``/``"6M"``/``"1.2G"`` and ``400e6`` (a string in YAML 1.1)."""
-    if isinstance(v, str):
-        m = _QUANTITY.match(v)
-        if not m:
-            raise ValueError(f"expected a number such as 400e6 or 400M, got {v!r}")
-        return float(m.group(1)) * _SUFFIX[m.group(2)]
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ValueError(f"expected a number such as 400e6 or 400M, got {show(v)}")
-    return float(v)
-
-
-def _non_negative(v: int) -> int:
-    if v < 0:
-        raise ValueError(f"must be >= 0, got {v}")
-    return v
-
-
-def _unit_interval(v: float) -> float:
-    if not 0 <= v < 1:
-        raise ValueError(f"must be in [0, 1), got {v}")
-    return v
-
-
-def _ratio(lo: float, hi: float) -> Callable[[float], float]:
-    def check(v: float) -> float:
-        if not lo <= v <= hi:
-            raise ValueError(f"must be in [{lo:g}, {hi:g}], got {v}")
-        return v
-    return check
-
-
-def _identifier(v: str) -> str:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
-        raise ValueError(f"{v!r} must be an identifier (letters, digits, _), it names Optuna parameters")
-    return v
-
-
-PosInt = Annotated[int, AfterValidator(_positive)]
-NonNegInt = Annotated[int, AfterValidator(_non_negative)]
-PosFloat = Annotated[float, AfterValidator(_positive)]
-Quantity = Annotated[float, BeforeValidator(_quantity), AfterValidator(_positive)]
-Kernel = Annotated[int, AfterValidator(_kernel)]
-KernelSet = Annotated[tuple[int, ...], BeforeValidator(_kernel_set)]
-Act = Literal[ACTS]
-Stride = Literal[STRIDES]
-
-
-def Choices(t: Any) -> Any:  # noqa: N802 - reads as a type in the schema
-    """A list of distinct choices; a scalar means a single (fixed) choice."""
-    # tuples: hashable, so the sampling plans are cached per choice tuple
-    return Annotated[tuple[t, ...], BeforeValidator(_listify), AfterValidator(_distinct)]
-
 
 class _Model(BaseModel):
-    # strict: YAML already gives typed values, so "16" or true where an int belongs is a mistake worth reporting
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # strict: YAML already gives typed values, so "16" or true where an int belongs is a mistake worth reporting;
+    # no inf or nan anywhere (YAML's .inf): every number of a space is a finite quantity
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 # -- schema ----------------------------------------------------------------------------------------------------
@@ -150,16 +68,16 @@ class Target(_Model):
     """The network being searched for. Budgets, cost objectives and family tiers are checked on the genotype
     at this resolution and class count; the proxy (``proxy:``) only decides what is trained."""
 
-    resolution: PosInt = 224
-    in_chans: PosInt = 3
-    num_classes: PosInt = 1000
+    resolution: Positive(int, MAX_RESOLUTION) = 224
+    in_chans: Positive(int, MAX_CHANNELS) = 3
+    num_classes: Positive(int, MAX_CLASSES) = 1000
 
 
 class StemChoices(_Model):
     """Choices for the stem conv ``in_chans -> out`` (k x k, stride, BN, act; ACB when ``acb``; a 3x3 stride-2
     max-pool after it when ``pool``, as ShuffleNet)."""
 
-    out: Choices(PosInt) = (16,)
+    out: Choices(Channels) = (16,)
     kernel: Choices(Kernel) = (3,)
     stride: Choices(Stride) = (2,)
     act: Choices(Act) = ("relu",)
@@ -171,23 +89,23 @@ class BlockChoices(_Model):
     """Block options of a stage; each list is a choice, a scalar is fixed. See ``nas.genotype`` for the layers."""
 
     kind: Choices(Literal[KINDS]) = ("ir",)
-    groups: Choices(Annotated[int, AfterValidator(_group_count)]) | None = None
+    groups: Choices(GroupCount) | None = None
     kernels: Choices(KernelSet) | None = None
     split: Choices(Literal[SPLITS]) = ("equal",)
-    dilation: Choices(PosInt) = (1,)
-    expand: Choices(PosFloat) = (6.0,)
-    bottleneck: Choices(PosFloat) = (0.25,)
+    dilation: Choices(Positive(int, MAX_DILATION)) = (1,)
+    expand: Choices(Ratio) = (6.0,)
+    bottleneck: Choices(Ratio) = (0.25,)
     act: Choices(Act) = ("relu",)
     acb: Choices(bool) = (False,)
-    se: Choices(Annotated[float, AfterValidator(_ratio(0, 4))]) = (0.0,)
+    se: Choices(InRange(0, 4)) = (0.0,)
     se_gate: Choices(Literal[GATES]) = ("sigmoid",)
     se_base: Literal[SE_BASES] = "in"
-    se_divisor: PosInt = 1
+    se_divisor: Positive(int, MAX_CHANNELS) = 1
     se_act: Act | None = None
-    ghost: Choices(Annotated[int, AfterValidator(_ratio(1, 8))]) = (1,)
+    ghost: Choices(InRange(1, 8, int)) = (1,)
     ghost_kernel: Choices(Kernel) = (3,)
-    exp_groups: Choices(PosInt) = (1,)
-    proj_groups: Choices(PosInt) = (1,)
+    exp_groups: Choices(Groups1x1) = (1,)
+    proj_groups: Choices(Groups1x1) = (1,)
     shuffle: Choices(bool) = (False,)
     proj: Choices(Literal[PROJS]) = ("conv",)
 
@@ -206,21 +124,21 @@ def _group_kernels(groups: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
 class StageSpace(BlockChoices):
     """One stage: a fixed stride (its first block's), width and depth choices, and the block options."""
 
-    name: Annotated[str, AfterValidator(_identifier)]
+    name: Identifier
     stride: Stride = 1
-    out: Choices(PosInt)
-    repeat: Choices(PosInt) = (1,)
+    out: Choices(Channels)
+    repeat: Choices(Positive(int, MAX_DEPTH)) = (1,)
     share: Literal["stage", "block"] = "stage"
 
 
 class HeadChoices(_Model):
     """Head choices: ``features`` 1x1 conv (0 = none), pool, ``hidden`` conv (0 = none), dropout, classifier."""
 
-    features: Choices(NonNegInt) = (1280,)
-    hidden: Choices(NonNegInt) = (0,)
+    features: Choices(HeadChannels) = (1280,)
+    hidden: Choices(HeadChannels) = (0,)
     act: Choices(Act) = ("relu",)
     kind: Choices(Literal[HEAD_KINDS]) = ("fc",)
-    dropout: Choices(Annotated[float, AfterValidator(_unit_interval)]) = (0.2,)
+    dropout: Choices(UnitInterval) = (0.2,)
 
 
 class Budgets(_Model):
@@ -229,7 +147,7 @@ class Budgets(_Model):
 
     macs: Quantity | None = None
     params: Quantity | None = None
-    latency_ms: PosFloat | None = None
+    latency_ms: Latency | None = None
     target: str | None = None
     lut: str | None = None
 
@@ -242,7 +160,7 @@ class Objective(_Model):
     direction: Literal["maximize", "minimize"] | None = None
     cost: Literal[COST_METRICS] | None = None
     target: Quantity | None = None
-    w: Annotated[float, AfterValidator(_ratio(-1, 0))] | None = None
+    w: InRange(-1, 0) | None = None
 
     @model_validator(mode="after")
     def _reward_fields(self) -> Objective:
@@ -266,14 +184,14 @@ class SearchSettings(_Model):
     """How the search runs (``nas search``); command-line flags override these."""
 
     sampler: Literal[SAMPLERS] = "nsga2"
-    trials: PosInt = 10
+    trials: Positive(int, MAX_TRIALS) = 10
     # None: chosen from the Ray cluster when the search starts (nas.search.resources); 0 GPUs: train on CPU.
-    concurrency: PosInt | None = None
-    cpus_per_trial: PosFloat = 1.0
-    gpus_per_trial: Annotated[float, AfterValidator(_ratio(0, 64))] | None = None
+    concurrency: Positive(int, MAX_CONCURRENCY) | None = None
+    cpus_per_trial: Positive(float, MAX_CPUS) = 1.0
+    gpus_per_trial: InRange(0, 64) | None = None
     scheduler: Literal["asha", "none"] = "asha"
-    grace_period: PosInt = 1
-    seed: int = 0
+    grace_period: Positive(int, MAX_EPOCHS) = 1
+    seed: Seed = 0
     storage: Literal["sqlite", "journal"] = "sqlite"
 
 
@@ -288,7 +206,7 @@ class Tier(_Model):
 
     macs: Quantity | None = None
     params: Quantity | None = None
-    latency_ms: PosFloat | None = None
+    latency_ms: Latency | None = None
 
 
 class SearchSpace(_Model):
@@ -301,7 +219,7 @@ class SearchSpace(_Model):
     target: Target = Field(default_factory=Target,
                            description="the network searched for: budgets and costs are computed on it")
     stem: StemChoices = Field(default_factory=StemChoices)
-    stages: Annotated[list[StageSpace], Field(min_length=1)]
+    stages: Annotated[list[StageSpace], Field(min_length=1, max_length=MAX_STAGES)]
     head: HeadChoices = Field(default_factory=HeadChoices)
     budgets: Budgets = Field(default_factory=Budgets)
     objectives: Annotated[list[Annotated[Objective, BeforeValidator(_objective)]], Field(min_length=1)] = Field(
@@ -310,7 +228,8 @@ class SearchSpace(_Model):
                                description="how candidates are trained (a smaller version of the target)")
     search: SearchSettings = Field(default_factory=SearchSettings)
     tracking: Tracking = Field(default_factory=Tracking)
-    family: dict[Annotated[str, AfterValidator(_identifier)], Tier] = Field(default_factory=dict)
+    family: Annotated[dict[Identifier, Tier], Field(max_length=MAX_CHOICES)] = Field(
+        default_factory=dict)
 
     _source: str = PrivateAttr(default="<space>")
     _memo: dict[str, Any] = PrivateAttr(default_factory=dict)
