@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from nas.genotype import Genotype, scale
+from nas.genotype import Genotype
+from nas.scaling import scale
 
 MIN_FEATURE = 2  # smallest side of the last feature map a proxy may have
 
@@ -19,7 +20,7 @@ def proxy_genotype(genotype: Genotype, resolution: int | None = None, width: flo
                    min_feature: int = MIN_FEATURE) -> Genotype:
     """The genotype at the proxy's ``resolution`` and ``width`` multiplier.
 
-    Width scales every block and the stem as ``nas.genotype.scale`` does
+    Width scales every block and the stem as ``nas.scaling.scale`` does
     (multiples of 8); the head keeps its features, as timm's MobileNet/MixNet
     do below width 1.0. When the last feature map would be smaller than
     ``min_feature`` x ``min_feature``, stride-2 layers become stride 1 in

@@ -45,7 +45,8 @@ def local_ray():
 #: Modules whose tests start searches, Ray, subprocesses or training runs.
 INTEGRATION_MODULES = frozenset({
     "test_bad_input", "test_bench_gpu", "test_benchmarks", "test_cli", "test_cluster", "test_export",
-    "test_faults", "test_fidelity", "test_hostile_faults", "test_gpu_packing", "test_gpu_real", "test_latency_cache", "test_placement",
+    "test_faults", "test_fidelity", "test_gpu_packing", "test_gpu_real", "test_hostile_faults", "test_latency_cache",
+    "test_placement",
     "test_search", "test_search_events", "test_search_logs", "test_search_objectives", "test_space_cli",
     "test_train",
 })

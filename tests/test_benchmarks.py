@@ -19,7 +19,7 @@ from benchmarks import bench_family as bf  # noqa: E402
 from benchmarks import bench_scaling as bs  # noqa: E402
 from nas.export.final import eval_seeds  # noqa: E402
 from nas.export.matching import analytic_costs  # noqa: E402
-from nas.genotype import scale  # noqa: E402
+from nas.scaling import scale  # noqa: E402
 from nas.space import load_space  # noqa: E402
 from nas.train import TrainConfig  # noqa: E402
 

@@ -17,8 +17,9 @@ from nas import export
 from nas.cli import app, main
 from nas.cost.macs import REFERENCES, count
 from nas.errors import InputError, OptionError
-from nas.genotype import load, scale
+from nas.genotype import load
 from nas.results.store import study_records
+from nas.scaling import scale
 from nas.tracking import StudyTracker
 
 REF = export.REFERENCE_DIR

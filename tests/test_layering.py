@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1] / "nas"
 #: Lowest first; a module belongs to the layer of the longest prefix that names it.
 LAYERS: list[tuple[str, ...]] = [
     ("nas.errors", "nas.io", "nas.channels"),
-    ("nas.genotype", "nas.genotype_check", "nas.genotype_io", "nas.config"),
+    ("nas.genotype", "nas.genotype_check", "nas.genotype_io", "nas.scaling", "nas.config"),
     ("nas.options", "nas.rules"),
     ("nas.space",),
     ("nas.cost",),

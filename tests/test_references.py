@@ -9,7 +9,8 @@ import pytest
 from _cli import run_cli
 
 from nas.cost.macs import REFERENCES, count
-from nas.genotype import load, scale
+from nas.genotype import load
+from nas.scaling import scale
 
 REF_DIR = Path(__file__).resolve().parent.parent / "search_spaces" / "reference"
 NAMES = sorted(REFERENCES)

@@ -24,10 +24,11 @@ from typing import Any
 
 from nas.errors import InputError
 from nas.export.tiers import NEAR, Tier
-from nas.genotype import Genotype, scale
+from nas.genotype import Genotype
 from nas.results.front import front, is_feasible
 from nas.results.pareto import study_objectives
 from nas.results.record import TrialRecord, as_record
+from nas.scaling import scale
 from nas.search.spread import ordered_bands
 
 CostFn = Callable[[Genotype], dict[str, float]]
