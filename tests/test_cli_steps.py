@@ -30,3 +30,29 @@ def test_disabled_prints_nothing_and_a_terminal_gets_the_bar():
         assert steps.live
         steps.update(1, 2, "m seed 1")
     assert "eval" in term.getvalue() and "1/2" in term.getvalue()
+
+
+def test_the_search_views_heartbeat_stops_when_closed_even_without_search_finished():
+    """A search that ends in an error never reports ``search_finished``: ``close`` (the CLI calls it in a
+    ``finally``) still stops the heartbeat thread, so no line is printed into whatever runs next."""
+    import time
+    from types import SimpleNamespace
+
+    from nas.cli.progress import ProgressView
+
+    out = io.StringIO()
+    view = ProgressView(Console(file=out, force_terminal=False, width=80), heartbeat_s=0.05)
+    book = SimpleNamespace(records=[], front=[], hypervolume=0.0)
+    view.search_started(SimpleNamespace(book=book, settings=SimpleNamespace(trials=2), study="s", study_dir="d",
+                                        resumed=False, requeued=0, repaired=0))
+    beat = view._beat
+    assert beat is not None and beat.is_alive()
+    deadline = time.monotonic() + 10
+    while "nothing running" not in out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "nothing running" in out.getvalue()  # the heartbeat ran
+    view.close()
+    assert not beat.is_alive()
+    printed = out.getvalue()
+    time.sleep(0.3)
+    assert out.getvalue() == printed

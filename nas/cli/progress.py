@@ -130,13 +130,21 @@ class ProgressView(SearchListener):
             self._print(text)
 
     def search_finished(self, summary: SearchSummary) -> None:
-        self._stop.set()
         if self._progress is not None:
             self._show()
-            self._progress.stop()
-            self._progress = None
         elif not self.live:
             self._print(f"{self._clock()} done: {self._status()}")
+        self.close()
+
+    def close(self) -> None:
+        """Stop the heartbeat and the bar; also for a search that ended in an error (no ``search_finished``)."""
+        self._stop.set()
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        if self._beat is not None and self._beat is not threading.current_thread():
+            self._beat.join(timeout=10)
+            self._beat = None
 
     # -- drawing ------------------------------------------------------------------------------------------------
 

@@ -49,13 +49,16 @@ def search(
                          out=out, study=study, address=address, seed=seed, wandb=wandb, objective=objective,
                          storage=storage, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
                          scheduler=scheduler, grace_period=grace_period)
-    listeners = [QuietView(err_console)] if quiet else [ProgressView(console)]
+    view = QuietView(err_console) if quiet else ProgressView(console)
     try:
-        s = run_search(opts, listeners=[*listeners, StudyTracker()])
+        s = run_search(opts, listeners=[view, StudyTracker()])
     except KeyboardInterrupt:
         err_console.print("aborted: run the same command again to resume (finished trials are kept)",
                           markup=False, highlight=False)
         raise typer.Exit(130) from None
+    finally:
+        if isinstance(view, ProgressView):
+            view.close()  # no heartbeat outlives the search, whatever ended it
     if not quiet:
         title = (f"{s.study_dir.name}: Pareto front, {len(s.front)} of {len(s.records)} trials, "
                  f"hypervolume {s.hypervolume:.4f}")
