@@ -122,6 +122,10 @@ def _fill(disk: Path, leave: int) -> Path:
     return filler
 
 
+# slow: in a full-suite CI run (2026-12-02, one of several) the resume after freeing the disk failed once with
+# Optuna's StorageInternalError, whose SQLite cause was not shown then (the writer now reports it); 9 runs alone,
+# 3 of them beside two busy cores, passed. The injected disk-full test above covers the resume in the default run.
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_real_full_disk_at_start_and_mid_run(tmpfs, monkeypatch, capsys):
     from nas import io

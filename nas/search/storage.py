@@ -262,9 +262,20 @@ def _writer_main(root: str, kind: str, study_name: str, spec: str) -> None:
             except Exception as e:  # noqa: BLE001 - reported to the driver, which stops the search
                 if is_disk_full(e):
                     e = disk_full(StudyDir(Path(root)).storage_file(kind), "storing a trial")
-                out.write(f"error {e.__class__.__name__}: {' '.join(str(e).split())[:300]}\n")
+                cause = _root_cause(e)
+                text = str(e) if cause is e else f"{e} (cause: {cause.__class__.__name__}: {cause})"
+                out.write(f"error {e.__class__.__name__}: {' '.join(text.split())[:400]}\n")
                 failed = True
         out.flush()
+
+
+def _root_cause(e: BaseException) -> BaseException:
+    """The innermost exception behind ``e`` (Optuna's StorageInternalError hides SQLite's message)."""
+    seen = {id(e)}
+    while (nxt := e.__cause__ or e.__context__) is not None and id(nxt) not in seen:
+        seen.add(id(nxt))
+        e = nxt
+    return e
 
 
 def _fast_sqlite(storage: RDBStorage) -> None:
