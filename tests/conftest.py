@@ -1,7 +1,8 @@
 """Fixtures shared by several test modules; tests marked ``gpu`` are skipped where torch sees no CUDA device.
 
 Tests that start Ray, run ``nas`` in a subprocess or train networks are marked ``integration`` here, in one
-place: every test of the modules below, and any test that takes a Ray fixture. ``pytest -m "not integration"``
+place: every test of the modules below, and any test that takes a fixture that starts Ray or runs a search
+(a test elsewhere that exports or trains networks carries the mark itself). ``pytest -m "not integration"``
 runs the fast unit tests alone (well under a minute); the default run takes both (``slow`` ones aside).
 """
 
@@ -45,17 +46,17 @@ def local_ray():
 #: Modules whose tests start searches, Ray, subprocesses or training runs.
 INTEGRATION_MODULES = frozenset({
     "test_bad_input", "test_bench_gpu", "test_benchmarks", "test_cli", "test_cluster", "test_export",
-    "test_faults", "test_fidelity", "test_gpu_packing", "test_gpu_real", "test_hostile_faults", "test_latency_cache",
-    "test_placement",
-    "test_search", "test_search_events", "test_search_logs", "test_search_objectives", "test_space_cli",
-    "test_train",
+    "test_faults", "test_fidelity", "test_final_eval", "test_gpu_packing", "test_gpu_real", "test_hostile_faults",
+    "test_latency_cache", "test_placement", "test_search", "test_search_events", "test_search_logs",
+    "test_search_objectives", "test_space_cli", "test_tracking", "test_train",
 })
-_RAY_FIXTURES = frozenset({"local_ray", "gpu_ray"})
+#: Fixtures that start Ray or run a search (tests/test_hostile.py's ``cost_study``).
+_INTEGRATION_FIXTURES = frozenset({"local_ray", "gpu_ray", "cost_study"})
 
 
 def _integration(item) -> bool:
     module = item.module.__name__.rpartition(".")[2] if getattr(item, "module", None) else ""
-    return module in INTEGRATION_MODULES or bool(_RAY_FIXTURES & set(getattr(item, "fixturenames", ())))
+    return module in INTEGRATION_MODULES or bool(_INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -91,6 +91,7 @@ def test_export_refuses_a_symlink_out_of_the_study(synth, tmp_path, monkeypatch,
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.integration  # exports TorchScript and ONNX
 def test_weights_inside_the_study_are_still_exported(synth, tmp_path, monkeypatch, capsys):
     (synth / "kept").mkdir()
     (synth / "kept" / "w.pt").write_bytes(b"weights")
