@@ -6,8 +6,13 @@ place: every test of the modules below, and any test that takes a fixture that s
 runs the fast unit tests alone (well under a minute); the default run takes both (``slow`` ones aside).
 """
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -27,6 +32,27 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="session")
+def cost_study_template(tmp_path_factory):
+    """A real study directory from a 6-trial cost-only search of tiny.yaml (storage and records; no training, no
+    Ray), made once: tests take a copy (``cost_study``)."""
+    from nas.search.driver import SearchOptions, run_search
+
+    out = tmp_path_factory.mktemp("studies")
+    s = run_search(SearchOptions(space=str(REPO / "search_spaces" / "tiny.yaml"), trials=6, out=out,
+                                 objective="cost", wandb="disabled"))
+    assert len(s.records) == 6
+    return s.study_dir
+
+
+@pytest.fixture
+def cost_study(cost_study_template, tmp_path):
+    """A copy of ``cost_study_template`` under ``tmp_path/results``, for a test to change or resume."""
+    d = tmp_path / "results" / cost_study_template.name
+    shutil.copytree(cost_study_template, d)
+    return d
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +76,7 @@ INTEGRATION_MODULES = frozenset({
     "test_latency_cache", "test_placement", "test_search", "test_search_events", "test_search_logs",
     "test_search_objectives", "test_space_cli", "test_tracking", "test_train",
 })
-#: Fixtures that start Ray or run a search (tests/test_hostile.py's ``cost_study``).
+#: Fixtures that start Ray or run a search.
 _INTEGRATION_FIXTURES = frozenset({"local_ray", "gpu_ray", "cost_study"})
 
 

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -83,22 +82,10 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return d
 
 
-@pytest.fixture(scope="module")
-def study_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real study directory from a cost-only search of tiny.yaml (no training, no Ray)."""
-    from nas.search.driver import SearchOptions, run_search
-
-    out = tmp_path_factory.mktemp("studies")
-    s = run_search(SearchOptions(space=TINY, trials=6, out=out, objective="cost", wandb="disabled"))
-    assert len(s.records) == 6
-    return s.study_dir
-
-
 @pytest.fixture
-def study(study_template: Path, tmp_path: Path) -> Path:
-    d = tmp_path / "results" / study_template.name
-    shutil.copytree(study_template, d)
-    return d
+def study(cost_study: Path) -> Path:
+    """A copy of a real cost-only study (tests/conftest.py)."""
+    return cost_study
 
 
 # -- genotype files: describe, train --arch, export-best --arch --------------------------------------------------

@@ -13,7 +13,6 @@ all), the earlier records byte for byte, and a bounded time. The fuzzing of the 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import threading
 import time
@@ -123,23 +122,6 @@ def test_readers_refuse_a_record_of_the_wrong_type(command, field, value, needle
     extra = ["--no-measure"] if command == "export-best" else []
     refused([command, "--study", synth, *extra], monkeypatch, capsys, "trials.jsonl", "line 4", needle)
     assert snapshot(tmp_path) == before
-
-
-@pytest.fixture(scope="module")
-def cost_study_template(tmp_path_factory) -> Path:
-    """A real cost-only study of tiny.yaml (storage and records), 6 trials."""
-    from nas.search.driver import SearchOptions, run_search
-
-    out = tmp_path_factory.mktemp("studies")
-    s = run_search(SearchOptions(space=TINY, trials=6, out=out, objective="cost", wandb="disabled"))
-    return s.study_dir
-
-
-@pytest.fixture
-def cost_study(cost_study_template: Path, tmp_path: Path) -> Path:
-    d = tmp_path / "results" / cost_study_template.name
-    shutil.copytree(cost_study_template, d)
-    return d
 
 
 def _resume(study: Path, *more: str) -> list:
