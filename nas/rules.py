@@ -74,7 +74,8 @@ from nas.options import Context, Option, Pick, Tree
 
 __all__ = [
     "DWS", "FOLDED", "GHOST", "GM", "HEAD", "IR", "KINDS", "SHUFFLE", "SKIP", "STEM", "BlockKind", "Context", "Option",
-    "Pick", "Tree", "block_fields", "blocks", "canonical", "canonical_block", "canonical_stage", "is_noop", "op_of", "variants", "count_blocks", "count_head",
+    "Pick", "Tree", "block_fields", "blocks", "canonical", "canonical_block", "canonical_stage", "is_noop",
+    "op_of", "variants", "count_blocks", "count_head",
     "count_stem", "heads", "stems", "walk_block", "walk_head", "walk_stem",
 ]
 

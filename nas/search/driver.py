@@ -55,7 +55,6 @@ from typing import Any
 import optuna
 
 from nas.errors import InputError, OptionError
-from nas.tables import accuracy_of
 from nas.io import require_free_space
 from nas.results.book import StudyBook
 from nas.results.pareto import read_reference_point
@@ -70,6 +69,7 @@ from nas.search.searcher import Launch, Proposer
 from nas.search.settings import SearchOptions, SearchRun, prepare, reference_point
 from nas.search.signals import Interrupts, interrupts
 from nas.search.storage import Mirror, load_or_create, open_storage
+from nas.tables import accuracy_of
 
 __all__ = ["SearchOptions", "SearchSummary", "run_search"]
 

@@ -155,7 +155,8 @@ class StageSpace(BlockChoices):
         return self
 
     def variants(self) -> tuple[tuple[str, StageSpace], ...]:
-        """``(name, this stage with the op's options)`` of each op (:func:`nas.rules.variants`); the stage itself without ``ops``."""
+        """``(name, this stage with the op's options)`` of each op (:func:`nas.rules.variants`); without ``ops``
+        the stage itself."""
         return self._ops or (("", self),)
 
 
