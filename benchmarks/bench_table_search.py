@@ -220,7 +220,10 @@ def hv_curve(oracle: Oracle, order: list[str], at: tuple[int, ...]) -> dict[int,
 def _med_iqr(values: list[int | None], budget: int) -> str:
     xs = [v if v is not None else math.inf for v in values]
     q = np.percentile(xs, [25, 50, 75], method="lower") if xs else [math.nan] * 3
-    fmt = (lambda v: f">{budget}" if math.isinf(v) else f"{int(v)}")
+
+    def fmt(v: float) -> str:
+        return f">{budget}" if math.isinf(v) else f"{int(v)}"
+
     return f"{fmt(q[1])} [{fmt(q[0])}-{fmt(q[2])}]"
 
 

@@ -161,7 +161,8 @@ def test_convert_writes_one_line_per_network_and_refuses_disagreeing_codes(nbm, 
     rows = tables.convert(raw, nbm.from_code, accuracy="acc", runs="runs", scale=0.01)
     out = tmp_path / "t.jsonl.gz"
     assert tables.write(out, rows) == 2
-    assert gzip.open(out).read().count(b"\n") == 2
+    with gzip.open(out) as f:
+        assert f.read().count(b"\n") == 2
     t = tables.load(out)
     assert t.accuracy(nbm.from_code("12102100")) == pytest.approx(0.91)
     raw["12102100"] = {"acc": 80.0, "runs": [80.0, 80.0]}
