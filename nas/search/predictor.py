@@ -63,7 +63,7 @@ class PredictorSampler(BaseSampler):
     def __init__(self, space: Any, objectives: Sequence[Any], cost_fn: Callable[[Any], Any] | None = None,
                  feasible_fn: ev.FeasibleFn | None = None, *, seed: int = 0, n_startup: int = 8, batch_size: int = 4,
                  population: int = 48, generations: int = 20, explore: float = 0.1, optimism: float = 1.0,
-                 model: str = "gradient_boosting", n_estimators: int = 100, background: bool = True) -> None:
+                 model: str = "gradient_boosting", n_estimators: int = 200, background: bool = True) -> None:
         self.space = space
         self.cost_fn = _as_dicts(cost_fn or _analytic_costs(space))
         self.feasible_fn = feasible_fn
