@@ -30,6 +30,7 @@ class Tally:
 
     def __init__(self, records: Iterable[Any] = ()) -> None:
         self.finished = self.trained = self.pruned = self.failed = self.over = self.dup = self.costed = 0
+        self.looked = 0  # accuracy looked up in a published table (nas.tables), nothing trained
         self.tier = 0  # proposals turned away to spread trials over the family's tiers (not counted trials)
         for r in records:
             self.add(r)
@@ -41,7 +42,9 @@ class Tally:
         self.finished += 1
         self.over += r.status == "infeasible"
         self.dup += r.duplicate_of is not None
-        if r.trained:
+        if r.trained and (r.get("evaluator") or "").startswith("table:"):
+            self.looked += 1
+        elif r.trained:
             self.trained += 1
             self.pruned += r.status == "pruned"
             self.failed += r.status == "failed"
@@ -53,6 +56,7 @@ class Tally:
         trials are trained ones stopped early or broken, so they read as a part of the trained count."""
         sub = ", ".join(f"{n} {w}" for n, w in ((self.pruned, "pruned"), (self.failed, "failed")) if n)
         parts = [f"costed {self.costed}" if self.costed and not self.trained else
+                 f"looked up {self.looked}" if self.looked and not self.trained else
                  f"trained {self.trained}" + (f" ({sub})" if sub else "")]
         parts += [f"{w} {n}" for w, n in (("over budget", self.over), ("dup", self.dup),
                                           ("turned away for their tier", self.tier)) if n]
