@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample-seed", type=int, default=0)
     p.add_argument("--out", default=None)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--resolution", type=int, default=None, help="score at this input size (default: the space's)")
+    p.add_argument("--width", type=float, default=None, help="score at this width multiplier (default: the space's)")
     p.add_argument("--quick", action="store_true", help="40 networks, one seed")
     a = p.parse_args(argv)
     import torch
@@ -68,9 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     space_path = find_space_file(a.space)
     table = load(a.table)
     n = a.n or len(table)
-    out = Path(a.out or f"results/bench-scores-{space_path.stem}-n{n}-s{a.seeds.replace(',', '_')}")
-    print(banner())
-    scorer = Scorer.for_space(load_space(space_path), seeds=seeds)
+    tag = "".join(f"-{k[0]}{v:g}" for k, v in (("resolution", a.resolution), ("width", a.width)) if v is not None)
+    out = Path(a.out or f"results/bench-scores-{space_path.stem}{tag}")
+    banner("training-free scores against a table")
+    print(f"load average: {os.getloadavg()}")
+    over = {k: v for k, v in (("resolution", a.resolution), ("width", a.width)) if v is not None}
+    scorer = Scorer.for_space(load_space(space_path), seeds=seeds, **over)
     print(f"space {space_path.name}, table {a.table} ({len(table)} distinct networks), n {n}, scorer {scorer}")
     recipes = ([{"score": s} for s in SINGLE] + [{"score": "default"}]
                + [{"score": c} for c in COMBOS if tuple(c) != COMBINATIONS["default"]])

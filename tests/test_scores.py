@@ -13,7 +13,7 @@ from torch import nn
 
 from nas.cost.macs import count
 from nas.errors import InputError
-from nas.scores import COMBINATIONS, SCORES, Scorer, components, measures, rank_average
+from nas.scores import COMBINATIONS, SCORES, Scorer, best_of, components, measures, rank_average
 from nas.space import load_space
 
 
@@ -217,6 +217,18 @@ def test_every_score_of_a_tiny_network(tiny, genotypes):
     assert all(again[n].per_seed == res[n].per_seed for n in again)
 
 
+def test_screening_picks_the_highest_score(tiny, genotypes):
+    sc = Scorer.for_space(tiny, seeds=(0,), batch_size=8)
+    macs = [count(g, num_classes=10).macs for g in genotypes]
+    i, values = best_of(genotypes, "macs", sc)
+    assert i == int(np.argmax(macs)) and values.tolist() == macs
+    # A combination ranks the candidates: the one that is first by both MACs and params wins.
+    i2, ranks = best_of(genotypes, ["macs", "params"], sc)
+    assert ranks[i2] == ranks.max()
+    j, naswot = best_of(genotypes[:3], "naswot", sc)
+    assert naswot[j] == max(sc.score(g, "naswot").value for g in genotypes[:3])
+
+
 # fidelity against a table ----------------------------------------------------------------------------------------
 
 class _Table:
@@ -270,3 +282,32 @@ def test_score_recipes_are_checked(tmp_path):
         parse_score_recipe({"score": "nope"}, "r")
     with pytest.raises(InputError, match=r"r\.epochs: a score recipe takes only score and name"):
         parse_score_recipe({"score": "naswot", "epochs": 2}, "r")
+
+
+def test_nas_fidelity_with_a_table_reference(tiny, tmp_path, monkeypatch, capsys):
+    """``nas fidelity --reference table:FILE --recipe '{score: NAME}' --json`` on a table written here; the
+    training-reference form keeps its own flags (the bad-recipe case below goes to the score path)."""
+    from nas import tables
+    from tests._cli import run_cli
+
+    gs = list({g.hash: g for g in tiny.sample_many(10, seed=8)}.values())
+    params = np.array([count(g, num_classes=10).params for g in gs], dtype=float)
+    acc = 0.3 + 0.6 * (params - params.min()) / (params.max() - params.min())
+    path = tmp_path / "t.jsonl"
+    n = tables.write(path, [(g, {"accuracy": float(a), "runs": [float(a)]}) for g, a in zip(gs, acc, strict=True)])
+    code, out, err = run_cli(monkeypatch, capsys, "fidelity", "--space", "search_spaces/tiny.yaml", "--reference",
+                             f"table:{path}", "--recipe", "{score: params}", "--recipe",
+                             "{score: [params, macs], name: pm}", "-n", "100", "--seeds", "0", "--out",
+                             str(tmp_path / "out"), "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    by = {r["recipe"]: r for r in doc["recipes"]}
+    assert doc["n"] == n and set(by) == {"params", "pm"}
+    assert by["params"]["kendall_tau"] == pytest.approx(1.0) and by["params"]["spearman_rho"] == pytest.approx(1.0)
+    assert by["pm"]["score"] == ["params", "macs"]
+    for r in by.values():
+        assert set(r) >= {"kendall_tau", "spearman_rho", "top_5pct_overlap", "seconds_per_network"}
+    assert doc["settings"]["scorer"]["seeds"] == [0]
+    code, out, err = run_cli(monkeypatch, capsys, "fidelity", "--space", "search_spaces/tiny.yaml", "--reference",
+                             f"table:{path}", "--recipe", "{score: accuracy}", "--out", str(tmp_path / "o2"))
+    assert code == 2 and "--recipe" not in err and "unknown score 'accuracy'" in err

@@ -15,7 +15,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +86,16 @@ class ScoreFidelityReport:
     settings: Mapping[str, Any]
     n: int
     recipes: tuple[ScoreStats, ...]
+    networks: tuple[str, ...] = ()  # the drawn networks' hashes, in the order drawn
+    table_accuracy: tuple[float, ...] = ()  # their mean accuracy in the table (the reference, not a score)
     notes: tuple[str, ...] = ()
     paths: Mapping[str, Path] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": "nas.fidelity.scores/1", "settings": dict(self.settings), "n": self.n,
-                "recipes": [r.to_dict() for r in self.recipes], "notes": list(self.notes)}
+                "recipes": [r.to_dict() for r in self.recipes], "notes": list(self.notes),
+                "networks": [{"hash": h, "table_accuracy": a}
+                             for h, a in zip(self.networks, self.table_accuracy, strict=True)]}
 
     def rows(self) -> list[dict[str, str]]:
         def f(x: float | None, spec: str) -> str:
@@ -106,8 +110,8 @@ def _draw(items: Sequence[tuple[Genotype, Mapping[str, Any]]], n: int, seed: int
     pairs = [(g, float(m["accuracy"])) for g, m in items]
     if n >= len(pairs):
         return pairs
-    idx = np.sort(np.random.default_rng(seed).choice(len(pairs), size=n, replace=False))
-    return [pairs[i] for i in idx]
+    # A prefix of one permutation: a smaller n draws a subset of a larger one's networks (and reuses its scores).
+    return [pairs[i] for i in np.random.default_rng(seed).permutation(len(pairs))[:n]]
 
 
 class _Cache:
@@ -184,7 +188,9 @@ def score_fidelity(space_path: str | Path, table: Any, out_dir: str | Path, reci
 
         spec = str(table).removeprefix(TABLE_PREFIX)
         table = load(spec)
-    pairs = _draw(list(table.items()), n, sample_seed)
+    items = list(table.items())
+    n_table = len(items)
+    pairs = _draw(items, n, sample_seed)
     if len(pairs) < 2:
         raise InputError(f"reference: the table holds {len(pairs)} network(s); at least 2 are needed to rank")
     scorer = scorer or Scorer.for_space(space)
@@ -222,8 +228,9 @@ def score_fidelity(space_path: str | Path, table: Any, out_dir: str | Path, reci
         secs = float(np.mean([sum(cache.values[(g.hash, s)]["seconds"] for s in r.scores) for g, _ in pairs]))
         rows.append(ScoreStats(r.name, r.scores, stats.agreement(vals[:, None], acc[:, None], k), secs))
     settings = {"space": str(space_path), "reference": f"{TABLE_PREFIX}{spec}" if spec else "table",
-                "table_networks": len(list(table.items())) if spec is None else len(table), "n": len(pairs),
+                "table_networks": n_table, "n": len(pairs),
                 "sample_seed": sample_seed, "scorer": json.loads(key), "recipes": [r.to_dict() for r in parsed]}
-    rep = ScoreFidelityReport(settings, len(pairs), tuple(rows), tuple(cache.notes))
+    rep = ScoreFidelityReport(settings, len(pairs), tuple(rows), tuple(g.hash for g, _ in pairs),
+                              tuple(float(a) for a in acc), tuple(cache.notes))
     path = atomic_write_json(out / REPORT_FILE, rep.to_dict())
-    return ScoreFidelityReport(rep.settings, rep.n, rep.recipes, rep.notes, {"json": path})
+    return replace(rep, paths={"json": path})

@@ -115,10 +115,11 @@ class Scorer:
 
     @classmethod
     def for_space(cls, space: Any, **overrides: Any) -> Scorer:
-        """The scorer of the proxy a trial of ``space`` would train (its proxy resolution and width, the
-        target's classes and input channels)."""
-        kw = {"resolution": space.proxy.resolution, "width": space.proxy.width,
-              "num_classes": space.target.num_classes, "in_chans": space.target.in_chans}
+        """The scorer of the proxy network a trial of ``space`` would train: the proxy's resolution and width
+        (``nas.proxy``), the target's classes and input channels. A table space (``proxy: {kind: table}``) trains
+        nothing, and its proxy settings still say what a cheap version of its networks is."""
+        p, t = space.proxy, space.target
+        kw = {"resolution": p.resolution, "width": p.width, "num_classes": t.num_classes, "in_chans": t.in_chans}
         return cls(**{**kw, **overrides})
 
     def score(self, genotype: Genotype, name: str) -> Result:
@@ -194,3 +195,17 @@ class Scorer:
             v = measures.zen(net, x, net.head.pool, generator=gen)
             out["zen"] = (v, built + time.perf_counter() - t0)
         return out
+
+
+def best_of(genotypes: Sequence[Genotype], name: str | Sequence[str], scorer: Scorer) -> tuple[int, np.ndarray]:
+    """Screening: the index of the best-scoring of ``genotypes`` under score ``name`` (a single score: its
+    value; a combination: the rank average among these candidates), and every candidate's value. Ties go to
+    the earliest candidate."""
+    if not genotypes:
+        raise ValueError("best_of needs at least one candidate")
+    names = components(name)
+    res = [scorer.scores(g, names) for g in genotypes]
+    cols = {n: np.array([r[n].value for r in res], dtype=float) for n in names}
+    values = cols[names[0]] if len(names) == 1 else rank_average(cols)
+    finite = np.where(np.isfinite(values), values, -np.inf)
+    return int(np.argmax(finite)), values
