@@ -29,10 +29,11 @@ import numpy as np
 
 from benchmarks._machine import banner
 
-SINGLE = ["naswot", "grad_norm", "synflow", "zen", "snip", "macs", "params"]
-COMBOS = [["naswot", "synflow", "macs"], ["naswot", "macs"], ["naswot", "synflow"], ["naswot", "grad_norm"],
-          ["naswot", "grad_norm", "synflow", "macs"], ["naswot", "grad_norm", "synflow", "zen", "snip"],
-          ["naswot", "grad_norm", "synflow", "zen", "snip", "macs"]]
+SINGLE = ["naswot", "grad_norm", "synflow", "zen", "snip", "macs", "params", "depth"]
+NETWORK = SINGLE[:5]  # the scores that build a network (the others are read off the genotype)
+COMBOS = [["naswot", "synflow", "macs"], ["naswot", "depth"], ["naswot", "grad_norm"], ["naswot", "grad_norm", "depth"],
+          ["naswot", "macs"], ["naswot", "synflow"], ["naswot", "grad_norm", "synflow", "macs"],
+          ["naswot", "grad_norm", "synflow", "zen", "snip"], ["naswot", "grad_norm", "synflow", "zen", "snip", "macs"]]
 
 
 def _table(rows: list[dict[str, str]]) -> str:
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from nas.fidelity import stats
     from nas.fidelity.scores import SCORES_FILE, score_fidelity, top_k
-    from nas.scores import COMBINATIONS, Scorer
+    from nas.scores import COMBINATIONS, Scorer, rank_average
     from nas.space import find_space_file, load_space
     from nas.tables import load
 
@@ -93,15 +94,36 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{rep.n} networks, {time.perf_counter() - t0:.0f} s wall; default = rank average of "
           f"{', '.join(COMBINATIONS['default'])}\n")
     print(_table(rep.rows()))
+    recs = {}
+    for line in (out / SCORES_FILE).read_text().splitlines():
+        r = json.loads(line)
+        recs[(r["arch"], r["score"])] = r
+    acc = np.array(rep.table_accuracy)[:, None]
+
+    def column(s: str, hashes: list[str]) -> np.ndarray:
+        v = np.array([-np.inf if recs[(h, s)]["value"] is None else recs[(h, s)]["value"] for h in hashes])
+        return np.where(np.isfinite(v), v, np.min(v[np.isfinite(v)]) - 1)
+
+    # Selection check: which recipe is best on the first half of the drawn networks, and how it does on the
+    # other half (the choice of a default on one table, seen from data it was not chosen on).
+    half = rep.n // 2
+    halves = [list(rep.networks[:half]), list(rep.networks[half:])]
+    rows = []
+    for r in rep.recipes:
+        taus = []
+        for hs, lo in zip(halves, (0, half), strict=True):
+            cols = {s: column(s, hs) for s in r.scores}
+            v = cols[r.scores[0]] if len(cols) == 1 else rank_average(cols)
+            taus.append(stats.agreement(v[:, None], acc[lo:lo + len(hs)], top_k(len(hs))).kendall_tau)
+        rows.append({"recipe": r.recipe, "tau 1st half": f"{taus[0]:.3f}", "tau 2nd half": f"{taus[1]:.3f}"})
+    best = max(rows, key=lambda x: float(x["tau 1st half"]))
+    print(f"\nselection check: first half {half} networks, second half {rep.n - half}; best on the first half: "
+          f"{best['recipe']} ({best['tau 1st half']}), on the second half {best['tau 2nd half']}\n")
+    print(_table(rows))
     if len(seeds) > 1:
         # Each score from its first seed alone, from the per-seed values kept in scores.jsonl.
-        recs = {}
-        for line in (out / SCORES_FILE).read_text().splitlines():
-            r = json.loads(line)
-            recs[(r["arch"], r["score"])] = r
-        acc = np.array(rep.table_accuracy)[:, None]
         rows = []
-        for s in SINGLE[:5]:
+        for s in NETWORK:
             first = [recs[(h, s)]["per_seed"][0] for h in rep.networks]
             one = np.array([-np.inf if v is None else v for v in first], dtype=float)
             one = np.where(np.isfinite(one), one, np.min(one[np.isfinite(one)]) - 1)[:, None]

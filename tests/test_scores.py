@@ -184,7 +184,7 @@ def test_zen_bn_rescale_is_the_log_batch_std():
 # registry --------------------------------------------------------------------------------------------------------
 
 def test_registry_names_and_combinations():
-    assert set(SCORES) >= {"synflow", "zen", "naswot", "grad_norm", "snip", "params", "macs"}
+    assert set(SCORES) >= {"synflow", "zen", "naswot", "grad_norm", "snip", "params", "macs", "depth"}
     assert "default" in COMBINATIONS
     assert components("default") == COMBINATIONS["default"]
     assert components("naswot") == ("naswot",)
@@ -193,6 +193,15 @@ def test_registry_names_and_combinations():
         components("accuracy")
     with pytest.raises(InputError, match="unknown single score"):
         Scorer(resolution=16).score(None, "default")  # a combination ranks a population, not one network
+
+
+def test_depth_counts_blocks_but_identities():
+    from nas import tables
+    from nas.scores.registry import depth
+
+    for g, m in tables.load("nas-bench-macro").items():
+        assert depth(g) == 8 - m["code"].count("0"), m["code"]
+    assert Scorer(resolution=16).score(g, "depth").value == depth(g)
 
 
 def test_rank_average():

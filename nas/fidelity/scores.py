@@ -5,8 +5,9 @@ optionally with a ``name``). Over ``n`` distinct networks drawn from the table (
 the table's size), every single score a recipe needs is computed once per network on the space's proxy network
 (:class:`nas.scores.Scorer`), and each recipe is compared with the table's mean accuracy: Kendall tau, Spearman
 rho and the overlap of the top 5%, with the seconds one network's score takes (a combination: the sum of its
-members'). Computed scores are appended to ``out_dir/scores.jsonl`` (one line per network and score, with the
-scorer's settings), so a rerun, or another recipe over the same scores, computes only what is missing.
+members', NASWOT, gradient norm and SNIP counted once: they share one pass). Computed scores are appended to
+``out_dir/scores.jsonl`` (one line per network and score, with the scorer's settings), so a rerun, or another
+recipe over the same scores, computes only what is missing.
 """
 
 from __future__ import annotations
@@ -157,6 +158,15 @@ class _Cache:
             self._f = None
 
 
+def _seconds(by_score: Mapping[str, float]) -> float:
+    """One network's seconds for a set of scores: NASWOT, gradient norm and SNIP share one pass (each is charged
+    all of it), so the group counts once; the others add up."""
+    from nas.scores.measures import BATCH_MEASURES
+
+    shared = [t for s, t in by_score.items() if s in BATCH_MEASURES]
+    return sum(t for s, t in by_score.items() if s not in BATCH_MEASURES) + (max(shared) if shared else 0.0)
+
+
 def _value(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
@@ -225,7 +235,8 @@ def score_fidelity(space_path: str | Path, table: Any, out_dir: str | Path, reci
     for r in parsed:
         vals = column(r.scores[0]) if len(r.scores) == 1 else rank_average({s: column(s) for s in r.scores})
         vals = np.where(np.isfinite(vals), vals, np.nanmin(np.where(np.isfinite(vals), vals, np.nan)) - 1)
-        secs = float(np.mean([sum(cache.values[(g.hash, s)]["seconds"] for s in r.scores) for g, _ in pairs]))
+        secs = float(np.mean([_seconds({s: cache.values[(g.hash, s)]["seconds"] for s in r.scores})
+                              for g, _ in pairs]))
         rows.append(ScoreStats(r.name, r.scores, stats.agreement(vals[:, None], acc[:, None], k), secs))
     settings = {"space": str(space_path), "reference": f"{TABLE_PREFIX}{spec}" if spec else "table",
                 "table_networks": n_table, "n": len(pairs),
