@@ -76,7 +76,8 @@ def test_over_budget_architectures_are_answered_without_training():
     trials = study.get_trials(deepcopy=False)
     for r in written:
         t = trials[r["number"]]
-        assert t.state == TrialState.COMPLETE and t.values == [0.0, r["macs"]]
+        # never trained: PRUNED with no values (no fake accuracy), its constraints what samplers read
+        assert t.state == TrialState.PRUNED and t.values is None and t.user_attrs["state"].startswith("over budget")
         # the list optuna-dashboard shows and samplers read, in constraint_metrics order (macs, params)
         assert t.system_attrs["constraints"] == pytest.approx([r["violations"]["macs"], r["violations"]["params"]])
         assert sum(v for v in t.constraints.values() if v > 0) == pytest.approx(
@@ -107,7 +108,7 @@ def test_the_storage_sees_answered_trials_once_finished_and_launched_ones_while_
         if n in launched:
             assert state == TrialState.RUNNING  # a resume finds it and re-runs it
         else:
-            assert state == TrialState.COMPLETE and numbers.count(n) == 1  # infeasible: one finished update
+            assert state == TrialState.PRUNED and numbers.count(n) == 1  # over budget: one finished update
     assert launched <= set(numbers) and len(set(numbers)) == len(study.trials)
     p.complete(launches[0].number, {"val_accuracy": 0.5, "epoch": 1, "final": True})
     assert mirrored[-1][:2] == (launches[0].number, TrialState.COMPLETE)
