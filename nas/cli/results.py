@@ -12,13 +12,13 @@ from nas.errors import InputError
 
 @app.command()
 def pareto(
-    study: Path = typer.Option(..., "--study", help="Study directory (results/<study>) holding trials.jsonl."),
+    study: Path = typer.Option(..., "--study", help="Study directory (`results/<study>`) holding trials.jsonl."),
     as_json: bool = typer.Option(False, "--json", help="Print pareto.json's content instead of a table."),
 ) -> None:
     """Print the study's Pareto front (feasible, non-dominated trials) and its hypervolume."""
     import json
 
-    from nas.cli.tables import front_table
+    from nas.cli.tables import front_table, hypervolume_text
     from nas.results.front import front, hypervolume
     from nas.results.pareto import space_budgets, stored_objectives, study_objectives, study_reference_point
     from nas.results.store import study_records
@@ -35,18 +35,19 @@ def pareto(
                                "hypervolume": hv,
                                "reference_point": ref, "n_trials": len(records)}))
         return
-    console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(records)} trials",
+    counted = [r for r in records if r.status != "refused"]  # refusals for a tier are not the study's trials
+    console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(counted)} trials",
                               width=console.width))
     names = ", ".join(f"{o['metric']} ({o['direction']})" if o["metric"] != "reward" else
                       f"reward = accuracy x ({o['cost']} / {o['target']:g})^{o['w']:g} (maximize)" for o in objectives)
     # One objective: the front is the best trial (ties kept), and the hypervolume its value (reference 0).
     best = f" = the best {objectives[0]['metric']}" if len(objectives) == 1 else ""
-    console.print(f"objectives: {names}; hypervolume {hv:.6g}{best}")
+    console.print(f"objectives: {names}; {hypervolume_text(hv, objectives, ref)}{best}", highlight=False)
 
 
 @app.command()
 def plot(
-    study: Path = typer.Option(..., "--study", help="Study directory (results/<study>) holding trials.jsonl."),
+    study: Path = typer.Option(..., "--study", help="Study directory (`results/<study>`) holding trials.jsonl."),
 ) -> None:
     """Write pareto.html (interactive, works offline) and pareto.png into the study directory."""
     from nas.plots import write_plots
@@ -65,7 +66,7 @@ def export_best(
     tier_budget: str = typer.Option(
         None, "--tier-budget", help="Tier budgets, e.g. s=250e6,m=360M,l=12ms (MACs unless 'ms'; "
                                     "'params:5M'; '+' joins limits); override the space's family section."),
-    out: Path = typer.Option(None, "--out", help="Output directory (default: <study>/family, or ./export)."),
+    out: Path = typer.Option(None, "--out", help="Output directory (default: `<study>/family`, or `./export`)."),
     num_classes: int = typer.Option(1000, "--num-classes", min=1, help="With --arch: classifier outputs."),
     measure: bool = typer.Option(True, "--measure/--no-measure", help="Measure torch-cpu latency of each member."),
     evaluate: bool = typer.Option(
@@ -79,7 +80,7 @@ def export_best(
 
     Then, for a study whose trials were trained, every member is trained again from scratch (the space's proxy
     recipe, seeds the search did not use) and scored on the test split, which neither the search nor the choice
-    of members saw; each run is kept in <study>/final_eval.jsonl, so a rerun trains only what is missing."""
+    of members saw; each run is kept in `<study>/final_eval.jsonl`, so a rerun trains only what is missing."""
     from contextlib import nullcontext
 
     from nas.cli.evaluation import final_progress
@@ -110,7 +111,8 @@ def export_best(
 @app.command()
 def baselines(
     space: str = typer.Option(..., "--space", help="Search-space YAML whose proxy recipe and target to use."),
-    study: Path = typer.Option(None, "--study", help="Study directory for baselines.json (default: results/<space>)."),
+    study: Path = typer.Option(None, "--study",
+                               help="Study directory for baselines.json (default: `results/<space>`)."),
     refs: str = typer.Option(None, "--refs", help="Comma-separated reference names (default: all shipped)."),
     tiers: str = typer.Option(None, "--tiers", help="Comma-separated family tiers to scale the references to "
                                                     "(default: every tier of the space's family)."),
@@ -126,7 +128,7 @@ def baselines(
 
     Each reference is width-scaled to each tier's budget of the space's family (or taken as given), trained from
     scratch on --seeds seeds the search did not use, and scored on the validation and the test split; each run is
-    kept in <study>/final_eval.jsonl, so a rerun trains only what is missing. `nas export-best` judges every
+    kept in `<study>/final_eval.jsonl`, so a rerun trains only what is missing. `nas export-best` judges every
     family member against the best of these that fits its tier."""
     from nas.cli.evaluation import final_progress, references_table
     from nas.export import FinalEval, evaluate_baselines, reference_files, select_tiers, space_tiers

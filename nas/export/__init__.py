@@ -95,7 +95,8 @@ def export_family(study_dir: Path, out: Path | None = None, tiers: Sequence[str]
     if any("latency_ms" in t.limits for t in chosen) and not costing.predicts_latency:
         raise InputError(f"{study_dir / 'space.yaml'}: budgets.target: a latency tier needs a latency target "
                          "or LUT in the space's budgets")
-    members = tier_members(records, space, chosen, costing.costs, all_tiers=everything, near=near)
+    members = tier_members(records, space, chosen, costing.costs, all_tiers=everything, near=near,
+                           measure_fn=costing.measured if measure else None)
     for m in members:
         m.genotype = m.genotype.replace(name=f"{study_dir.name}-{m.tier}")
     out = Path(out) if out is not None else study_dir / "family"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class Costing:
     measure: bool = True
     measure_target: str = "torch-cpu"
     latency: Any = None  # nas.latency.LatencyPredictor (a space's budgets), used instead of ``lut``
+    _measured: dict[str, float | None] = field(default_factory=dict, repr=False)  # by genotype hash
 
     @property
     def predicts_latency(self) -> bool:
@@ -62,8 +63,15 @@ class Costing:
         return predict(g, self.lut, measure=on_the_fly(self.lut))
 
     def measured(self, g: Genotype) -> float | None:
+        """The network's latency measured end to end on this machine (once per architecture: the member
+        chosen on a measurement shows that measurement)."""
         if not self.measure:
             return None
+        if g.hash not in self._measured:
+            self._measured[g.hash] = self._measure(g)
+        return self._measured[g.hash]
+
+    def _measure(self, g: Genotype) -> float | None:
         from nas.latency import measure_genotype
 
         # Same unit as the table's predictions (probe-clock tables carry their probe latency).
@@ -198,12 +206,17 @@ def trial_weights(study_dir: Path | None, record: TrialRecord | None) -> Path | 
 
 def member_row(m: Member, costing: Costing, files: dict[str, Any], weights: Path | None) -> dict[str, Any]:
     costs = costing.costs(m.genotype)
+    measured = costing.measured(m.genotype)
+    notes = list(m.notes)
+    limit = m.limits.get("latency_ms")
+    if limit is not None and measured is not None and measured > limit and not any("FLAG" in n for n in notes):
+        notes.append(f"FLAG: measured latency {measured:.2f} ms misses its limit {limit:g} ms")
     return {
         "tier": m.tier, "limits": m.limits, "source": m.source, "trial": m.trial, "width": m.width,
         "name": m.genotype.name, "hash": m.genotype.hash, "summary": m.genotype.summary(),
         "resolution": m.genotype.resolution, "num_classes": costing.num_classes,
         "params": int(costs["params"]), "macs": int(costs["macs"]), "latency_ms": costs.get("latency_ms"),
-        "latency_ms_measured": costing.measured(m.genotype), "accuracy": m.accuracy,
+        "latency_ms_measured": measured, "accuracy": m.accuracy, "notes": notes,
         "trial_accuracy": None if m.record is None else m.record.accuracy,
         "weights": None if weights is None else "proxy_weights.pt", **files,
     }
