@@ -222,13 +222,40 @@ def member_row(m: Member, costing: Costing, files: dict[str, Any], weights: Path
     }
 
 
-def export_member(m: Member, out: Path, costing: Costing, study_dir: Path | None = None) -> dict[str, Any]:
+def export_member(m: Member, out: Path, costing: Costing, study_dir: Path | None = None,
+                  recipe: Any = None) -> dict[str, Any]:
+    """Write a member's folder; ``recipe`` (the study's proxy ``TrainConfig``) describes its proxy weights in
+    ``proxy.json`` (:func:`nas.export.proxy.load_proxy`)."""
+    from nas.export.proxy import PROXY_JSON, WEIGHTS, write_proxy_info
+
     d = out / m.tier
     d.mkdir(parents=True, exist_ok=True)
     atomic_write(d / "genotype.yaml", m.genotype.to_yaml())
     weights = trial_weights(study_dir, m.record) if m.source == "trained" else None
     if weights is not None:
-        with open(weights, "rb") as src, atomic_open(d / "proxy_weights.pt", "wb") as dst:
+        with open(weights, "rb") as src, atomic_open(d / WEIGHTS, "wb") as dst:
             shutil.copyfileobj(src, dst)
+        if recipe is not None:
+            write_proxy_info(d, m.genotype, recipe)
+    else:  # a member re-exported into an old folder: the weights there belonged to another design
+        for stale in (WEIGHTS, PROXY_JSON):
+            (d / stale).unlink(missing_ok=True)
     files = write_model_files(m.genotype, d, costing.num_classes)
     return member_row(m, costing, files, weights)
+
+
+#: The files of an exported member folder; a folder holding only these (and at least genotype.yaml) is one.
+MEMBER_FILES = frozenset({"genotype.yaml", "model.ts", "model.onnx", "proxy_weights.pt", "proxy.json"})
+
+
+def stale_members(out: Path, keep: set[str]) -> list[Path]:
+    """Member folders of an earlier export into ``out`` that this export does not write (old or renamed
+    tiers): folders holding ``genotype.yaml`` and nothing but member files. Anything else is left alone."""
+    if not out.is_dir():
+        return []
+    found = []
+    for d in sorted(p for p in out.iterdir() if p.is_dir() and not p.is_symlink() and p.name not in keep):
+        names = {p.name for p in d.iterdir()}
+        if "genotype.yaml" in names and names <= MEMBER_FILES and all((d / n).is_file() for n in names):
+            found.append(d)
+    return found
