@@ -65,7 +65,7 @@ def test_each_larger_tier_is_more_accurate_than_every_smaller_one():
 def test_the_order_holds_on_many_random_studies():
     costs = export.Costing(num_classes=10).costs
     for seed in range(8):
-        records = _with_accuracy(_records(40, seed), lambda r: random.Random(r.number * 7 + seed).random())
+        records = _with_accuracy(_records(40, seed), lambda r, seed=seed: random.Random(r.number * 7 + seed).random())
         members = export.tier_members(records, None, TIERS, costs)
         accs = [m.accuracy for m in members if m.source == "trained"]
         assert accs == sorted(accs) and len(set(accs)) == len(accs), (seed, accs)
