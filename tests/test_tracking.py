@@ -30,7 +30,7 @@ def _replay(tracker, records):
 
 @pytest.fixture()
 def study(tmp_path):
-    d = make_study(tmp_path, n=10, seed=4)
+    d = make_study(tmp_path, n=10, seed=4, macs_budget=1.2e6)  # some over budget: no W&B run for them
     return d, study_records(d), load_space(d / "space.yaml")
 
 
