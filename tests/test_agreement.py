@@ -101,3 +101,38 @@ def test_the_family(study, tmp_path):
     for m in trained:
         assert by_number[m["trial"]].status == "complete" and by_number[m["trial"]].tier == m["tier"]
     assert "These are untrained architectures" in (out / "family.md").read_text()
+
+
+def test_a_resume_rebuilds_lost_storage_writes_with_the_same_states(study, tmp_path):
+    """The storage lost its last trials (a crash before the writer caught up): a resume rebuilds them from
+    trials.jsonl with the same states (a refusal PRUNED with no values, never COMPLETE with accuracy 0), and the
+    sampler goes on from there."""
+    import shutil
+
+    d, records = study
+    copy = tmp_path / d.name
+    shutil.copytree(d, copy, ignore=shutil.ignore_patterns("wandb"))
+    sd = StudyDir(copy)
+    assert sd.existing_storage() == "sqlite"
+    url = f"sqlite:///{sd.root / 'study.db'}"
+    name = optuna.get_all_study_names(url)[0]
+    import sqlite3
+
+    con = sqlite3.connect(sd.root / "study.db")  # cut the storage back to its first 5 trials
+    for table in ("trial_values", "trial_params", "trial_user_attributes", "trial_system_attributes",
+                  "trial_intermediate_values", "trial_heartbeats"):
+        con.execute(f"DELETE FROM {table} WHERE trial_id IN (SELECT trial_id FROM trials WHERE number >= 5)")
+    con.execute("DELETE FROM trials WHERE number >= 5")
+    con.commit()
+    con.close()
+    space = copy / "space.yaml"
+    s = run_search(SearchOptions(space=str(space), out=tmp_path, trials=18, wandb="disabled"))
+    recs = study_records(s.study_dir)
+    st = optuna.load_study(study_name=name, storage=url)
+    by_number = {r.number: r for r in recs}
+    assert len(st.trials) == len(recs) and len([r for r in recs if r.status != "refused"]) == 18
+    for t in st.trials:
+        r = by_number[t.number]
+        want = {"complete": TrialState.COMPLETE, "refused": TrialState.PRUNED, "infeasible": TrialState.PRUNED}
+        assert t.state == want[r.status] and t.user_attrs["state"] == state_text(r)
+    assert all(by_number[t.number].status == "complete" for t in st.best_trials)
