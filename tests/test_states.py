@@ -172,3 +172,19 @@ def test_the_predictor_sampler_learns_only_from_measurements_with_tiers_on():
     set_constraints(old, t, [0.0, 0.0, 0.0])
     old.tell(t, [0.7, 1000.0])
     assert [t.number for t in measured_trials(old)] == [1]
+
+
+def test_the_hypervolume_is_printed_with_its_reference_point(tmp_path):
+    from _synth_study import make_study
+    from typer.testing import CliRunner
+
+    from nas.cli import app
+    from nas.cli.tables import hypervolume_text
+
+    objs = [{"metric": "accuracy", "direction": "maximize"}, {"metric": "macs", "direction": "minimize"}]
+    assert hypervolume_text(0.3125, objs, [0.0, 1.8e6]) == (
+        "hypervolume 0.3125 (reference point: accuracy 0, macs 1.8M; each axis divided by its nonzero reference "
+        "value)")
+    study = make_study(tmp_path, n=12)
+    r = CliRunner().invoke(app, ["pareto", "--study", str(study)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "(reference point: accuracy 0, macs 1.8M;" in r.output, r.output

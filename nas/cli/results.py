@@ -33,15 +33,18 @@ def pareto(
     if as_json:
         typer.echo(json.dumps({"study": study.name, "objectives": objectives, "front": [dict(r) for r in fr],
                                "hypervolume": hv,
-                               "reference_point": ref, "n_trials": len(records)}))
+                               "reference_point": ref,
+                               "n_trials": len([r for r in records if r.status != "refused"]),
+                               "n_refused": len([r for r in records if r.status == "refused"])}))
         return
     counted = [r for r in records if r.status != "refused"]  # refusals for a tier are not the study's trials
     console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(counted)} trials",
                               width=console.width))
     names = ", ".join(f"{o['metric']} ({o['direction']})" if o["metric"] != "reward" else
                       f"reward = accuracy x ({o['cost']} / {o['target']:g})^{o['w']:g} (maximize)" for o in objectives)
-    # One objective: the front is the best trial (ties kept), and the hypervolume its value (reference 0).
-    best = f" = the best {objectives[0]['metric']}" if len(objectives) == 1 else ""
+    # One objective: the front is the best trial (ties kept), and the hypervolume its value when the reference is 0
+    # (accuracy), else its distance from the reference in units of it.
+    best = f" = the best {objectives[0]['metric']}" if len(objectives) == 1 and ref[0] == 0 else ""
     console.print(f"objectives: {names}; {hypervolume_text(hv, objectives, ref)}{best}", highlight=False)
 
 
