@@ -107,7 +107,8 @@ def export_best(
     with final_progress("test split") if evaluate else nullcontext() as progress:
         final = FinalEval(seeds=seeds, workers=workers, progress=progress) if evaluate else None
         def step(text: str) -> None:  # a minute of choosing, measuring and exporting is not silence
-            err_console.print(f"export: {text}", markup=False, highlight=False, soft_wrap=True)
+            # on stdout, before the family table: stderr holds the one line of a bad input and nothing else
+            console.print(f"export: {text}", markup=False, highlight=False, soft_wrap=True)
 
         d = export_family(study, out, names, tier_budget, measure=measure, final=final, progress=step)
     console.print((d / "family.md").read_text(), markup=False, highlight=False, soft_wrap=True)

@@ -7,7 +7,10 @@ A tier is a set of limits on the *target* network (``macs``, ``params``,
 command line (:func:`parse_tier_budgets`). Its *band* is what it allows and
 the tier below it does not, the same bands the search spreads its trials over
 (:mod:`nas.search.spread`). Its member (:func:`tier_members`) is the most
-accurate design the study trained in the band; only a tier with none is
+accurate design the study trained in the band that is more accurate than
+every smaller tier's member (on the validation split) and, under a latency
+limit, measured on this machine under it with a margin (re-chosen, else
+flagged: :mod:`nas.export.members`); only a tier with none is
 filled by compound scaling: the trained member of the nearest tier, scaled in
 width to just under the tier's limits (as MixNet-L is MixNet-M x 1.3;
 :func:`scale_to_budget`, channels rounded to multiples of 8, head kept). A
@@ -18,12 +21,16 @@ from which trial. Members are named after the study (``<study>-s``,
 (``nas space contains``).
 
 Files per member (``<out>/<tier>/``): ``genotype.yaml``; ``proxy_weights.pt``
-when the study kept the trained proxy's weights (the proxy network's, see
-``nas.proxy``: the target network itself is not trained by a search);
+and ``proxy.json`` when the study kept the trained proxy's weights (the proxy
+network's, see ``nas.proxy``: the target network itself is not trained by a
+search), loaded in one call by :func:`load_proxy`; the target models below
+are untrained architectures (random weights), and ``family.md`` says so first;
 ``model.ts``, the fused (``nas.model.deploy``) network traced with
 TorchScript; ``model.onnx``, checked with onnxruntime against the torch
-outputs to 1e-4. ``family.md`` and ``family.json`` list the members and the
-reference architectures evaluated by ``nas baselines``.
+outputs to 1e-4. ``family.md`` and ``family.json`` list the members, how they
+were chosen (notes) and the reference architectures evaluated by ``nas
+baselines``. Member folders of an earlier export into the same folder that
+this family does not have are removed.
 
 Final evaluation (``final=FinalEval(...)``, the CLI's default for a study
 whose trials were trained): every member is trained again from scratch with

@@ -54,9 +54,14 @@ def proxy_info(genotype: Genotype, recipe: Any, weights: Path) -> dict[str, Any]
     """What :func:`load_proxy` needs to rebuild the network ``weights`` belong to (``recipe``: the study's
     proxy ``TrainConfig``)."""
     proxy = proxy_genotype(genotype, recipe.resolution, recipe.width, min_feature=MIN_FEATURE)
-    return {"what": "the trained proxy network (not the target network); see README.md",
+    try:
+        classes: int | None = weights_classes(proxy, _state_dict(weights))
+        problem = None
+    except InputError as e:  # exported as kept; load_proxy names the problem when asked to load them
+        classes, problem = None, str(e)
+    return {"what": "the trained proxy network (not the target network); see family.md",
             "resolution": int(recipe.resolution), "width": float(recipe.width), "min_feature": MIN_FEATURE,
-            "num_classes": weights_classes(proxy, _state_dict(weights)), "dataset": recipe.dataset,
+            "num_classes": classes, **({"problem": problem} if problem else {}), "dataset": recipe.dataset,
             "path": Path(recipe.path).name if getattr(recipe, "path", None) else None,
             "epochs": getattr(recipe, "epochs", None), "seed": recipe.seed, "proxy_hash": proxy.hash}
 
