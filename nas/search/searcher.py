@@ -143,7 +143,7 @@ class Proposer:
     ``write(record, durable=...)`` stores a record (``durable`` for trained
     trials); ``emit(record)`` is called for every finished trial, after the
     record is written and Optuna has been told. ``target`` is the total number of finished
-    trials the study should hold (records loaded on resume count; answers "infeasible for the tier" do not,
+    trials the study should hold (records loaded on resume count; proposals refused for their tier do not,
     :mod:`nas.search.spread`).
     """
 
