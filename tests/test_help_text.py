@@ -40,3 +40,9 @@ def test_every_placeholder_is_printed(path):
     wanted = {m for t in texts for m in _PLACEHOLDER.findall(t)}
     out = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "400"}).output
     assert all(w in out for w in wanted), (sorted(wanted), out)
+
+
+def test_the_trials_help_says_what_a_trial_is():
+    """`--trials 4` left 5 records in a space with tiers: the help says refusals come on top, not counted."""
+    out = CliRunner().invoke(app, ["search", "--help"], env={"COLUMNS": "400"}).output
+    assert "proposals refused for their tier (never trained) come on top" in " ".join(out.split()).replace("│ ", "")
