@@ -101,6 +101,12 @@ def _run_optuna(oracle: Oracle, strategy: str, seed: int, budget: int, mo: bool)
                    "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
                    "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
                    "gp": lambda: optuna.samplers.GPSampler(seed=seed)}[kind]()
+    elif strategy == "predictor":  # fits in this thread: as nas search's in-process table path waits for each fit
+        from nas.search.predictor import from_context
+        from nas.search.samplers import SamplerContext
+
+        sampler = from_context(SamplerContext("predictor", seed, budget, 1, space=space, objectives=objectives,
+                                              cost_fn=lambda g: budgets.target_cost(space, g)), background=False)
     else:
         sampler = make_sampler(strategy, seed, budget, 1, space=space, objectives=objectives,
                                cost_fn=lambda g: budgets.target_cost(space, g))

@@ -273,7 +273,10 @@ def _look_up(run: SearchRun, proposer: Proposer, listeners: Listeners, stop: thr
     table = load(proxy.table)
     run_index = int(proxy.seed) if proxy.table_run == "seed" else None
     n_runs = None
-    while not stop.is_set() and (launch := proposer.next()) is not None:
+    # a lookup takes microseconds: a sampler that refits in the background (the predictor) would otherwise
+    # propose at random while its model is fitted, so each proposal waits for the fit under way
+    wait = getattr(proposer.study.sampler, "wait", None)
+    while not stop.is_set() and (wait is None or wait() or True) and (launch := proposer.next()) is not None:
         listeners.trial_started(launch.number, launch.genotype)
         try:
             metrics = table.lookup(launch.genotype)
