@@ -346,3 +346,34 @@ def test_export_from_a_real_tiny_study(tmp_path):
     _check_onnx_against_torchscript(out / fam["members"][0]["tier"])
     md = (out / "family.md").read_text()
     assert "| s |" in md and "trained: trial" in md
+
+
+def test_export_best_train_trains_the_members_at_target_size_on_the_users_data(tmp_path):
+    """`--train --data digits`: each member trained at its target size (32 px, width 1.0) with the proxy recipe,
+    its head sized to the data's 10 classes, into <tier>/trained/ with loadable weights, TorchScript and ONNX."""
+    from nas.model import build
+
+    study = make_study(tmp_path, n=24)
+    out = tmp_path / "fam"
+    r = CliRunner().invoke(app, ["export-best", "--study", str(study), "--tiers", "s", "--no-measure", "--no-eval",
+                                 "--train", "--data", "digits", "--train-epochs", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    d = out / "s" / "trained"
+    info = json.loads((d / "train.json").read_text())
+    assert info["data"] == "digits" and info["epochs"] == 1 and info["num_classes"] == 10
+    assert info["recipe"]["resolution"] == 32 and info["recipe"]["width"] == 1.0 and 0 <= info["val_accuracy"] <= 1
+    assert info["onnx_max_abs_diff"] <= 1e-4 and info["threads"] >= 1
+    g = load(out / "s" / "genotype.yaml")
+    net = build(g, num_classes=10)
+    net.load_state_dict(torch.load(d / "weights.pt", weights_only=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ts = torch.jit.load(str(d / "model.ts"))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        assert ts(x).shape == (2, 10)
+        assert torch.allclose(ts(x), net.eval()(x), atol=1e-4)  # the fused trained network is the trained one
+    md = (out / "family.md").read_text()
+    assert "## Trained on your data (`--train`)" in md and "| s | digits | 10 | 1 |" in md
+    bad = CliRunner().invoke(app, ["export-best", "--study", str(study), "--train"])
+    assert isinstance(bad.exception, InputError) and "--train: needs --data" in str(bad.exception)  # main(): exit 2

@@ -78,6 +78,13 @@ def export_best(
              "its tier's best reference (default: on when the study's trials were trained)."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Training seeds per member for the evaluation."),
     workers: int = typer.Option(1, "--workers", min=1, help="Parallel training processes for the evaluation."),
+    train: bool = typer.Option(False, "--train", help="Also train every member at its target size (width 1.0) "
+                               "on --data with the proxy recipe, into `<tier>/trained/` (weights, TorchScript, "
+                               "ONNX): the exported models are otherwise untrained architectures."),
+    data: str = typer.Option(None, "--data", help="With --train: a built-in data set (digits, mnist5k) or the "
+                             "local path of a CIFAR-10/100 copy, an ImageFolder tree or an .npz file."),
+    train_epochs: int = typer.Option(None, "--train-epochs", min=1, help="With --train: epochs (default: the "
+                                     "proxy recipe's)."),
 ) -> None:
     """Export a MixNet-like family (one member per tier) or one architecture: genotype, TorchScript, ONNX, table.
 
@@ -87,11 +94,16 @@ def export_best(
     from contextlib import nullcontext
 
     from nas.cli.evaluation import final_progress
+    from nas.cli.steps import Steps
     from nas.export import FinalEval, export_arch, export_family, read_study, study_was_trained
     from nas.genotype import load
 
     if (study is None) == (arch is None):
         raise InputError("export-best: give exactly one of --study DIR or --arch GENOTYPE")
+    if train and (data is None or arch is not None):
+        raise InputError("--train: needs --data PATH (a built-in data set or a local path) and --study")
+    if data is not None and not train:
+        raise InputError("--data: only with --train")
     if arch is not None:
         g = load(resolve_path(arch))
         d = export_arch(g, out or Path("export"), num_classes=num_classes, measure=measure, source=arch)
@@ -110,7 +122,17 @@ def export_best(
             # on stdout, before the family table: stderr holds the one line of a bad input and nothing else
             console.print(f"export: {text}", markup=False, highlight=False, soft_wrap=True)
 
-        d = export_family(study, out, names, tier_budget, measure=measure, final=final, progress=step)
+        bar = Steps("training at target size", err_console, disable=not train)
+
+        def epoch(tier: str, e: int, total: int, metrics: dict) -> None:
+            acc = metrics.get("val_accuracy")
+            bar.update(e, total, f"tier {tier} epoch {e}" + ("" if acc is None else f": val {100 * acc:.1f}%"))
+
+        try:
+            d = export_family(study, out, names, tier_budget, measure=measure, final=final, progress=step,
+                              train_data=data if train else None, train_epochs=train_epochs, train_progress=epoch)
+        finally:
+            bar.stop()
     console.print((d / "family.md").read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"exported to {d}")
 

@@ -59,6 +59,7 @@ from nas.export.members import Member, choose_member, scale_to_budget, study_fro
 from nas.export.proxy import load_proxy
 from nas.export.significance import ALPHA, METHOD, Verdict, welch
 from nas.export.tables import family_markdown, write_tables
+from nas.export.target import EpochFn, train_members
 from nas.export.tiers import NEAR, Tier, parse_tier_budgets, select_tiers, space_tiers
 from nas.export.verdicts import evaluate_family
 from nas.genotype import Genotype
@@ -93,11 +94,14 @@ def study_was_trained(records: Sequence[TrialRecord]) -> bool:
 
 def export_family(study_dir: Path, out: Path | None = None, tiers: Sequence[str] | None = None,
                   tier_budgets: str | None = None, *, measure: bool = True, near: float = NEAR,
-                  final: FinalEval | None = None, progress: Callable[[str], None] | None = None) -> Path:
+                  final: FinalEval | None = None, progress: Callable[[str], None] | None = None,
+                  train_data: str | None = None, train_epochs: int | None = None,
+                  train_progress: EpochFn | None = None) -> Path:
     """Choose every tier's member, then write the files; nothing is written when an input is bad. With
     ``final``, then evaluate the members on the test split and write the tables again with the results.
     Member folders of an earlier export into ``out`` that this family does not have are removed
-    (:func:`nas.export.files.stale_members`). ``progress(text)`` hears each step (nothing prints here)."""
+    (:func:`nas.export.files.stale_members`). ``progress(text)`` hears each step (nothing prints here).
+    ``train_data``: then train every member at target size on that data set (:mod:`nas.export.target`)."""
     study_dir = Path(study_dir)
     space, records = read_study(study_dir)
     everything = select_tiers(space, None, tier_budgets, str(study_dir / "space.yaml"))
@@ -137,6 +141,12 @@ def export_family(study_dir: Path, out: Path | None = None, tiers: Sequence[str]
             "removed": [d.name for d in removed]}
     baselines = load_baselines(study_dir)
     write_tables(out, rows, baselines, meta)  # the export is usable while the evaluation runs
+    if train_data is not None:
+        say(f"training every member at its target size on {train_data}")
+        for row, summary in zip(rows, train_members(members, out, space.proxy, train_data, epochs=train_epochs,
+                                                    progress=train_progress), strict=True):
+            row["trained"] = summary
+        write_tables(out, rows, baselines, meta)
     if final is not None:
         meta["final"] = evaluate_family(rows, members, space.proxy, study_dir, baselines, final)
         write_tables(out, rows, baselines, meta)

@@ -107,6 +107,19 @@ def family_markdown(rows: Sequence[dict], baselines: Sequence[dict], title: str,
         lines.append(f"\nResolution {r0['resolution']}, {r0['num_classes']} classes. Exported files per tier: "
                      "genotype.yaml, model.ts (fused, TorchScript), model.onnx (onnxruntime matches torch to "
                      f"{ONNX_TOL:g}).\n")
+    trained = [r for r in rows if r.get("trained")]
+    if trained:
+        lines += ["## Trained on your data (`--train`)\n",
+                  "Each member trained at its target size (width 1.0) with the proxy recipe; `<tier>/trained/` "
+                  "holds `weights.pt` (for `nas.model.build(genotype, num_classes)`), the fused `model.ts` and "
+                  "`model.onnx`, and `train.json`. Validation accuracy on the data's validation split.\n",
+                  "| tier | data | classes | epochs | val. acc. (%) | trained on |", "|---|---|---:|---:|---:|---|"]
+        for r in trained:
+            t = r["trained"]
+            lines.append(f"| {r['tier']} | {t['data']} | {t['num_classes']} | {t['epochs']} | "
+                         f"{_num(t.get('val_accuracy'), '.2f', 100)} | {t.get('device')}, {t.get('threads')} "
+                         f"threads |")
+        lines.append("")
     notes = [(r["tier"], n) for r in rows for n in r.get("notes") or ()]
     if notes:
         lines += ["How the members were chosen:\n"] + [f"- {t}: {n}" for t, n in notes] + [""]

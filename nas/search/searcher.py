@@ -114,7 +114,7 @@ def outcome(record: Mapping[str, Any], objectives: Sequence[dict[str, str]]) -> 
         return TrialState.PRUNED, None
     if status == "failed":
         return TrialState.FAIL, None
-    values = objective_values(record, objectives)
+    values = list(objective_values(record, objectives))
     if any(math.isnan(v) for v in values):  # e.g. an accuracy objective with no accuracy reported
         return TrialState.FAIL, None
     return TrialState.COMPLETE, values
