@@ -240,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=200, help="queries per single-objective run")
     ap.add_argument("--mo-budget", type=int, default=200, help="queries per two-objective run")
     ap.add_argument("--random-budget", type=int, default=400, help="queries of the random runs (both modes)")
+    ap.add_argument("--predictor-budget", type=int, default=None,
+                    help="queries of the predictor's runs (its refits make it the slowest; default: --budget)")
     ap.add_argument("--samplers", default=",".join(STRATEGIES))
     ap.add_argument("--modes", default="so,mo")
     ap.add_argument("--out", default="benchmarks/logs/table_search")
@@ -271,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         mo = mode == "mo"
         for s in strategies:
             budget = args.random_budget if s.endswith("random") else (args.mo_budget if mo else args.budget)
+            if s == "predictor" and args.predictor_budget:
+                budget = min(budget, args.predictor_budget)
             for seed in range(args.seeds):
                 if (mode, s, seed) in done:
                     continue
