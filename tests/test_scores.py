@@ -320,3 +320,12 @@ def test_nas_fidelity_with_a_table_reference(tiny, tmp_path, monkeypatch, capsys
     code, out, err = run_cli(monkeypatch, capsys, "fidelity", "--space", "search_spaces/tiny.yaml", "--reference",
                              f"table:{path}", "--recipe", "{score: accuracy}", "--out", str(tmp_path / "o2"))
     assert code == 2 and "--recipe" not in err and "unknown score 'accuracy'" in err
+
+
+def test_nas_fidelity_training_form_keeps_its_seeds(tmp_path, monkeypatch, capsys):
+    """Without a table reference --seeds are still training seeds (at least 2), checked before anything trains."""
+    from tests._cli import run_cli
+
+    code, _, err = run_cli(monkeypatch, capsys, "fidelity", "--space", "search_spaces/tiny.yaml", "--seeds", "1",
+                           "--out", str(tmp_path / "f"), "--local")
+    assert code == 2 and "at least 2 distinct seeds" in err
