@@ -37,7 +37,7 @@ def fidelity(
                                   "table's mean accuracy over -n of its distinct networks."),
     data: str = typer.Option(None, "--data", help="Train on this data instead of the space's: a local path "
                              "(CIFAR pickle, ImageFolder, .npz) or a built-in data set name."),
-    out: Path = typer.Option(None, "--out", help="Study directory (default: results/fidelity-<space>/); "
+    out: Path = typer.Option(None, "--out", help="Study directory (default: `results/fidelity-<space>/`); "
                              "rerunning the same command resumes it."),
     sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the architecture sample."),
     local: bool = typer.Option(False, "--local", help="Train in this process instead of as Ray tasks."),

@@ -251,7 +251,8 @@ def _proposer(run: SearchRun, placement: resources.Placement, memory: optuna.Stu
     gpus_auto = "gpus_per_trial" in placement.auto
 
     def make_config(n: int, g: Any) -> dict[str, Any]:
-        config = trial_config(n, g, space.proxy, space.target.num_classes, math.ceil(st.cpus_per_trial),
+        # the proxy's head has the data's classes (num_classes None: the data set's), not the target's 1000
+        config = trial_config(n, g, space.proxy, None, math.ceil(st.cpus_per_trial),
                               weights_dir=run.sd.weights)
         return {**config, "gpus": st.gpus_per_trial, "gpus_auto": gpus_auto}  # the trial's device (devices.py)
 
