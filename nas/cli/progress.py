@@ -33,10 +33,15 @@ class Tally:
         self.finished = self.trained = self.pruned = self.failed = self.over = self.dup = self.costed = 0
         self.looked = 0  # accuracy looked up in a published table (nas.tables), nothing trained
         self.tier = 0  # proposals turned away to spread trials over the family's tiers (not counted trials)
+        self.screened = self.scored = 0  # proposals judged by a training-free score, and those screened out
         for r in records:
             self.add(r)
 
     def add(self, r: Any) -> None:
+        self.scored += r.get("screen") is not None and not (r.get("screen") or {}).get("duplicate")
+        if r.get("status") == "screened":
+            self.screened += 1
+            return
         if tier_rejected(r):
             self.tier += 1
             return
@@ -59,8 +64,10 @@ class Tally:
         parts = [f"costed {self.costed}" if self.costed and not self.trained else
                  f"looked up {self.looked}" if self.looked and not self.trained else
                  f"trained {self.trained}" + (f" ({sub})" if sub else "")]
-        parts += [f"{w} {n}" for w, n in (("over budget", self.over), ("dup", self.dup),
-                                          ("refused for their tier", self.tier)) if n]
+        if self.scored:  # screening: proposals judged by a training-free score before the best was trained
+            parts.insert(0, f"scored {self.scored}")
+        parts += [f"{w} {n}" for w, n in (("screened out", self.screened), ("over budget", self.over),
+                                          ("dup", self.dup), ("refused for their tier", self.tier)) if n]
         if running:
             parts.append(f"running {running}")
         parts.append(f"front {front_size}, HV {hypervolume:.3f}")

@@ -34,10 +34,12 @@ def pareto(
         typer.echo(json.dumps({"study": study.name, "objectives": objectives, "front": [dict(r) for r in fr],
                                "hypervolume": hv,
                                "reference_point": ref,
-                               "n_trials": len([r for r in records if r.status != "refused"]),
-                               "n_refused": len([r for r in records if r.status == "refused"])}))
+                               "n_trials": len([r for r in records if r.status not in ("refused", "screened")]),
+                               "n_refused": len([r for r in records if r.status == "refused"]),
+                               "n_screened": len([r for r in records if r.status == "screened"])}))
         return
-    counted = [r for r in records if r.status != "refused"]  # refusals for a tier are not the study's trials
+    # refusals for a tier and proposals screened out are not the study's trials
+    counted = [r for r in records if r.status not in ("refused", "screened")]
     console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(counted)} trials",
                               width=console.width))
     names = ", ".join(f"{o['metric']} ({o['direction']})" if o["metric"] != "reward" else

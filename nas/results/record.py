@@ -25,14 +25,14 @@ if TYPE_CHECKING:
 #: Every status a finished trial can have. ``complete`` and ``pruned`` were trained (to the end, or stopped early
 #: by the scheduler); ``infeasible`` is over a budget and ``refused`` turned away because the search spreads its
 #: trials over the family's tiers (:mod:`nas.search.spread`), both never trained; ``failed`` broke.
-STATUSES = ("complete", "pruned", "infeasible", "refused", "failed")
+STATUSES = ("complete", "pruned", "infeasible", "refused", "screened", "failed")
 #: The statuses of proposals that were never trained: never a measurement (not a label, not a complete trial).
-UNTRAINED = ("infeasible", "refused")
+UNTRAINED = ("infeasible", "refused", "screened")
 #: The ``violations`` key (and Optuna constraint) of a proposal refused for its tier.
 TIER = "tier"
 #: What each status is called wherever a person reads it (records' ``state``, plots, W&B, the CLI).
 STATE_WORDS = {"complete": "trained", "pruned": "stopped early", "infeasible": "over budget",
-               "refused": "refused for its tier", "failed": "failed"}
+               "refused": "refused for its tier", "screened": "screened out", "failed": "failed"}
 #: The fields a record answered from an earlier one takes from it (nothing trained, so no time or speed).
 _ANSWERED = ("status", "accuracy", "best_accuracy", "epochs", "history", "error", "node", "device",
              "latency_ms_measured", "evaluator")
@@ -69,6 +69,9 @@ class TrialRecord(Mapping[str, Any]):
     predictor: dict[str, Any] | None = None
     # where the accuracy came from when not from training here: "table:NAME (mean)" (nas.tables)
     evaluator: str | None = None
+    # screening (``search.screen``): the training-free score this proposal had among the candidates of its tier,
+    # ``{"score": name, "value": v, "candidates": K, "chosen": trial number}`` (a score, never an accuracy)
+    screen: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)  # keys this version does not know
 
     # -- building -------------------------------------------------------------------------------------------
@@ -164,7 +167,7 @@ class TrialRecord(Mapping[str, Any]):
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name != "extra")
 _FIELD_SET = frozenset(_FIELDS)
-_OPTIONAL = frozenset({"predictor", "evaluator"})  # written only when set, so files of other samplers keep their form
+_OPTIONAL = frozenset({"predictor", "evaluator", "screen"})  # written only when set, so files of other samplers keep their form
 
 
 def record_problem(rec: Any) -> str | None:
@@ -234,6 +237,10 @@ def state_text(rec: Mapping[str, Any]) -> str:
         where = f"in tier {tier}" if tier else "in no tier"
         return (f"refused for its tier (not trained: {where}, which had more designs than another; the search "
                 "spreads its trials over the family's tiers)")
+    if status == "screened":
+        sc = rec.get("screen") or {}
+        return (f"screened out (not trained: its {sc.get('score', 'training-free')} score ranked below trial "
+                f"{sc.get('chosen', '?')}'s among {sc.get('candidates', '?')} candidates of its tier)")
     if status == "failed":
         err = str(rec.get("error") or "").splitlines()
         return "failed" + (f": {err[0][:120]}" if err else "")

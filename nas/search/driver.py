@@ -260,7 +260,8 @@ def _proposer(run: SearchRun, placement: resources.Placement, memory: optuna.Stu
                     write=writer.append, mirror=mirror.upsert, emit=emit, latency_fn=run.latency_fn,
                     cost_only=run.cost_only, planned_epochs=1 if run.looked_up else int(space.proxy.epochs),
                     make_config=make_config, seed=int(space.proxy.seed),
-                    refuse=None if run.in_process else _too_big(space))
+                    refuse=None if run.in_process else _too_big(space),
+                    screen=1 if run.cost_only else st.screen, screen_score=st.screen_score)
 
 
 def _look_up(run: SearchRun, proposer: Proposer, listeners: Listeners, stop: threading.Event) -> None:

@@ -45,6 +45,7 @@ class SearchOptions:
     seed: int | None = None
     wandb: str | None = None
     objective: str = "train"  # train | cost (costs only, nothing trained)
+    screen: int | None = None  # train the best of K proposals per tier under a training-free score
     storage: str | None = None
     cpus_per_trial: float | None = None
     gpus_per_trial: float | None = None  # None: the space's, or chosen from the cluster (nas.search.resources)
@@ -90,12 +91,20 @@ def prepare(opts: SearchOptions) -> SearchRun:
 
     space = load_space(opts.space)
     settings = merged(space.search, sampler=opts.sampler, trials=opts.trials, seed=opts.seed, storage=opts.storage,
+                      screen=opts.screen,
                       **opts.execution_overrides())
     check_request(settings)
     if opts.objective not in OBJECTIVE_MODES:
         raise OptionError("objective", f"{opts.objective!r} is not one of {', '.join(OBJECTIVE_MODES)}")
     wandb = merged(space.tracking, wandb=opts.wandb).wandb
     budgets.validate_budgets(space)
+    if settings.screen > 1:
+        from nas.scores import components
+
+        try:
+            components(settings.screen_score)
+        except InputError as e:
+            raise InputError(f"{space.source}: search.screen_score: {e}") from None
     objectives = search_objectives(space, opts.objective)
     check_address(opts.address)
     name = opts.study or space.name
