@@ -98,7 +98,9 @@ def test_an_unknown_screen_score_is_one_line(tmp_path):
     from nas.search.settings import SearchOptions, prepare
 
     space = tmp_path / "s.yaml"
-    text = (load_space("tiny.yaml").source and open(load_space("tiny.yaml").source).read())
+    from pathlib import Path
+
+    text = Path(load_space("tiny.yaml").source).read_text()
     space.write_text(text.replace("search: {", "search: {screen: 4, screen_score: nope, "))
     with pytest.raises(InputError, match="search.screen_score"):
         prepare(SearchOptions(space=space, out=tmp_path / "r"))
