@@ -4,6 +4,8 @@ Ray, with a stand-in scorer whose values the test knows, and with the real train
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -104,3 +106,33 @@ def test_an_unknown_screen_score_is_one_line(tmp_path):
     space.write_text(text.replace("search: {", "search: {screen: 4, screen_score: nope, "))
     with pytest.raises(InputError, match="search.screen_score"):
         prepare(SearchOptions(space=space, out=tmp_path / "r"))
+
+
+def test_a_score_search_records_a_score_never_an_accuracy(tmp_path, monkeypatch, capsys):
+    """proxy: {kind: score}: the objective is the score, in trials.jsonl as ``score``, in Optuna as the value of
+    the objective named score; no accuracy anywhere, nothing drawn as accuracy."""
+    import json
+
+    from nas.results.store import read_records
+    from tests._cli import run_cli
+
+    root = Path(__file__).resolve().parents[1]
+    space = tmp_path / "s.yaml"
+    space.write_text((root / "search_spaces" / "nasbench_macro.yaml").read_text().replace(
+        "proxy: {kind: table, table: nas-bench-macro}", "proxy: {kind: score, score: synflow}"))
+    code, out, err = run_cli(monkeypatch, capsys, "search", "--space", str(space), "--trials", "3", "--out",
+                             str(tmp_path / "r"), "--wandb", "disabled")
+    assert code == 0, err
+    assert "scored without training" in out
+    records = read_records(tmp_path / "r" / "nasbench_macro" / "trials.jsonl")
+    done = [r for r in records if r.duplicate_of is None]
+    assert done and all(r.accuracy is None and r.score is not None and r.evaluator.startswith("score:synflow")
+                        for r in done)
+    assert not groups([r.to_dict() for r in records], []).trained  # nothing plotted as an accuracy
+    study = optuna.load_study(study_name="nasbench_macro",
+                              storage=f"sqlite:///{tmp_path / 'r' / 'nasbench_macro' / 'study.db'}")
+    assert study.metric_names[0] == "score"
+    for t in study.get_trials(states=(TrialState.COMPLETE,)):
+        assert t.values[0] == pytest.approx(next(r.score for r in records if r.number == t.number))
+    pareto = json.loads((tmp_path / "r" / "nasbench_macro" / "pareto.json").read_text())
+    assert pareto["objectives"][0]["metric"] == "score"

@@ -35,7 +35,7 @@ STATE_WORDS = {"complete": "trained", "pruned": "stopped early", "infeasible": "
                "refused": "refused for its tier", "screened": "screened out", "failed": "failed"}
 #: The fields a record answered from an earlier one takes from it (nothing trained, so no time or speed).
 _ANSWERED = ("status", "accuracy", "best_accuracy", "epochs", "history", "error", "node", "device",
-             "latency_ms_measured", "evaluator")
+             "latency_ms_measured", "evaluator", "score")
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,8 @@ class TrialRecord(Mapping[str, Any]):
     # screening (``search.screen``): the training-free score this proposal had among the candidates of its tier,
     # ``{"score": name, "value": v, "candidates": K, "chosen": trial number}`` (a score, never an accuracy)
     screen: dict[str, Any] | None = None
+    # a training-free score standing in for accuracy (``proxy: {kind: score}``): the objective, never an accuracy
+    score: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)  # keys this version does not know
 
     # -- building -------------------------------------------------------------------------------------------
@@ -108,6 +110,7 @@ class TrialRecord(Mapping[str, Any]):
             self, history=history, epochs=epoch, accuracy=float(acc) if acc is not None and epoch > 0 else None,
             best_accuracy=float(best) if best is not None and epoch > 0 else None, node=result.get("node"),
             device=result.get("device"), evaluator=result.get("evaluator") or self.evaluator, time=time.time(),
+            score=float(result["score"]) if result.get("score") is not None else self.score,
             status=status, error=failure if failure else self.error, **timing)
 
     def answered_from(self, prior: Mapping[str, Any]) -> TrialRecord:
@@ -167,7 +170,7 @@ class TrialRecord(Mapping[str, Any]):
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name != "extra")
 _FIELD_SET = frozenset(_FIELDS)
-_OPTIONAL = frozenset({"predictor", "evaluator", "screen"})  # written only when set, so files of other samplers keep their form
+_OPTIONAL = frozenset({"predictor", "evaluator", "screen", "score"})  # written only when set, so files of other samplers keep their form
 
 
 def record_problem(rec: Any) -> str | None:
@@ -203,7 +206,7 @@ def record_problem(rec: Any) -> str | None:
 _TYPES = {"accuracy": "number", "best_accuracy": "number", "macs": "amount", "params": "amount",
           "latency_ms": "number", "latency_ms_measured": "number", "epochs": "count", "train_s": "number",
           "images_per_s": "number", "history": "list", "violations": "object", "tier": "str",
-          "duplicate_of": "count", "error": "str", "node": "str", "device": "str", "evaluator": "str", "seed": "int", "time": "number"}
+          "duplicate_of": "count", "error": "str", "node": "str", "device": "str", "evaluator": "str", "score": "number", "seed": "int", "time": "number"}
 _KIND_NAMES = {"number": "a number", "amount": "a non-negative number", "count": "a non-negative integer",
                "int": "an integer", "list": "a list", "object": "an object", "str": "a string"}
 

@@ -204,6 +204,8 @@ def _run_locked(run: SearchRun, placement: resources.Placement, listeners: Liste
             proposer.answer_all()
         elif run.looked_up:
             _look_up(run, proposer, listeners, guard.stop)
+        elif run.scored:
+            _score(run, proposer, listeners, guard.stop)
         else:
             _train(run, proposer, trainable, listeners, guard.stop)
         interrupted = guard.interrupted
@@ -289,6 +291,22 @@ def _look_up(run: SearchRun, proposer: Proposer, listeners: Listeners, stop: thr
         which = "mean" if run_index is None or not n_runs else f"run {run_index % n_runs + 1} of {n_runs}"
         proposer.complete(launch.number, {"val_accuracy": acc, "best_accuracy": acc, "epoch": 1, "final": True,
                                           "evaluator": f"table:{Path(table.source).name.split('.')[0]} ({which})"})
+
+
+def _score(run: SearchRun, proposer: Proposer, listeners: Listeners, stop: threading.Event) -> None:
+    """Training-free mode, in this process: each launch's objective is a single score of its untrained proxy
+    network (``proxy.score``, averaged over nas.scores' initialisation seeds), recorded as ``score`` and never as
+    an accuracy."""
+    from nas.scores import Scorer
+
+    name = run.space.proxy.score
+    scorer = Scorer.for_space(run.space)
+    wait = getattr(proposer.study.sampler, "wait", None)
+    while not stop.is_set() and (wait is None or wait() or True) and (launch := proposer.next()) is not None:
+        listeners.trial_started(launch.number, launch.genotype)
+        r = scorer.score(launch.genotype, name)
+        proposer.complete(launch.number, {"score": r.value, "epoch": 1, "final": True, "train_s": r.seconds,
+                                          "evaluator": f"score:{name} ({len(r.per_seed)} initialisations)"})
 
 
 def _too_big(space: Any) -> Callable[[Any], str | None]:
