@@ -16,11 +16,13 @@ from nas.cost.table import LatencyTable, table_from_dict
 from nas.errors import InputError
 from nas.latency import LatencyPredictor, MachineCache, get_target, load_cache, predictor
 from nas.latency import cache as cache_mod
+from nas.latency.protocol import Protocol
 from nas.space import space_from_dict
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = "torch-cpu-cputime"  # no probe unit to agree on: the merge itself is under test
-FAST = {"rounds": 1, "burst_s": 0.002}
+# one window of a few passes, no warm-up windows: the merge and the lookups are under test, not the figures
+FAST = Protocol(min_windows=1, max_windows=1, window_s=0.002, warmup_max_s=0.0, pin=False)
 MICRO = {
     "name": "micro", "target": {"resolution": 16, "in_chans": 3, "num_classes": 4},
     "stem": {"out": 8, "kernel": 3, "stride": 2},
@@ -82,7 +84,7 @@ def test_two_writers_at_once_lose_nothing_and_readers_never_see_half_a_file(tmp_
     assert reader.returncode == 0, err
     table = table_from_dict(json.loads(path.read_text()), str(path))
     assert set(table.entries) == {f"{p}{i}" for p in "ab" for i in range(40)} | {"shared"}
-    assert table.entries["shared"]["n"] == 39  # the entry with the most passes wins
+    assert table.entries["shared"]["n"] == 0  # the first entry written stays: both writers wrote n=0 first
     assert int(out) == 81
     assert not list(tmp_path.glob("*.tmp*"))  # no temp file left behind
 
@@ -91,8 +93,10 @@ _PREDICT = """
 import json, sys
 from nas.space import space_from_dict
 from nas.latency import LatencyPredictor
+from nas.latency.protocol import Protocol
 space = space_from_dict(json.loads(sys.argv[2]), "micro.yaml")
-p = LatencyPredictor("torch-cpu-cputime", num_classes=4, cache=sys.argv[1], timing={"rounds": 1, "burst_s": 0.002})
+fast = Protocol(min_windows=1, max_windows=1, window_s=0.002, warmup_max_s=0.0)
+p = LatencyPredictor("torch-cpu-cputime", num_classes=4, cache=sys.argv[1], protocol=fast)
 for g in space.sample_many(int(sys.argv[4]), seed=int(sys.argv[3]), unique=False):
     p(g)
 print(p.stats.parts)
@@ -112,19 +116,19 @@ def test_two_searches_timing_on_demand_share_one_complete_table(tmp_path):
     nets = space.sample_many(4, seed=1, unique=False) + space.sample_many(4, seed=2, unique=False)
     table = load_cache(get_target(TARGET), path)
     assert {k for g in nets for k in part_keys(g, 4)} <= set(table.entries)
-    third = LatencyPredictor(TARGET, num_classes=4, cache=path, timing=FAST)
+    third = LatencyPredictor(TARGET, num_classes=4, cache=path, protocol=FAST)
     assert all(third(g) > 0 for g in nets) and third.stats.parts == 0
 
 
 def test_missing_parts_are_timed_once_and_kept_for_the_next_process(tmp_path):
     space = space_from_dict(MICRO, "micro.yaml")
     g = space.sample(3)
-    p = LatencyPredictor(TARGET, num_classes=4, cache=tmp_path / "c.json", timing=FAST)
+    p = LatencyPredictor(TARGET, num_classes=4, cache=tmp_path / "c.json", protocol=FAST)
     first = p(g)
     n = len(set(part_keys(g, 4)))
     assert first > 0 and p.stats.parts == n and p.stats.networks == 1 and p.stats.seconds > 0
     assert p(g) == first and p.stats.parts == n  # nothing timed twice
-    again = LatencyPredictor(TARGET, num_classes=4, cache=tmp_path / "c.json", timing=FAST)
+    again = LatencyPredictor(TARGET, num_classes=4, cache=tmp_path / "c.json", protocol=FAST)
     assert again(g) == pytest.approx(first) and again.stats.parts == 0
 
 

@@ -142,3 +142,40 @@ def lut_targets() -> None:
         aliases = ", ".join(a for a, n in ALIASES.items() if n == t.name)
         tab.add_row(t.name, t.backend, str(t.batch), str(t.threads), t.clock, aliases)
     console.print(tab)
+
+
+@lut_app.command("budgets")
+def lut_budgets(
+    space: str = typer.Option(..., "--space", help="Search-space YAML whose budgets name a latency target."),
+    n: int = typer.Option(50, "--n", min=4, help="Random networks (within the MAC/param budgets) predicted."),
+    seed: int = typer.Option(2024, "--seed", help="Seed of the random networks."),
+    cache: Path = typer.Option(None, "--cache", help="Table file (default: this machine's cache for the target)."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the figures as JSON."),
+) -> None:
+    """Re-derive a space's latency budget and S/M/L tier limits on this machine: quartiles of the predicted
+    latency of random networks of the space (parts timed on demand into this machine's table)."""
+    import json
+    import os
+    import time
+
+    from nas.latency.lut import derive_budgets
+    from nas.space import load_space
+
+    sp = load_space(space)
+    d = derive_budgets(sp, n, seed, cache=cache)
+    q, dev = d["quartiles_ms"], d["device"]
+    load = os.getloadavg()
+    lines = [f"{sp.name}: {d['networks']} random networks within the MAC/param budgets (seed {seed}), predicted "
+             f"on {d['target']} ({d['threads']} thread(s)) on {dev.get('cpu')}, {dev.get('cores')} cores, torch "
+             f"{dev.get('torch')}; {time.strftime('%Y-%m-%d %H:%M %Z')}; load average {load[0]:.2f}",
+             f"table {d['table']} (protocol {d['protocol']}), probe unit {d['unit_ms']} ms; "
+             f"{d['parts_timed']} parts timed in {d['seconds']} s",
+             f"predicted latency: 25% {q['s']} ms, median {q['m']}, 75% {q['l']}, range {d['min_ms']}-{d['max_ms']}",
+             f"family: s <= {q['s']} ms, m <= {q['m']} ms, l <= {q['l']} ms; budgets.latency_ms {d['budget_ms']}, "
+             f"budgets.unit_ms {d['unit_ms']}"]
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if json_out is not None:
+        from nas.io import atomic_write
+
+        atomic_write(json_out, json.dumps(d, indent=1) + "\n")

@@ -43,6 +43,7 @@ class TrialRecord(Mapping[str, Any]):
     params: int | None = None
     latency_ms: float | None = None  # predicted (LUT)
     latency_ms_measured: float | None = None
+    latency_table: str | None = None  # id of the latency table latency_ms was predicted from (nas.cost.table)
     epochs: int = 0  # epochs trained (0: answered without training)
     train_s: float | None = None
     images_per_s: float | None = None
@@ -178,7 +179,7 @@ def record_problem(rec: Any) -> str | None:
 
 #: The type of every optional field of the file format (checked by :func:`record_problem`).
 _TYPES = {"accuracy": "number", "best_accuracy": "number", "macs": "amount", "params": "amount",
-          "latency_ms": "number", "latency_ms_measured": "number", "epochs": "count", "train_s": "number",
+          "latency_ms": "number", "latency_ms_measured": "number", "latency_table": "str", "epochs": "count", "train_s": "number",
           "images_per_s": "number", "history": "list", "violations": "object", "tier": "str",
           "duplicate_of": "count", "error": "str", "node": "str", "device": "str", "seed": "int", "time": "number"}
 _KIND_NAMES = {"number": "a number", "amount": "a non-negative number", "count": "a non-negative integer",
