@@ -68,6 +68,9 @@ log = logging.getLogger(__name__)
 
 #: A probe latency this much below a table's unit replaces it (the entries are rescaled).
 UNIT_SLACK = 0.03
+#: ``nas search`` warns when this machine's probe unit differs from the one a space's limits were derived with
+#: (``budgets.unit_ms``) by more than this share: the budget then stands for another network here.
+UNIT_WARN = 0.15
 #: The file in a study directory holding the entries its latency predictions used (a table file).
 STUDY_TABLE = "latency_table.json"
 
@@ -236,6 +239,7 @@ class LatencyPredictor:
         self.protocol = protocol or ON_DEMAND
         self.stats = TimingStats()
         self.ledger: MachineCache | None = None
+        self.derived_unit_ms: float | None = None  # budgets.unit_ms (see prepare)
         #: Entered around each timing (a search pauses its local trials: ``nas.search.quiet.trials_paused``).
         self.quiet: Callable[[], contextlib.AbstractContextManager] | None = None
         local = lut is None or on_this_machine(lut)
@@ -255,16 +259,32 @@ class LatencyPredictor:
             from nas.latency.measure import probe_ms
 
             t0 = time.perf_counter()
-            self.cache.refine_unit(probe_ms())
+            now = probe_ms()
+            self.cache.refine_unit(now)
             dt = time.perf_counter() - t0
             self.stats.seconds += dt
             self.stats.unit_s += dt
+            self.check_unit(now)
+
+    def check_unit(self, unit_ms: float) -> str | None:
+        """A warning (logged, and returned) when ``unit_ms``, this machine's probe unit, is more than
+        :data:`UNIT_WARN` away from ``budgets.unit_ms``, the one the space's latency limits were derived with."""
+        ref = self.derived_unit_ms
+        if not ref or abs(unit_ms / ref - 1) <= UNIT_WARN:
+            return None
+        msg = (f"budgets.unit_ms: this machine's probe unit is {unit_ms:.3f} ms, {abs(unit_ms / ref - 1):.0%} "
+               f"{'slower' if unit_ms > ref else 'faster'} than the {ref:g} ms the space's latency budget and tiers "
+               "were derived with: they stand for other networks here (re-derive them with `nas lut budgets "
+               "--space ...`)")
+        log.warning(msg)
+        return msg
 
     def keep_in(self, path: str | Path) -> None:
         """Also write every entry a prediction uses to the table file ``path`` (a search's study directory,
         :data:`STUDY_TABLE`), in this predictor's unit and with its calibration, so the study's predictions
         can be made again from that file alone (``nas export-best``), whatever this machine's cache holds."""
-        self.ledger = MachineCache(self.target, path)
+        if self.lut is None:  # a table file (budgets.lut) is its own record
+            self.ledger = MachineCache(self.target, path)
 
     @property
     def target(self) -> Target:

@@ -237,14 +237,16 @@ def _load_lut_cached(path: str, mtime_ns: int, target: str | Target | None) -> L
 
 
 def predictor(target: str | Target | None = None, lut: str | Path | None = None, num_classes: int = 1000,
-              cache: str | Path | None = None) -> LatencyPredictor:
+              cache: str | Path | None = None, derived_unit_ms: float | None = None) -> LatencyPredictor:
     """``genotype -> predicted ms`` for a space's ``budgets`` (``target`` and/or ``lut``).
 
     With ``lut``, that table (checked against ``target`` when both are given; a relative path not found as
     typed is looked up in the checkout, where shipped tables live in ``luts/``); without, this machine's
     table for ``target`` (``cache``: its file, default :func:`cache_path`). Parts the table lacks are timed
     on demand and kept in this machine's table when the table was measured here; otherwise they are an
-    InputError naming the part (see :mod:`nas.latency.cache`).
+    InputError naming the part (see :mod:`nas.latency.cache`). ``derived_unit_ms``: the probe unit the space's
+    latency limits were derived with (``budgets.unit_ms``; :meth:`LatencyPredictor.prepare` warns when this
+    machine's is far from it).
     """
     table = None
     if lut is not None:
@@ -254,7 +256,9 @@ def predictor(target: str | Target | None = None, lut: str | Path | None = None,
         table = replace(table, entries=dict(table.entries))
     elif target is None:
         raise InputError("budgets.target: latency prediction needs a target or a lut")
-    return LatencyPredictor(target, table, num_classes, cache)
+    p = LatencyPredictor(target, table, num_classes, cache)
+    p.derived_unit_ms = derived_unit_ms
+    return p
 
 
 # -- budgets and tiers from a recorded run -------------------------------------------

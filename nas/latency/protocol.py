@@ -141,8 +141,9 @@ _CLK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _others_cpu_s() -> float | None:
-    """CPU seconds of this process's threads other than the calling one (None where /proc is missing)."""
-    me, total = str(threading.get_native_id()), 0
+    """CPU seconds of this process's threads other than the calling one (None where /proc is missing): from
+    ``schedstat`` (nanoseconds run), else ``stat``'s utime + stime (clock ticks, too coarse for short windows)."""
+    me, total = str(threading.get_native_id()), 0.0
     try:
         tids = os.listdir("/proc/self/task")
     except OSError:
@@ -151,10 +152,16 @@ def _others_cpu_s() -> float | None:
         if tid == me:
             continue
         with contextlib.suppress(OSError, ValueError, IndexError):
+            try:
+                with open(f"/proc/self/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0]) / 1e9
+                continue
+            except FileNotFoundError:
+                pass
             with open(f"/proc/self/task/{tid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / _CLK
+            total += (int(fields[11]) + int(fields[12])) / _CLK  # utime, stime (fields 14 and 15 of stat)
+    return total
 
 
 @dataclass
