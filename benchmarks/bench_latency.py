@@ -109,7 +109,7 @@ def main() -> None:
     q1, q2, q3 = np.percentile(pred, [25, 50, 75])
     print(f"table {table.table_id} (protocol {table.protocol or 'earlier'}), probe unit {unit} ms")
     print(f"predicted latency: 25% {q1:.1f} ms, median {q2:.1f}, 75% {q3:.1f}, range {pred.min():.1f}-{pred.max():.1f} "
-          "(mixnet.yaml's latency budget and family tiers are these quartiles on its reference machine)")
+          "(`nas lut budgets` derives a space's latency budget and tiers from these quartiles)")
     st = predictor.stats
     if st.networks:
         per = (st.seconds - st.unit_s) / st.networks

@@ -1,10 +1,13 @@
 """Measuring latency: deployed modules timed on a target, one forward pass at a time (torch).
 
 :func:`measure` and :func:`measure_many` time *deployed* modules (BN and ACB
-branches folded, ``nas.model.deploy``) one forward pass at a time, after a
-warm-up, in interleaved rounds (each module a short burst per round, so a
-slow spell hits every module alike) and report the median and the
-interquartile range. A target's clock (:class:`nas.config.Target`):
+branches folded, ``nas.model.deploy``) one forward pass at a time by the
+measurement protocol of :mod:`nas.latency.protocol`: warm-up until stable,
+then windows of passes (interleaved across modules, so a slow spell hits
+every module alike), one robust figure per window (a low percentile), until
+the interval of their mean is narrow enough or a time cap is spent; windows
+disturbed by steal time, this process's other threads or the probe's drift
+are measured again, then flagged. A target's clock (:class:`nas.config.Target`):
 
 * ``wall``: wall-clock time (CUDA: events). With one CPU thread, iterations
   during which the process was descheduled (wall time above its CPU time)
@@ -15,10 +18,10 @@ interquartile range. A target's clock (:class:`nas.config.Target`):
   than on their own), which leaves out time other processes
   held the core.
 * ``probe`` (the CPU presets): every timed pass is followed by a pass of a
-  fixed small *probe* network (a deployed inverted residual block); per
-  burst, the median CPU time of the measured passes over the probe's
-  median is one ratio, and the median ratio over the bursts times the
-  probe's latency (``unit_ms``) is the figure. On a shared machine the
+  fixed small *probe* network (a deployed inverted residual block); a
+  pass's CPU time over the CPU time of the probe pass after it is one
+  ratio, and a window's figure is the 25th percentile of its ratios times
+  the probe's latency (``unit_ms``). On a shared machine the
   speed of a core swings by tens of percent within milliseconds (other
   processes' cache and memory traffic, a busy sibling hyper-thread, cold
   caches after each preemption); a swing slows the probe and the measured
@@ -30,8 +33,9 @@ interquartile range. A target's clock (:class:`nas.config.Target`):
   cache), and measurements compared with it use the same unit.
 
 Parts of a table (:mod:`nas.cost.parts`) are timed inside whole networks
-(:func:`measure_in_context`, torch CPU) or as modules of their own
-(:func:`measure_parts`, ONNX Runtime, CUDA).
+(:func:`measure_in_context`, torch CPU: chained, so they add up to their
+network, glue included) or as modules of their own (:func:`measure_parts`,
+ONNX Runtime, CUDA).
 """
 
 from __future__ import annotations
