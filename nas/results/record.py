@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 STATUSES = ("complete", "pruned", "infeasible", "failed")
 #: The fields a record answered from an earlier one takes from it (nothing trained, so no time or speed).
 _ANSWERED = ("status", "accuracy", "best_accuracy", "epochs", "history", "error", "node", "device",
-             "latency_ms_measured")
+             "latency_ms_measured", "evaluator")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,8 @@ class TrialRecord(Mapping[str, Any]):
     # the predictor sampler's note on the proposal (nas.search.predictor): source, predicted accuracy and
     # spread, the Kendall tau of its latest model on results it had not seen
     predictor: dict[str, Any] | None = None
+    # where the accuracy came from when not from training here: "table:NAME (mean)" (nas.tables)
+    evaluator: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)  # keys this version does not know
 
     # -- building -------------------------------------------------------------------------------------------
@@ -94,7 +96,8 @@ class TrialRecord(Mapping[str, Any]):
         return dataclasses.replace(
             self, history=history, epochs=epoch, accuracy=float(acc) if acc is not None and epoch > 0 else None,
             best_accuracy=float(best) if best is not None and epoch > 0 else None, node=result.get("node"),
-            device=result.get("device"), time=time.time(), status=status, error=failure if failure else self.error, **timing)
+            device=result.get("device"), evaluator=result.get("evaluator") or self.evaluator, time=time.time(),
+            status=status, error=failure if failure else self.error, **timing)
 
     def answered_from(self, prior: Mapping[str, Any]) -> TrialRecord:
         """This architecture answered with ``prior``'s result (the same genotype, trained or waited for)."""
@@ -145,7 +148,7 @@ class TrialRecord(Mapping[str, Any]):
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name != "extra")
 _FIELD_SET = frozenset(_FIELDS)
-_OPTIONAL = frozenset({"predictor"})  # written only when set, so files of other samplers keep their form
+_OPTIONAL = frozenset({"predictor", "evaluator"})  # written only when set, so files of other samplers keep their form
 
 
 def record_problem(rec: Any) -> str | None:
@@ -181,7 +184,7 @@ def record_problem(rec: Any) -> str | None:
 _TYPES = {"accuracy": "number", "best_accuracy": "number", "macs": "amount", "params": "amount",
           "latency_ms": "number", "latency_ms_measured": "number", "latency_table": "str", "epochs": "count", "train_s": "number",
           "images_per_s": "number", "history": "list", "violations": "object", "tier": "str",
-          "duplicate_of": "count", "error": "str", "node": "str", "device": "str", "seed": "int", "time": "number"}
+          "duplicate_of": "count", "error": "str", "node": "str", "device": "str", "evaluator": "str", "seed": "int", "time": "number"}
 _KIND_NAMES = {"number": "a number", "amount": "a non-negative number", "count": "a non-negative integer",
                "int": "an integer", "list": "a list", "object": "an object", "str": "a string"}
 
