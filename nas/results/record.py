@@ -148,7 +148,7 @@ class TrialRecord(Mapping[str, Any]):
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name != "extra")
 _FIELD_SET = frozenset(_FIELDS)
-_OPTIONAL = frozenset({"predictor", "evaluator"})  # written only when set, so files of other samplers keep their form
+_OPTIONAL = frozenset({"predictor", "evaluator", "latency_table"})  # written only when set, so files of other samplers keep their form
 
 
 def record_problem(rec: Any) -> str | None:
