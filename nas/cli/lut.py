@@ -162,12 +162,13 @@ def lut_budgets(
     from nas.space import load_space
 
     sp = load_space(space)
+    load0 = os.getloadavg()
     d = derive_budgets(sp, n, seed, cache=cache)
     q, dev = d["quartiles_ms"], d["device"]
     load = os.getloadavg()
     lines = [f"{sp.name}: {d['networks']} random networks within the MAC/param budgets (seed {seed}), predicted "
              f"on {d['target']} ({d['threads']} thread(s)) on {dev.get('cpu')}, {dev.get('cores')} cores, torch "
-             f"{dev.get('torch')}; {time.strftime('%Y-%m-%d %H:%M %Z')}; load average {load[0]:.2f}",
+             f"{dev.get('torch')}; {time.strftime('%Y-%m-%d %H:%M %Z')}; load average {load0[0]:.2f} -> {load[0]:.2f}",
              f"table {d['table']} (protocol {d['protocol']}), probe unit {d['unit_ms']} ms; "
              f"{d['parts_timed']} parts timed in {d['seconds']} s",
              f"predicted latency: 25% {q['s']} ms, median {q['m']}, 75% {q['l']}, range {d['min_ms']}-{d['max_ms']}",
