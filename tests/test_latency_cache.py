@@ -302,3 +302,17 @@ def test_a_search_names_the_table_of_every_prediction_and_its_study_keeps_that_t
     costing = costing_for_space(space, measure=False, study_dir=s.study_dir)
     assert [costing.predict(from_dict(r.genotype)) for r in records] == [r.latency_ms for r in records]
     assert not (tmp_path / "empty").exists()
+
+
+def test_the_space_s_budgets_unit_reaches_the_search_s_predictor_and_prepare_warns(tmp_path, monkeypatch, caplog):
+    from nas.search import budgets
+
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    space = space_from_dict({**MICRO, "budgets": {"target": "torch-cpu", "latency_ms": 5, "unit_ms": 0.4}},
+                            "micro.yaml")
+    p = budgets.latency_predictor(space)
+    assert p.derived_unit_ms == 0.4
+    measure_mod = importlib.import_module("nas.latency.measure")
+    monkeypatch.setattr(measure_mod, "probe_ms", lambda seconds=2.0: 0.25)
+    p.prepare()  # what the search's proposer calls before Ray starts
+    assert "this machine's probe unit is 0.250 ms, 38% faster than the 0.4 ms" in caplog.text
