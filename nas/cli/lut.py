@@ -89,7 +89,8 @@ def lut_show(
             "entries": len(ms), "unit_ms": t.unit_ms, "calibration": {k: v for k, v in t.calibration.items()
                                                                        if k != "points"},
             "entry_ms": {"min": ms[0], "median": ms[len(ms) // 2], "max": ms[-1]} if ms else None,
-            "this_machine": on_this_machine(t)}
+            "this_machine": on_this_machine(t), "id": t.table_id, "protocol": t.protocol or None,
+            "history": t.history}
     if as_json:
         typer.echo(json.dumps(info))
         return
@@ -110,6 +111,8 @@ def _show_table(info: dict):
     t.add_column()
     for k, v in (
         ("space", info["space"]),
+        ("id", info["id"] + (f" (earlier: {', '.join(h['id'] for h in info['history'])})" if info["history"] else "")),
+        ("protocol", info["protocol"] or "earlier (medians of fixed rounds)"),
         ("target", f"{tg['name']} ({tg['backend']}, batch {tg['batch']}, {tg['threads']} thread"
                    f"{'s' if tg['threads'] != 1 else ''}, {tg['device']}, {tg['clock']} clock)"),
         ("device", ", ".join(f"{v} cores" if k == "cores" else f"{k} {v}" if k == "torch" else str(v)
