@@ -16,7 +16,7 @@ def lut_build(
     space: str = typer.Option(..., "--space", help="Search-space YAML (shipped ones by name, e.g. tiny.yaml)."),
     target: str = typer.Option("torch-cpu", "--target", help="Latency target (see `nas lut targets`)."),
     out: Path = typer.Option(..., "--out", help="Table to write (JSON)."),
-    cache: Path = typer.Option(None, "--cache", help="Cache file (default ~/.cache/nas/lut/<target>-<device>.json)."),
+    cache: Path = typer.Option(None, "--cache", help="Cache file (default `~/.cache/nas/lut/<target>-<device>.json`)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Measure everything; read and write no cache."),
     networks: int = typer.Option(10, "--networks", min=0, help="Whole random networks measured to calibrate."),
     fit: str = typer.Option(None, "--fit", help="Calibration: offset or linear (default: offset for parts timed "

@@ -12,8 +12,10 @@ from nas.cli.common import app, console, err_console, resolve_path
 @app.command()
 def search(
     space: str = typer.Option(..., "--space", help="Search-space YAML (a shipped name such as mixnet.yaml works)."),
-    trials: int = typer.Option(None, "--trials", min=1, help="Total finished trials the study should hold "
-                               "(a resumed study runs the rest)."),
+    trials: int = typer.Option(None, "--trials", min=1, help="Total finished trials the study should hold, "
+                               "trained or over budget (a resumed study runs the rest). In a space with family "
+                               "tiers, proposals refused for their tier (never trained) come on top, at most as "
+                               "many again; trials.jsonl records them with status refused."),
     sampler: str = typer.Option(None, "--sampler", help="nsga2 | tpe | gp | random | predictor (default: the "
                                 "space's)."),
     concurrency: int = typer.Option(None, "--concurrency", min=1, help="Trials trained at once (default: the "
@@ -39,9 +41,10 @@ def search(
     storage: str = typer.Option(None, "--storage", help="sqlite | journal Optuna storage for a new study."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or front table."),
 ) -> None:
-    """Search architectures: Optuna proposes, budgets filter, Ray Tune trains; writes results/<study>/."""
+    """Search architectures: Optuna proposes, budgets filter, Ray Tune trains; writes `results/<study>/`."""
     from nas.cli.progress import ProgressView, QuietView, Tally
-    from nas.cli.tables import front_table
+    from nas.cli.tables import front_table, hypervolume_text
+    from nas.results.pareto import read_reference_point
     from nas.search.driver import SearchOptions, run_search
     from nas.tracking import StudyTracker
 
@@ -59,13 +62,15 @@ def search(
     finally:
         if isinstance(view, ProgressView):
             view.close()  # no heartbeat outlives the search, whatever ended it
+    tally = Tally(s.records)  # its `finished` leaves out the proposals refused for their tier
     if not quiet:
-        title = (f"{s.study_dir.name}: Pareto front, {len(s.front)} of {len(s.records)} trials, "
-                 f"hypervolume {s.hypervolume:.4f}")
+        title = f"{s.study_dir.name}: Pareto front, {len(s.front)} of {tally.finished} trials"
         console.print(front_table(s.front, s.objectives, title=title, width=console.width))
-    console.print(f"{s.study_dir}: {len(s.records)} trials ({s.new_trials} new in {s.wall_s:.0f} s): "
-                  + Tally(s.records).line(0, len(s.front), s.hypervolume),
-                  markup=False, highlight=False, soft_wrap=True)
+    refused = f" (and {tally.tier} proposals refused for their tier, not counted)" if tally.tier else ""
+    console.print(f"{s.study_dir}: {tally.finished} trials{refused} ({s.new_trials} new in {s.wall_s:.0f} s): "
+                  + tally.line(0, len(s.front), s.hypervolume), markup=False, highlight=False, soft_wrap=True)
+    console.print(hypervolume_text(s.hypervolume, s.objectives,
+                                   read_reference_point(s.study_dir, len(s.objectives))), markup=False, highlight=False)
     lt = s.latency_timing
     if lt is not None and lt.parts:
         share = 100 * lt.seconds / max(s.wall_s, 1e-9)

@@ -68,3 +68,21 @@ def arch_table(columns: Sequence[str], rows: Sequence[tuple[Sequence[str], str]]
     align = "<" if columns[0] in left else ">"
     lines = [Text(f"{c[0]:{align}{key}}  {s}", no_wrap=True, overflow="ellipsis") for c, s in rows]
     return Group(make(False), Text(f"{columns[0]:{align}{key}}  architecture", style="bold"), *lines)
+
+
+def hypervolume_text(hv: float, objectives: Iterable[Any], reference: Sequence[float] | None) -> str:
+    """``hypervolume 0.312 (reference point: accuracy 0, macs 1M; axes divided by the reference's nonzero
+    values)``: a hypervolume means nothing without the point it is measured from."""
+    if reference is None:
+        return f"hypervolume {hv:.4g}"
+    objs = objective_spec(objectives)
+    point = ", ".join(f"{o['metric']} {_ref_value(o['metric'], v)}" for o, v in zip(objs, reference, strict=False))
+    return f"hypervolume {hv:.4g} (reference point: {point}; each axis divided by its nonzero reference value)"
+
+
+def _ref_value(metric: str, v: float) -> str:
+    if metric in ("macs", "params") and abs(v) >= 1e3:
+        return f"{sig3(v / 1e6)}M"
+    if metric == "latency_ms":
+        return f"{sig3(v)} ms"
+    return f"{v:g}"

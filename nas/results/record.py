@@ -22,8 +22,17 @@ from nas.config import COST_METRICS  # noqa: F401 - the costs a record carries, 
 if TYPE_CHECKING:
     from nas.genotype import Genotype
 
-#: Every status a finished trial can have.
-STATUSES = ("complete", "pruned", "infeasible", "failed")
+#: Every status a finished trial can have. ``complete`` and ``pruned`` were trained (to the end, or stopped early
+#: by the scheduler); ``infeasible`` is over a budget and ``refused`` turned away because the search spreads its
+#: trials over the family's tiers (:mod:`nas.search.spread`), both never trained; ``failed`` broke.
+STATUSES = ("complete", "pruned", "infeasible", "refused", "failed")
+#: The statuses of proposals that were never trained: never a measurement (not a label, not a complete trial).
+UNTRAINED = ("infeasible", "refused")
+#: The ``violations`` key (and Optuna constraint) of a proposal refused for its tier.
+TIER = "tier"
+#: What each status is called wherever a person reads it (records' ``state``, plots, W&B, the CLI).
+STATE_WORDS = {"complete": "trained", "pruned": "stopped early", "infeasible": "over budget",
+               "refused": "refused for its tier", "failed": "failed"}
 #: The fields a record answered from an earlier one takes from it (nothing trained, so no time or speed).
 _ANSWERED = ("status", "accuracy", "best_accuracy", "epochs", "history", "error", "node", "device",
              "latency_ms_measured", "evaluator")
@@ -114,6 +123,8 @@ class TrialRecord(Mapping[str, Any]):
         if problem:
             raise ValueError(problem)
         known = {k: data[k] for k in _FIELDS if k in data}
+        if known["status"] == "infeasible" and (known.get("violations") or {}).get(TIER, 0) > 0:
+            known["status"] = "refused"  # written before "refused" had its own status: a tier refusal
         return cls(**known, extra={k: v for k, v in data.items() if k not in _FIELD_SET})
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +136,12 @@ class TrialRecord(Mapping[str, Any]):
         from nas.genotype import from_dict
 
         return from_dict(self.genotype, source or f"trial {self.number}")
+
+    @property
+    def measured(self) -> bool:
+        """An accuracy was measured for this architecture (here or in the trial it was answered from): a
+        label a predictor may learn from, a point a front may hold."""
+        return self.status in ("complete", "pruned") and self.accuracy is not None
 
     @property
     def trained(self) -> bool:
@@ -202,6 +219,30 @@ def _is(v: Any, kind: str) -> bool:
 def _show(v: Any) -> str:
     text = repr(v)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def state_text(rec: Mapping[str, Any]) -> str:
+    """The state of a finished trial in words, the same wherever a person reads it: ``trained``, ``stopped
+    early (epoch 2 of 5)``, ``over budget (macs +12%)``, ``refused for its tier (m: ...)``, ``failed: ...``,
+    ``costed (not trained)`` (cost-only searches)."""
+    status = rec.get("status")
+    violations = rec.get("violations") or {}
+    if status == "infeasible":
+        over = ", ".join(f"{m} +{100 * v:.0f}%" for m, v in violations.items() if v > 0 and m != TIER)
+        return f"over budget ({over})" if over else "over budget"
+    if status == "refused":
+        tier = rec.get("tier")
+        where = f"in tier {tier}" if tier else "in no tier"
+        return (f"refused for its tier (not trained: {where}, which had more designs than another; the search "
+                "spreads its trials over the family's tiers)")
+    if status == "failed":
+        err = str(rec.get("error") or "").splitlines()
+        return "failed" + (f": {err[0][:120]}" if err else "")
+    if status == "pruned":
+        return f"stopped early (epoch {rec.get('epochs') or 0})"
+    if status == "complete" and not rec.get("epochs") and rec.get("accuracy") is None:
+        return "costed (not trained)"
+    return "trained"
 
 
 def as_record(rec: Mapping[str, Any]) -> TrialRecord:

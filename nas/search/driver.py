@@ -255,7 +255,8 @@ def _proposer(run: SearchRun, placement: resources.Placement, memory: optuna.Stu
     gpus_auto = "gpus_per_trial" in placement.auto
 
     def make_config(n: int, g: Any) -> dict[str, Any]:
-        config = trial_config(n, g, space.proxy, space.target.num_classes, math.ceil(st.cpus_per_trial),
+        # the proxy's head has the data's classes (num_classes None: the data set's), not the target's 1000
+        config = trial_config(n, g, space.proxy, None, math.ceil(st.cpus_per_trial),
                               weights_dir=run.sd.weights)
         return {**config, "gpus": st.gpus_per_trial, "gpus_auto": gpus_auto}  # the trial's device (devices.py)
 
@@ -276,7 +277,10 @@ def _look_up(run: SearchRun, proposer: Proposer, listeners: Listeners, stop: thr
     table = load(proxy.table)
     run_index = int(proxy.seed) if proxy.table_run == "seed" else None
     n_runs = None
-    while not stop.is_set() and (launch := proposer.next()) is not None:
+    # a lookup takes microseconds: a sampler that refits in the background (the predictor) would otherwise
+    # propose at random while its model is fitted, so each proposal waits for the fit under way
+    wait = getattr(proposer.study.sampler, "wait", None)
+    while not stop.is_set() and (wait is None or wait() or True) and (launch := proposer.next()) is not None:
         listeners.trial_started(launch.number, launch.genotype)
         try:
             metrics = table.lookup(launch.genotype)

@@ -2,41 +2,50 @@
 
 :class:`Proposer` owns the ask/tell loop and never touches Ray: it asks the
 sampler for an architecture (``space.suggest``), costs it analytically and
-answers at once, without training, every proposal that needs none:
+answers at once, without training, every proposal that needs none. Each
+finished trial has one of four states, named the same in ``trials.jsonl``
+(``status``), Optuna, the plots, W&B and the CLI
+(:func:`nas.results.record.state_text`):
 
-* over budget -> ``infeasible``; told to Optuna as COMPLETE with accuracy 0
-  and its real costs. Every costed trial carries its relative budget
-  excesses as Optuna constraints (the ``constraints`` list, in the order of
-  :func:`constraint_metrics`: what samplers and optuna-dashboard read, see
-  :mod:`nas.results.optuna_compat`): NSGA-II ranks infeasible trials by
-  total violation, TPE and GP model feasibility, so the sampler learns
-  where the budget wall is. Its costs and a summary of the architecture are
-  user attributes (:func:`user_attrs`), and every trained epoch's accuracy
-  an intermediate value (step = epoch), pruned trials included;
-* already evaluated (same ``Genotype.hash``) -> the earlier result (complete,
-  pruned or failed alike) is told again and recorded with ``duplicate_of``,
-  without training time; a proposal identical to an architecture still
-  training waits for that trial's result (an infeasible architecture is
-  simply costed again: that is as cheap as looking it up);
-* in a space with family tiers, a proposal in a tier that is ahead of the
-  others -> ``infeasible`` for the tier (constraint ``tier``), not counted
-  among the study's trials (:mod:`nas.search.spread`);
-* in cost-only mode every feasible proposal is ``complete`` on its costs.
+* **trained**: ``complete`` (COMPLETE in Optuna, its measured values), or
+  ``pruned``, stopped early by the scheduler (PRUNED, its per-epoch accuracy
+  as intermediate values; multi-objective studies accept no intermediate
+  values, and a partial accuracy told as final would make every pruned
+  architecture look like a bad point of the front);
+* **over budget** (``infeasible``, the limits it misses in ``violations``) and
+  **refused for its tier** (``refused``: in a space with family tiers, a
+  proposal in a tier that is ahead of the others, constraint ``tier``, not
+  counted among the study's trials, :mod:`nas.search.spread`): never
+  trained, so never a measurement. Optuna gets them as PRUNED with no values
+  (no fake accuracy: ``study.best_trials``, what optuna-dashboard's best
+  trials show, holds trained trials only) and with their constraint values
+  (the ``constraints`` list, in the order of :func:`constraint_metrics`,
+  :mod:`nas.results.optuna_compat`). Which samplers learn from that (Optuna
+  5.1's code): TPE splits COMPLETE and PRUNED trials and puts those with a
+  positive constraint among the bad ones by total violation
+  (``optuna/samplers/_tpe/sampler.py``, ``_split_trials``), so it learns
+  where the budget wall and the needed tiers are; NSGA-II and GP build their
+  populations and models from COMPLETE trials only, so they never take an
+  untrained proposal as a parent or a point (they learned the budget wall
+  from fake accuracy-0 points before; now their parents are all trained and
+  within budget); the predictor sampler keeps proposals within the budgets
+  itself and learns from COMPLETE trials only. Each trial's ``state`` user
+  attribute says the state in words;
+* **failed**: an exception in training, or a trial process that died after
+  Tune's retries (``tuning.TRIAL_RETRIES``): FAIL in Optuna.
+
+An architecture already evaluated (same ``Genotype.hash``) is answered with
+the earlier *result* (trained or failed; never a refusal, so a real result
+always wins over one) and recorded with ``duplicate_of``, without training
+time; a proposal identical to an architecture still training waits for that
+trial's result (an over-budget or refused architecture is simply costed
+again: that is as cheap as looking it up). In cost-only mode every feasible
+proposal is ``complete`` on its costs.
 
 Every proposal is costed in full (MACs, params and, when the space names a
 latency target, latency, timing missing parts on demand), so every record
-carries its costs and its tier (``record.tier``).
-
-Anything else is handed out as a :class:`Launch` to be trained. A trial
-process that dies is retried by Tune (``tuning.TRIAL_RETRIES``) before it is
-recorded ``failed`` (FAIL in Optuna); an exception in training is ``failed``
-at once, with its message. A trial the
-scheduler (ASHA) stops early is recorded ``pruned`` with its last accuracy and
-told to Optuna as PRUNED: multi-objective studies accept no intermediate
-values, and a partial accuracy told as final would make every pruned
-architecture look like a bad point of the front. Samplers learn from COMPLETE
-trials (NSGA-II, TPE and GP all skip PRUNED ones), so a pruned architecture
-is simply not a parent; its constraint values are still recorded.
+carries its costs and its tier (``record.tier``); its costs and a summary of
+the architecture are user attributes (:func:`user_attrs`).
 
 :class:`nas.search.tuning.TuneSearcher` adapts a proposer to Ray Tune.
 """
@@ -58,7 +67,7 @@ from nas.errors import InputError
 from nas.genotype import Genotype
 from nas.results.front import objective_spec, objective_values
 from nas.results.optuna_compat import set_constraints, set_intermediate_value, stored_trial, tell
-from nas.results.record import COST_METRICS, TrialRecord
+from nas.results.record import COST_METRICS, UNTRAINED, TrialRecord, state_text
 from nas.search import budgets
 from nas.search.predictor import ATTR as PREDICTOR_ATTR
 from nas.search.spread import TIER, TierSpread, bands, draw, tier_of
@@ -71,9 +80,14 @@ def constraint_metrics(space: Any) -> list[str]:
     return [m for m in COST_METRICS if getattr(space.budgets, m, None) is not None] + spread
 
 
+#: Statuses whose result a later proposal of the same architecture is answered with (never a refusal).
+ANSWERABLE = ("complete", "pruned", "failed")
+
+
 def tier_rejected(record: Mapping[str, Any]) -> bool:
-    """Answered as infeasible for its tier (:mod:`nas.search.spread`): not one of the study's counted trials."""
-    return (record.get("violations") or {}).get(TIER, 0.0) > 0
+    """Refused for its tier (:mod:`nas.search.spread`): not one of the study's counted trials."""
+    return record.get("status") == "refused" or (
+        record.get("status") == "infeasible" and (record.get("violations") or {}).get(TIER, 0.0) > 0)
 
 
 def constraint_values(space: Any, violations: Mapping[str, float] | None) -> list[float]:
@@ -87,17 +101,21 @@ def user_attrs(record: TrialRecord, summary: str) -> dict[str, Any]:
             "arch": summary}
 
 
+def state_attrs(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The user attributes that say a finished trial's state in words (``state``) and its record status."""
+    return {"state": state_text(record), "status": record.get("status")}
+
+
 def outcome(record: Mapping[str, Any], objectives: Sequence[dict[str, str]]) -> tuple[TrialState, list[float] | None]:
-    """Optuna state and values for a record (see the module docstring for the choices)."""
+    """Optuna state and values for a record (see the module docstring for the choices): never a value that was
+    not measured."""
     status = record["status"]
-    if status == "pruned":
+    if status == "pruned" or status in UNTRAINED or tier_rejected(record):
         return TrialState.PRUNED, None
     if status == "failed":
         return TrialState.FAIL, None
-    untrained = status == "infeasible" or record.get("accuracy") is None
-    values = [0.0 if untrained and o["metric"] in ("accuracy", "reward") else v
-              for o, v in zip(objective_spec(objectives), objective_values(record, objectives), strict=True)]
-    if any(math.isnan(v) for v in values):
+    values = list(objective_values(record, objectives))
+    if any(math.isnan(v) for v in values):  # e.g. an accuracy objective with no accuracy reported
         return TrialState.FAIL, None
     return TrialState.COMPLETE, values
 
@@ -125,7 +143,7 @@ class Proposer:
     ``write(record, durable=...)`` stores a record (``durable`` for trained
     trials); ``emit(record)`` is called for every finished trial, after the
     record is written and Optuna has been told. ``target`` is the total number of finished
-    trials the study should hold (records loaded on resume count; answers "infeasible for the tier" do not,
+    trials the study should hold (records loaded on resume count; proposals refused for their tier do not,
     :mod:`nas.search.spread`).
     """
 
@@ -152,9 +170,9 @@ class Proposer:
         rejected = sum(map(tier_rejected, records))
         self.n_finished = len(records) - rejected  # tier rejections are not counted (nas.search.spread)
         self.spread = None if cost_only else TierSpread(self._bands, allowance=target - rejected)
-        self.done: dict[str, TrialRecord] = {}  # hash -> the original record of that architecture
+        self.done: dict[str, TrialRecord] = {}  # hash -> the original result of that architecture (no refusal)
         for r in records:
-            if r.duplicate_of is None:
+            if r.duplicate_of is None and r.status in ANSWERABLE:
                 self.done.setdefault(r.hash, r)
             if self.spread is not None and r.trained and r.status == "complete":
                 self.spread.count(r.tier, +1)
@@ -239,8 +257,9 @@ class Proposer:
 
     def _dispatch(self, trial: optuna.Trial, g: Genotype, record: TrialRecord) -> Launch | None:
         if any(v > 0 for v in record.violations.values()):
-            self._finish(trial, dataclasses.replace(record, status="infeasible"))
-            if tier_rejected(record) and self.spread is not None:
+            refused = all(v <= 0 for m, v in record.violations.items() if m != TIER)
+            self._finish(trial, dataclasses.replace(record, status="refused" if refused else "infeasible"))
+            if refused and self.spread is not None:
                 self.spread.allowance -= 1
                 self._queue_needed(record)
             return None
@@ -332,9 +351,11 @@ class Proposer:
     def _finish(self, trial: optuna.Trial, record: TrialRecord, trained: bool = False) -> None:
         self._write(record, durable=trained)
         state, values = outcome(record, self.objectives)
+        for k, v in state_attrs(record).items():
+            trial.set_user_attr(k, v)
         tell(self.study, trial, values, state)
         self._mirror(stored_trial(self.study, trial))
         self.n_finished += not tier_rejected(record)
-        if record.duplicate_of is None and record.status != "infeasible":
+        if record.duplicate_of is None and record.status in ANSWERABLE:
             self.done.setdefault(record.hash, record)
         self._emit(record)
