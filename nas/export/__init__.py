@@ -106,7 +106,7 @@ def export_family(study_dir: Path, out: Path | None = None, tiers: Sequence[str]
     space, records = read_study(study_dir)
     everything = select_tiers(space, None, tier_budgets, str(study_dir / "space.yaml"))
     chosen = select_tiers(space, tiers, tier_budgets, str(study_dir / "space.yaml"))
-    costing = costing_for_space(space, measure=measure)
+    costing = costing_for_space(space, measure=measure, study_dir=study_dir)
     if any("latency_ms" in t.limits for t in chosen) and not costing.predicts_latency:
         raise InputError(f"{study_dir / 'space.yaml'}: budgets.target: a latency tier needs a latency target "
                          "or LUT in the space's budgets")

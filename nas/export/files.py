@@ -82,11 +82,23 @@ class Costing:
         return round(measure_genotype(g, target, self.num_classes, unit_ms=unit).ms, 4)
 
 
-def costing_for_space(space: Any, *, measure: bool = True) -> Costing:
-    """Target class count and the latency predictor of the space's budgets: its LUT (when it loads), or this
-    machine's table for its target (parts a member needs are timed on demand, :mod:`nas.latency.cache`)."""
+def costing_for_space(space: Any, *, measure: bool = True, study_dir: Path | None = None) -> Costing:
+    """Target class count and the latency predictor of the space's budgets: its LUT (when it loads), or the
+    table the study's search predicted from (``<study_dir>/latency_table.json``, so its members are predicted
+    as the search predicted them, with or without this machine's cache), or this machine's table for its
+    target (parts a member needs are timed on demand, :mod:`nas.latency.cache`)."""
     b = getattr(space, "budgets", None)
     costing = Costing(num_classes=space.target.num_classes, measure=measure)
+    if b is not None and not getattr(b, "lut", None) and getattr(b, "target", None) and study_dir is not None:
+        from nas.latency.cache import STUDY_TABLE
+
+        kept = Path(study_dir) / STUDY_TABLE
+        if kept.exists():
+            from nas.cost.table import load_lut
+            from nas.latency import LatencyPredictor
+
+            costing.latency = LatencyPredictor(b.target, load_lut(kept, b.target), space.target.num_classes)
+            return costing
     if b is not None and getattr(b, "lut", None):
         from nas.cost.table import find_table, load_lut
 

@@ -98,6 +98,10 @@ def run_search(opts: SearchOptions, listeners: Iterable[SearchListener] = (),
             run.sd.root.mkdir(parents=True, exist_ok=True)
             lock = StudyLock(run.sd.root)
             lock.acquire()
+            if hasattr(run.latency_fn, "keep_in"):  # the study keeps the latency entries it used (nas.latency.cache)
+                from nas.latency.cache import STUDY_TABLE
+
+                run.latency_fn.keep_in(run.sd.root / STUDY_TABLE)
             try:
                 summary = _run_locked(run, placement, Listeners(listeners), trainable or run_trial, lock, t_start,
                                       guard)

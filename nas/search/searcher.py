@@ -258,6 +258,8 @@ class Proposer:
         record = TrialRecord.costed(trial.number, g, macs=cost.macs, params=cost.params, latency_ms=latency,
                                     violations=violations, seed=self.seed, tier=tier_of(costs, self._bands),
                                     predictor=dict(note) if isinstance(note, dict) else None)
+        if latency is not None and hasattr(self._latency_fn, "table_id"):
+            record = dataclasses.replace(record, latency_table=self._latency_fn.table_id)
         for k, v in user_attrs(record, g.summary()).items():
             trial.set_user_attr(k, v)
         if self._constraints:

@@ -179,6 +179,7 @@ class Budgets(_Model):
     latency_ms: Latency | None = None
     target: str | None = None
     lut: str | None = None
+    unit_ms: Latency | None = None  # the probe unit the latency limits were derived with (`nas lut budgets`)
 
 
 class Objective(_Model):
