@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from nas.cli.common import SHIPPED_SPACES, console, resolve_path, space_app
+from nas.config import length_text
 from nas.errors import InputError
 from nas.search import budgets
 
@@ -79,7 +80,7 @@ def space_validate(path: str = _SPACE_ARG) -> None:
     lines = [
         f"target: {t.resolution}x{t.resolution}, {t.in_chans} channels, {t.num_classes} classes "
         "(budgets and costs are those of this network)",
-        f"proxy: {px.dataset} at {px.resolution}x{px.resolution}, width {px.width:g}, {px.epochs} epochs "
+        f"proxy: {px.dataset} at {px.resolution}x{px.resolution}, width {px.width:g}, {length_text(px)} "
         "(only decides what is trained)",
         f"stages: {', '.join(f'{s.name} (stride {s.stride}, share {s.share})' for s in space.stages)}",
         f"architectures: 10^{space.log10_count():.2f} (exactly {exact_count(space.count()) or 'too many digits'})",
