@@ -141,6 +141,32 @@ def summarize(rows: list[dict], archs: list[str], seeds: list[int]) -> list[dict
     return out
 
 
+def by_report(rows: list[dict], archs: list[str], seeds: list[int]) -> list[dict]:
+    """The same figures at each report of the runs (accuracy after 1/4, 2/4, ... of a step recipe's steps):
+    a curve within one schedule, so the early points have not had the learning rate's decay."""
+    from nas.fidelity.stats import noise
+
+    by = {}
+    for r in rows:
+        by.setdefault((r["data"], r["recipe"]), {})[(r["arch"], r["seed"])] = r
+    out = []
+    for (data, recipe), runs in by.items():
+        have = [a for a in archs if all((a, s) in runs for s in seeds)]
+        if len(have) < 2:
+            continue
+        steps = runs[(have[0], seeds[0])]["steps"]
+        n = min(len(runs[(a, s)]["curve"]) for a in have for s in seeds)
+        for i in range(n):
+            acc = np.array([[runs[(a, s)]["curve"][i] for s in seeds] for a in have])
+            nz = noise(acc)
+            spreads = acc.max(axis=1) - acc.min(axis=1)
+            out.append({"data": data, "recipe": recipe, "report": i + 1,
+                        "step": round(steps * (i + 1) / n) if i + 1 < n else steps, "run_min": float(acc.min()),
+                        "run_median": float(np.median(acc)), "spread_max": float(spreads.max()),
+                        "seed_std": nz.seed_std, "arch_std": nz.arch_std, "noise_ratio": nz.noise_ratio})
+    return out
+
+
 def print_table(summary: list[dict]) -> None:
     cols = ("data", "recipe", "steps", "runs", "min run", "median", "arch means", "worst spread", "seed std",
             "arch std", "noise/spread", "s/run", "CPU s/run", "goal")
@@ -216,7 +242,15 @@ def main(argv: list[str] | None = None) -> None:
     rows = [r for r in rows if args.report_only or r["recipe"] in names]
     print(f"\ngoal: every run >= {100 * GOAL_FLOOR:.0f}%, median >= {100 * GOAL_MEDIAN:.0f}%, "
           f"one architecture's spread over {len(seeds)} seeds <= {100 * GOAL_SPREAD:.0f} points")
-    print_table(summarize(rows, [g.hash for g in archs], seeds))
+    hashes = [g.hash for g in archs]
+    print_table(summarize(rows, hashes, seeds))
+    print("\nat each report (the same runs, before the end of their schedule):")
+    print("data | recipe | report | ~step | min run | median | worst spread | seed std | arch std | noise/spread")
+    for r in by_report(rows, hashes, seeds):
+        nr = "-" if r["noise_ratio"] is None else f"{r['noise_ratio']:.2f}"
+        print(f"{r['data']} | {r['recipe']} | {r['report']} | {r['step']} | {100 * r['run_min']:.1f} | "
+              f"{100 * r['run_median']:.1f} | {100 * r['spread_max']:.1f} | {100 * r['seed_std']:.2f} | "
+              f"{100 * r['arch_std']:.2f} | {nr}")
 
 
 if __name__ == "__main__":

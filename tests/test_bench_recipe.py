@@ -38,3 +38,13 @@ def test_a_length_override_replaces_the_other_length():
     epochs = {"epochs": 4, "warmup_epochs": 1.0}
     assert with_length(epochs, {"steps": 100}) == {"steps": 100}
     assert with_length(epochs, {"subsample": 64}) == {"epochs": 4, "warmup_epochs": 1.0, "subsample": 64}
+
+
+def test_figures_at_each_report_come_from_the_curves():
+    rows = _rows("r", {"a": [0.96, 0.97], "b": [0.95, 0.96]})
+    for r in rows:
+        r["curve"] = [r["accuracy"] - 0.5, r["accuracy"]]
+    at = br.by_report(rows, ["a", "b"], [1, 2])
+    assert [(x["report"], x["step"]) for x in at] == [(1, 5), (2, 10)]
+    assert at[0]["run_min"] == pytest.approx(0.45) and at[1]["run_median"] == pytest.approx(0.96)
+    assert at[1]["spread_max"] == pytest.approx(0.01)
