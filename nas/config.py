@@ -57,6 +57,12 @@ class TrainConfig:
 
     __pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)
 
+    # Where a trial's accuracy comes from: "train" the proxy below, or "table": looked up in a published table
+    # of trained networks (nas.tables; ``table``: a shipped name or a JSONL file), nothing trained. With a table,
+    # ``table_run`` "mean" takes the mean over the table's runs, "seed" the run ``seed`` picks (seed mod runs).
+    kind: Literal["train", "table"] = "train"
+    table: str | None = None
+    table_run: Literal["mean", "seed"] = "mean"
     dataset: str = "digits"  # one of DATASET_FORMATS, or auto (guess from path)
     path: str | None = None  # local path for every data set but the embedded ones
     resolution: int = 16  # proxy input resolution (target resolution is the genotype's)
@@ -157,6 +163,8 @@ def check_config(c: TrainConfig) -> None:
         ("min_lr", 0 <= c.min_lr <= 1, "must be in [0, 1]"),
         ("precise_bn", c.precise_bn >= 0, "must be >= 0"),
     ]
+    checks.append(("table", c.kind != "table" or bool(c.table), "a table proxy needs a table (a shipped name or "
+                   "a file), e.g. proxy: {kind: table, table: nas-bench-macro}"))
     for name, ok, problem in checks:
         if not ok:
             raise InputError(f"proxy.{name}: {problem}, got {getattr(c, name)!r}")

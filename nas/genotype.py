@@ -70,6 +70,13 @@ when ``cin == out`` (else ``act(y)``), ``branch = out``; stride 2: concat of
 a 3x3 average pool (stride 2, padding 1) of the input and ``act(y)``,
 ``branch = out - cin``.
 
+Block ``kind="skip"`` (identity, as FBNet, ProxylessNAS and SPOS spaces
+search depth): nothing at all when ``stride == 1 and cin == out`` (a *no-op*
+skip, which the canonical form drops: a stage ``[a, skip, b]`` is the
+network ``[a, b]``); else a 1x1 conv ``cin -> out`` with ``stride`` + BN, no
+act (NAS-Bench-Macro's identity where the shape changes). No other field of
+the spec has an effect.
+
 Ghost module (ratio s, cheap kernel d): primary 1x1 conv
 ``cin -> ceil(out/s)`` + BN (+ act), cheap depthwise-multiplier d x d conv
 ``ceil(out/s) -> ceil(out/s) * (s-1)`` + BN (+ act), concat, slice to ``out``.
@@ -154,7 +161,7 @@ class BlockSpec:
 
     def mid_channels(self, cin: int) -> int:
         """Channels of the depthwise conv (see the module docstring per kind)."""
-        if self.kind in ("dws", "gm"):
+        if self.kind in ("dws", "gm", "skip"):
             return cin
         if self.mid is not None:
             return self.mid

@@ -15,7 +15,7 @@ from nas.errors import InputError
 ACTS = ("relu", "relu6", "swish", "hswish")
 GATES = ("sigmoid", "hsigmoid")
 SPLITS = ("equal", "exponential")
-KINDS = ("ir", "ghost", "dws", "gm", "shuffle")  # block kinds; nas.rules registers the options of each
+KINDS = ("ir", "ghost", "dws", "gm", "shuffle", "skip")  # block kinds; nas.rules registers the options of each
 PROJS = ("conv", "cw")
 HEAD_KINDS = ("fc", "cw")
 SE_BASES = ("in", "mid")

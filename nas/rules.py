@@ -73,8 +73,9 @@ from nas.genotype import BlockSpec, Genotype, HeadSpec, StemSpec
 from nas.options import Context, Option, Pick, Tree
 
 __all__ = [
-    "DWS", "FOLDED", "GHOST", "GM", "HEAD", "IR", "KINDS", "SHUFFLE", "STEM", "BlockKind", "Context", "Option",
-    "Pick", "Tree", "block_fields", "blocks", "canonical", "canonical_block", "count_blocks", "count_head",
+    "DWS", "FOLDED", "GHOST", "GM", "HEAD", "IR", "KINDS", "SHUFFLE", "SKIP", "STEM", "BlockKind", "Context", "Option",
+    "Pick", "Tree", "block_fields", "blocks", "canonical", "canonical_block", "canonical_stage", "is_noop",
+    "op_of", "variants", "count_blocks", "count_head",
     "count_stem", "heads", "stems", "walk_block", "walk_head", "walk_stem",
 ]
 
@@ -208,6 +209,10 @@ SHUFFLE = BlockKind("shuffle", tree=Tree(BlockSpec, structure=_STRUCTURE, option
     Option("proj_groups"),
 )))
 
+# Identity (FBNet, ProxylessNAS and SPOS spaces search depth with it): no options. Where the block keeps the shape
+# it is nothing at all (a *no-op*, dropped by the canonical form); where it changes it, a 1x1 conv + BN.
+SKIP = BlockKind("skip", tree=Tree(BlockSpec, structure=_NO_MID, options=()))
+
 STEM = Tree(StemSpec, (
     Option("out"), Option("kernel"), Option("stride"), Option("act"),
     Option("acb", lambda c, k: k > 1, ("kernel",), folded=True),
@@ -222,7 +227,7 @@ HEAD = Tree(HeadSpec, (
 
 
 #: The block kinds, by ``BlockSpec.kind``.
-KINDS: dict[str, BlockKind] = {k.name: k for k in (IR, GHOST, DWS, GM, SHUFFLE)}
+KINDS: dict[str, BlockKind] = {k.name: k for k in (IR, GHOST, DWS, GM, SHUFFLE, SKIP)}
 assert tuple(KINDS) == KIND_NAMES, "nas.genotype.KINDS and the registry must name the same kinds"
 
 _ENCODED = frozenset({"kernels", "split", "dilation", "expand", "act", "se", "se_gate", "se_base", "se_divisor",
@@ -239,13 +244,49 @@ FOLDED = frozenset(o.field for t in (STEM, HEAD, *(k.tree for k in KINDS.values(
 
 # -- derived: walk, count, enumeration, canonical form, keys ----------------------------------------------------
 
+def variants(stage: Any) -> tuple[tuple[str, Any], ...]:
+    """A stage's candidate ops as ``(name, block choices)``: its ``ops`` list (FBNet/ProxylessNAS style, e.g.
+    identity / k3 e3 / k5 e6), or the stage's own choices as the one candidate ``""``."""
+    ops = getattr(stage, "variants", None)
+    return ops() if callable(ops) else (("", stage),)
+
+
 def walk_block(pick: Pick, stage: Any, cin: int, out: int, stride: int) -> BlockSpec:
-    """One block of ``stage`` (a space's block choices) drawn from ``pick``: its kind, then the options that
-    are decisions in this context."""
+    """One block of ``stage`` (a space's block choices) drawn from ``pick``: its op (where the stage lists
+    ``ops``), its kind, then the options that are decisions in this context."""
+    ops = variants(stage)
+    if len(ops) > 1:
+        stage = dict(ops)[pick("op", tuple(n for n, _ in ops), lambda b: op_of(ops, b, cin))]
+    else:
+        stage = ops[0][1]
     kind = stage.kind[0] if len(stage.kind) == 1 else pick("kind", stage.kind, "kind")
     tree = KINDS[kind].tree
     values = tree.walk(pick, stage, Context(cin, out, stride), tree.start(out=out, stride=stride, kind=kind))
     return BlockSpec(**values)
+
+
+class _Miss(Exception):
+    pass
+
+
+def op_of(ops: tuple[tuple[str, Any], ...], b: BlockSpec, cin: int) -> str | None:
+    """The name of the op among ``ops`` that draws block ``b`` (with ``cin`` inputs), or None."""
+    want = canonical_block(b, cin)
+
+    def pick(name: str, choices: Any, f: Any) -> Any:
+        v = getattr(b, f)
+        if v not in choices:
+            raise _Miss
+        return v
+
+    for name, choices in ops:
+        try:
+            got = walk_block(pick, choices, cin, b.out, b.stride)
+        except _Miss:
+            continue
+        if got == want:
+            return name
+    return None
 
 
 def walk_stem(pick: Pick, stem: Any) -> StemSpec:
@@ -258,7 +299,7 @@ def walk_head(pick: Pick, head: Any) -> HeadSpec:
 
 def count_blocks(stage: Any, cin: int, out: int, stride: int) -> int:
     """Number of distinct blocks :func:`walk_block` can draw in this context."""
-    return sum(count_kind(stage, k, out, stride, Context(cin, out, stride)) for k in stage.kind)
+    return sum(count_kind(v, k, out, stride, Context(cin, out, stride)) for _, v in variants(stage) for k in v.kind)
 
 
 def count_kind(stage: Any, kind: str, out: int, stride: int, ctx: Any, skip: frozenset = frozenset()) -> int:
@@ -281,10 +322,11 @@ def blocks(stage: Any, cin: int, out: int, stride: int, pin: frozenset = frozens
     """Every distinct block :func:`walk_block` can draw in this context (``pin``: fields at their first choice),
     in decision order."""
     ctx = Context(cin, out, stride)
-    for k in stage.kind:
-        tree = KINDS[k].tree
-        for values in tree.enumerate(stage, ctx, tree.start(out=out, stride=stride, kind=k), pin):
-            yield BlockSpec(**values)
+    for _, v in variants(stage):
+        for k in v.kind:
+            tree = KINDS[k].tree
+            for values in tree.enumerate(v, ctx, tree.start(out=out, stride=stride, kind=k), pin):
+                yield BlockSpec(**values)
 
 
 def stems(stem: Any, pin: frozenset = frozenset()) -> Iterator[dict[str, Any]]:
@@ -306,17 +348,35 @@ def canonical_block(b: BlockSpec, cin: int) -> BlockSpec:
     return _canonical(b, cin)[0]
 
 
+def is_noop(b: BlockSpec, cin: int) -> bool:
+    """Whether ``b`` is an identity that keeps the shape: no layer at all."""
+    return b.kind == "skip" and b.has_residual(cin)
+
+
+def canonical_stage(blocks: tuple[BlockSpec, ...], cin: int) -> tuple[BlockSpec, ...]:
+    """A stage's blocks without their no-op identities (``[a, skip, b]`` is the network ``[a, b]``, as is
+    ``[a, b, skip]``); a stage of nothing but no-ops keeps one, since a genotype's stages are never empty."""
+    kept, c = [], cin
+    for b in blocks:
+        if not is_noop(b, c):
+            kept.append(b)
+        c = b.out
+    return tuple(kept) if kept else blocks[:1]
+
+
 def canonical(genotype: Genotype) -> Genotype:
-    """The genotype with every option that has no effect reset to its default (same network, same costs)."""
+    """The genotype with every option that has no effect reset to its default and every no-op identity
+    dropped (same network, same costs, same hash)."""
     stem = STEM.canonical(genotype.stem, None)[0]
     head = HEAD.canonical(genotype.head, None)[0]
     stages, cin = [], stem.out
     for stage in genotype.stages:
-        out = []
+        out, c = [], cin
         for b in stage:
-            out.append(canonical_block(b, cin))
-            cin = b.out
-        stages.append(tuple(out))
+            out.append(canonical_block(b, c))
+            c = b.out
+        stages.append(canonical_stage(tuple(out), cin))
+        cin = c
     return dataclasses.replace(genotype, stem=stem, head=head, stages=tuple(stages))
 
 

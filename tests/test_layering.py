@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("nas.errors", "nas.io", "nas.channels"),
     ("nas.genotype", "nas.genotype_check", "nas.genotype_io", "nas.scaling", "nas.config"),
     ("nas.options", "nas.rules"),
-    ("nas.space",),
+    ("nas.space", "nas.tables"),
     ("nas.cost",),
     ("nas.ops", "nas.model", "nas.proxy", "nas.latency"),
     ("nas.data", "nas.train"),

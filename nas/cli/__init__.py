@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from nas.cli import describe, fidelity, lut, results, search, space, train  # noqa: F401 - each registers its commands
+from nas.cli import describe, fidelity, ground, lut, results, search, space, train  # noqa: F401 - each registers its commands
 from nas.cli.common import SHIPPED_SPACES, app, console, err_console, error_line, resolve_path
 from nas.errors import InputError
 

@@ -273,8 +273,14 @@ def _shuffle_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int, acb: bool)
     return m1 + m2 + m3, p1 + p2 + p3
 
 
+def _skip_block(b: BlockSpec, cin: int, mid: int, r: int, ro: int, acb: bool) -> tuple[int, int]:
+    """Identity: nothing where stride and width are kept, else a 1x1 conv with the stride + BN."""
+    return (0, 0) if b.has_residual(cin) else _conv(cin, b.out, 1, ro)
+
+
 #: The counter of each block kind (``nas.rules.KINDS``); ``ro`` is the output resolution.
-_BLOCKS = {"ir": _ir_block, "ghost": _ghost_block, "dws": _dws_block, "gm": _gm_block, "shuffle": _shuffle_block}
+_BLOCKS = {"ir": _ir_block, "ghost": _ghost_block, "dws": _dws_block, "gm": _gm_block, "shuffle": _shuffle_block,
+           "skip": _skip_block}
 
 
 def _stem(s: StemSpec, in_chans: int, r: int, deployed: bool) -> tuple[int, int]:

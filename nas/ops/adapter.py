@@ -62,10 +62,17 @@ def _shuffle_unit(cin: int, spec: BlockSpec) -> nn.Module:
                        proj_groups=spec.proj_groups, **_depthwise(spec))
 
 
+def _skip(cin: int, spec: BlockSpec) -> nn.Module:
+    # FBNet/SPOS identity: nothing where the shape is kept, else the cheapest match (1x1 conv with the stride + BN)
+    if spec.has_residual(cin):
+        return nn.Identity()
+    return conv_bn(cin, spec.out, 1, spec.stride)
+
+
 #: The builder of each block kind (``BlockSpec.kind``).
 BUILDERS: dict[str, Callable[[int, BlockSpec], nn.Module]] = {
     "ir": _inverted_residual, "ghost": _ghost_bottleneck, "dws": _separable, "gm": _group_module,
-    "shuffle": _shuffle_unit,
+    "shuffle": _shuffle_unit, "skip": _skip,
 }
 
 

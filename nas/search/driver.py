@@ -49,6 +49,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -69,6 +70,7 @@ from nas.search.searcher import Launch, Proposer
 from nas.search.settings import SearchOptions, SearchRun, prepare, reference_point
 from nas.search.signals import Interrupts, interrupts
 from nas.search.storage import Mirror, load_or_create, open_storage
+from nas.tables import accuracy_of
 
 __all__ = ["SearchOptions", "SearchSummary", "run_search"]
 
@@ -87,7 +89,7 @@ def run_search(opts: SearchOptions, listeners: Iterable[SearchListener] = (),
     summary: SearchSummary | None = None
     with interrupts() as guard:
         try:
-            if run.cost_only:
+            if run.in_process:
                 placement = resources.cost_only(run.settings)
             else:
                 placement, ray_started = _start_ray(run)
@@ -201,6 +203,8 @@ def _run_locked(run: SearchRun, placement: resources.Placement, listeners: Liste
             pass
         elif run.cost_only:
             proposer.answer_all()
+        elif run.looked_up:
+            _look_up(run, proposer, listeners, guard.stop)
         else:
             _train(run, proposer, trainable, listeners, guard.stop)
         interrupted = guard.interrupted
@@ -254,8 +258,33 @@ def _proposer(run: SearchRun, placement: resources.Placement, memory: optuna.Stu
 
     return Proposer(space, memory, objectives=run.objectives, target=st.trials, records=records,
                     write=writer.append, mirror=mirror.upsert, emit=emit, latency_fn=run.latency_fn,
-                    cost_only=run.cost_only, planned_epochs=planned_reports(space.proxy), make_config=make_config,
-                    seed=int(space.proxy.seed), refuse=_too_big(space))
+                    cost_only=run.cost_only, planned_epochs=1 if run.looked_up else planned_reports(space.proxy),
+                    make_config=make_config, seed=int(space.proxy.seed),
+                    refuse=None if run.in_process else _too_big(space))
+
+
+def _look_up(run: SearchRun, proposer: Proposer, listeners: Listeners, stop: threading.Event) -> None:
+    """Table evaluation, in this process: each launch's accuracy is the table's (the mean over its runs, or with
+    ``table_run: seed`` the run the proxy's seed picks), recorded with the table it came from; a genotype the
+    table lacks stops the search with one line (the trial re-runs on resume)."""
+    from nas.tables import load
+
+    proxy = run.space.proxy
+    table = load(proxy.table)
+    run_index = int(proxy.seed) if proxy.table_run == "seed" else None
+    n_runs = None
+    while not stop.is_set() and (launch := proposer.next()) is not None:
+        listeners.trial_started(launch.number, launch.genotype)
+        try:
+            metrics = table.lookup(launch.genotype)
+        except InputError:
+            proposer.abandon(launch.number)
+            raise
+        n_runs = len(metrics.get("runs") or []) or None
+        acc = accuracy_of(metrics, run_index)
+        which = "mean" if run_index is None or not n_runs else f"run {run_index % n_runs + 1} of {n_runs}"
+        proposer.complete(launch.number, {"val_accuracy": acc, "best_accuracy": acc, "epoch": 1, "final": True,
+                                          "evaluator": f"table:{Path(table.source).name.split('.')[0]} ({which})"})
 
 
 def _too_big(space: Any) -> Callable[[Any], str | None]:

@@ -73,6 +73,16 @@ class SearchRun:
     def cost_only(self) -> bool:
         return self.opts.objective == "cost"
 
+    @property
+    def looked_up(self) -> bool:
+        """Accuracy from a published table (``proxy: {kind: table}``): nothing trains."""
+        return not self.cost_only and self.space.proxy.kind == "table"
+
+    @property
+    def in_process(self) -> bool:
+        """Nothing trains, so the search runs in this process, without Ray and its per-trial overhead."""
+        return self.cost_only or self.looked_up
+
 
 def prepare(opts: SearchOptions) -> SearchRun:
     """Load the space, merge the options, check the budgets, the address and the study name."""

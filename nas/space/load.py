@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from nas import rules
 from nas.channels import cw_groups, make_divisible
 from nas.config import ALIASES, COST_METRICS, DATASET_FORMATS, EMBEDDED_DATASETS, TARGETS, check_config
 from nas.errors import InputError
@@ -88,11 +89,13 @@ def _check(space: SearchSpace) -> None:
         if st.name in seen:
             fail(f"stages[{i}].name", f"duplicate stage name {st.name!r} (also stages[{seen[st.name]}])")
         seen[st.name] = i
-        if st.groups is not None and st.kernels is not None:
-            fail(f"stages[{i}].kernels", "give either groups or kernels, not both")
-        if "ghost" in st.kind and any(len(ks) > 1 for ks in st.kernel_sets()):
-            fail(f"stages[{i}].{'kernels' if st.kernels is not None else 'groups'}",
-                 "a ghost bottleneck (kind ghost) has one depthwise kernel; use single-kernel choices")
+        for name, v in rules.variants(st):
+            at = f"stages[{i}]" + (f".ops[{name}]" if name else "")
+            if v.groups is not None and v.kernels is not None:
+                fail(f"{at}.kernels", "give either groups or kernels, not both")
+            if "ghost" in v.kind and any(len(ks) > 1 for ks in v.kernel_sets()):
+                fail(f"{at}.{'kernels' if v.kernels is not None else 'groups'}",
+                     "a ghost bottleneck (kind ghost) has one depthwise kernel; use single-kernel choices")
     try:
         check_config(space.proxy)
     except InputError as e:
@@ -128,6 +131,17 @@ def _check(space: SearchSpace) -> None:
 
 def _check_proxy_data(space: SearchSpace, fail: Callable[[str, str], None]) -> None:
     p = space.proxy
+    if p.kind == "table":
+        from nas.tables import SHIPPED
+
+        if p.table not in SHIPPED:
+            path = Path(p.table).expanduser()
+            if not path.is_absolute() and not path.exists() and space.source not in ("<space>", "<string>"):
+                path = Path(space.source).parent / path  # a table beside its space file
+            if not path.is_file():
+                fail("proxy.table", f"{p.table!r} is no table file and no shipped table ({', '.join(SHIPPED)})")
+            p.table = str(path.resolve())
+        return
     formats = (*DATASET_FORMATS, "auto")
     if p.dataset not in formats:
         fail("proxy.dataset", f"{p.dataset!r} is not one of {', '.join(formats)}")
@@ -150,15 +164,17 @@ def _check_channels(space: SearchSpace, fail: Callable[[str, str], None]) -> Non
     prev = set(space.stem.out)
     for i, st in enumerate(space.stages):
         cins = prev | (set(st.out) if max(st.repeat) > 1 else set())
-        if "ir" in st.kind:  # the ghost bottleneck has no groups; the other kinds are checked below
-            _check_ir(st, sorted(cins), widths, lambda f, p, i=i: fail(f"stages[{i}].{f}", p))
         contexts = [(c, o, st.stride) for c in sorted(prev) for o in st.out]
         contexts += [(o, o, 1) for o in st.out] if max(st.repeat) > 1 else []
-        for kind in set(st.kind) & {"dws", "gm", "shuffle"}:
-            for cin0, out0, stride in contexts:
-                for (cin, note), (out, _) in zip(widths(cin0), widths(out0), strict=True):
-                    _check_cheap(st, kind, cin, out, stride, lambda f, p, i=i, note=note: fail(
-                        f"stages[{i}].{f}", p + note))
+        for name, v in rules.variants(st):
+            at = f"stages[{i}]" + (f".ops[{name}]" if name else "")
+            if "ir" in v.kind:  # the ghost bottleneck has no groups; the other kinds are checked below
+                _check_ir(v, sorted(cins), widths, lambda f, p, at=at: fail(f"{at}.{f}", p))
+            for kind in set(v.kind) & {"dws", "gm", "shuffle"}:
+                for cin0, out0, stride in contexts:
+                    for (cin, note), (out, _) in zip(widths(cin0), widths(out0), strict=True):
+                        _check_cheap(v, kind, cin, out, stride, lambda f, p, at=at, note=note: fail(
+                            f"{at}.{f}", p + note))
         prev = set(st.out)
     h = space.head
     if "cw" in h.kind:

@@ -51,7 +51,7 @@ from nas.space.fields import (
     Stride,
     UnitInterval,
 )
-from nas.space.sources import RandomTrial, ReplayTrial, TrialSource
+from nas.space.sources import CodeSource, RandomTrial, ReplayTrial, TrialSource
 from nas.space.walk import read, walk
 
 
@@ -121,14 +121,43 @@ def _group_kernels(groups: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(2 * i + 3 for i in range(g)) for g in groups)
 
 
+class OpChoices(BlockChoices):
+    """One candidate op of a stage's ``ops`` list (FBNet/ProxylessNAS style): a name and the block options it
+    sets; the options it leaves out are the stage's."""
+
+    name: Identifier
+
+
 class StageSpace(BlockChoices):
-    """One stage: a fixed stride (its first block's), width and depth choices, and the block options."""
+    """One stage: a fixed stride (its first block's), width and depth choices, and the block options; or,
+    with ``ops``, a list of candidate ops, each block drawing one of them (the decision ``op``)."""
 
     name: Identifier
     stride: Stride = 1
     out: Choices(Channels)
     repeat: Choices(Positive(int, MAX_DEPTH)) = (1,)
     share: Literal["stage", "block"] = "stage"
+    ops: Annotated[list[OpChoices], Field(min_length=1, max_length=MAX_CHOICES)] | None = None
+
+    _ops: tuple[tuple[str, StageSpace], ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _variants(self) -> StageSpace:
+        if self.ops is None:
+            return self
+        names = [o.name for o in self.ops]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup is not None:
+            raise ValueError(f"ops: the name {dup!r} is given twice")
+        base = {f: getattr(self, f) for f in StageSpace.model_fields if f != "ops"}
+        self._ops = tuple((o.name, StageSpace.model_construct(
+            **{**base, **{f: getattr(o, f) for f in o.model_fields_set if f != "name"}})) for o in self.ops)
+        return self
+
+    def variants(self) -> tuple[tuple[str, StageSpace], ...]:
+        """``(name, this stage with the op's options)`` of each op (:func:`nas.rules.variants`); without ``ops``
+        the stage itself."""
+        return self._ops or (("", self),)
 
 
 class HeadChoices(_Model):
@@ -295,6 +324,15 @@ class SearchSpace(_Model):
         if unused:
             raise InputError(f"{self.source}: params: {unused[0]!r} is not a decision of this space "
                              "(was the space changed since the study started?)")
+        return g
+
+    def from_code(self, code: str) -> Genotype:
+        """The genotype of a published table's code (:class:`nas.space.sources.CodeSource`)."""
+        src = CodeSource(code, self.source)
+        g = walk(self, src)
+        if src.i != len(src.symbols):
+            raise InputError(f"{self.source}: code {code!r}: {len(src.symbols)} symbols, the space takes {src.i} "
+                             "decisions")
         return g
 
     def params_of(self, genotype: Genotype) -> dict[str, Any]:

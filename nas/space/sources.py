@@ -121,7 +121,9 @@ class ReadSource(Source):
     def pick(self, name: str, choices: Sequence[Any], actual: Callable[[Genotype], Any],
              field: str | None = None) -> Any:
         v = actual(self.g)
-        if field is not None:
+        if callable(field):  # a decision that is no field of its part, e.g. a stage's op: told from the part
+            v = field(v)
+        elif field is not None:
             v = getattr(v, field)
         for c in choices:
             if c == v and isinstance(c, bool) == isinstance(v, bool):
@@ -129,6 +131,27 @@ class ReadSource(Source):
                 return c
         shown = ", ".join(show(c) for c in choices)
         raise Outside(f"{name}: {show(v)} is not among the choices ({shown})")
+
+
+class CodeSource(Source):
+    """Decisions from a published table's code: one symbol per decision, in the walk's order, each the index of
+    the choice taken (``"02012100"``: NAS-Bench-Macro's 8 layers, 0 = the first op). Codes whose decisions have
+    more than 10 choices separate their symbols with ``-``."""
+
+    def __init__(self, code: str, source: str) -> None:
+        self.symbols = code.split("-") if "-" in code else list(code)
+        self.code, self.source, self.i = code, source, 0
+
+    def pick(self, name: str, choices: Sequence[Any], actual: Callable[[Genotype], Any],
+             field: Any = None) -> Any:
+        where = f"{self.source}: code {self.code!r}"
+        if self.i >= len(self.symbols):
+            raise InputError(f"{where}: too short, the space asks for {name} after {self.i} decisions")
+        s = self.symbols[self.i]
+        self.i += 1
+        if not s.isdigit() or int(s) >= len(choices):
+            raise InputError(f"{where}: {name}: symbol {s!r} is not an index into its {len(choices)} choices")
+        return choices[int(s)]
 
 
 class SmallestSource(Source):

@@ -19,6 +19,7 @@ from typing import Any
 from nas import rules
 from nas.errors import InputError
 from nas.genotype import BlockSpec, Genotype
+from nas.space.count import has_skip
 from nas.space.errors import show
 from nas.space.sources import Outside, ReadSource, Source
 
@@ -54,7 +55,7 @@ def walk(space: Any, src: Source) -> Genotype:
                 drawn.append(rules.walk_block(pick, stage, c, out, stage.stride if bi == 0 else 1))
                 c = out
             blocks = tuple(drawn)
-        stages.append(blocks)
+        stages.append(rules.canonical_stage(blocks, cin))
         cin = out
     head = rules.walk_head(_picker(src, "head", lambda g: g.head), space.head)
     return Genotype(stages=tuple(stages), stem=stem, head=head, resolution=space.target.resolution,
@@ -81,7 +82,7 @@ def read(space: Any, genotype: Genotype) -> tuple[str | None, dict[str, Any]]:
         g = rules.canonical(genotype)
     except InputError as e:
         return str(e), {}
-    src = ReadSource(g)
+    src = ReadSource(_pad(space, g))
     try:
         rebuilt = walk(space, src)
     except Outside as e:
@@ -90,6 +91,23 @@ def read(space: Any, genotype: Genotype) -> tuple[str | None, dict[str, Any]]:
     if diff:
         return diff, {}
     return None, src.params
+
+
+def _pad(space: Any, g: Genotype) -> Genotype:
+    """``g`` with the no-op identities the canonical form dropped put back at the end of each stage, up to the
+    least depth the stage allows, so that the walk can read its depth and blocks from it."""
+    stages = []
+    for stage, blocks in zip(space.stages, g.stages, strict=True):
+        n = len(blocks) - (len(blocks) == 1 and rules.is_noop(blocks[0], _cin_of(g, len(stages))))
+        if has_skip(stage) and n not in stage.repeat:
+            depth = min((r for r in stage.repeat if r >= max(n, 1)), default=len(blocks))
+            blocks = blocks[:max(n, 1)] + (BlockSpec(out=blocks[0].out, kind="skip"),) * (depth - max(n, 1))
+        stages.append(blocks)
+    return dataclasses.replace(g, stages=tuple(stages))
+
+
+def _cin_of(g: Genotype, si: int) -> int:
+    return g.stages[si - 1][-1].out if si else g.stem.out
 
 
 def _first_difference(a: Genotype, b: Genotype) -> str | None:
