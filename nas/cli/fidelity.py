@@ -27,10 +27,10 @@ def fidelity(
     n: int = typer.Option(20, "-n", "--n", min=2, help="Feasible architectures sampled from the space."),
     seeds: str = typer.Option("1,2", "--seeds", help="Training seeds, comma-separated (at least 2)."),
     recipe: list[str] = typer.Option(None, "--recipe", help="A candidate proxy recipe: TrainConfig overrides as "
-                                     "YAML, e.g. '{name: e2, epochs: 2}' (repeatable; default: the space's proxy, "
-                                     "a cheaper one and one of twice the epochs)."),
+                                     "YAML, e.g. '{name: e2, epochs: 2}' or '{name: s120, steps: 120}' (repeatable; "
+                                     "default: the space's proxy, a cheaper one and one of twice the length)."),
     reference: str = typer.Option(None, "--reference", help="The reference recipe (default: 4x the proxy's "
-                                  "epochs at the proxy's resolution and width)."),
+                                  "length (epochs or steps) at the proxy's resolution and width)."),
     data: str = typer.Option(None, "--data", help="Train on this data instead of the space's: a local path "
                              "(CIFAR pickle, ImageFolder, .npz) or a built-in data set name."),
     out: Path = typer.Option(None, "--out", help="Study directory (default: results/fidelity-<space>/); "
