@@ -1,7 +1,8 @@
 """Does every architecture a proxy recipe trains learn? Accuracy floor, median and seed spread per recipe.
 
     python -m benchmarks.bench_recipe [--space mixnet.yaml] [--n 8] [--seeds 1,2,3] [--data digits]
-        [--recipe '{name: s240, steps: 240}' ...] [--threads 1] [--log FILE.jsonl] [--report-only] [--quick]
+        [--recipe '{name: s240, steps: 240}' ...] [--only HASH,...] [--threads 1] [--log FILE.jsonl]
+        [--report-only] [--quick]
     python -m benchmarks.bench_recipe --time [--recipe ...] [--n 2]    # seconds per run on 1 and 2 threads
 
 Samples ``--n`` feasible architectures of the space (``nas space sample --feasible``, seed
@@ -208,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", default=None, help="a built-in data set name or a local path (default: the space's)")
     ap.add_argument("--recipe", action="append", default=None, metavar="YAML",
                     help="TrainConfig overrides with a name, e.g. '{name: s240, steps: 240}' (repeatable)")
+    ap.add_argument("--only", default=None, help="comma-separated hash prefixes: train only these of the sample")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--log", type=Path, default=None, help="JSON lines of finished runs (resumed on rerun)")
     ap.add_argument("--report-only", action="store_true", help="print the summary of --log, train nothing")
@@ -229,6 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"space {space.source}, proxy {json.dumps({k: v for k, v in vars(space.proxy).items() if v is not None})}")
     print(f"load average at start: {_load():.2f}")
     archs = _archs(space, args.n, args.sample_seed)
+    if args.only:
+        keep = [p.strip() for p in args.only.split(",") if p.strip()]
+        archs = [g for g in archs if any(g.hash.startswith(p) for p in keep)]
     print(f"{len(archs)} feasible architectures (sample seed {args.sample_seed}): "
           + " ".join(g.hash[:8] for g in archs), flush=True)
     if args.time:
