@@ -54,6 +54,7 @@ from typing import Any
 
 import optuna
 
+from nas.config import planned_reports
 from nas.errors import InputError, OptionError
 from nas.io import require_free_space
 from nas.results.book import StudyBook
@@ -264,7 +265,7 @@ def _proposer(run: SearchRun, placement: resources.Placement, memory: optuna.Stu
 
     return Proposer(space, memory, objectives=run.objectives, target=st.trials, records=records,
                     write=writer.append, mirror=mirror.upsert, emit=emit, latency_fn=run.latency_fn,
-                    cost_only=run.cost_only, planned_epochs=1 if run.looked_up else int(space.proxy.epochs),
+                    cost_only=run.cost_only, planned_epochs=1 if run.looked_up else planned_reports(space.proxy),
                     make_config=make_config, seed=int(space.proxy.seed),
                     refuse=None if run.in_process else _too_big(space),
                     screen=1 if run.cost_only else st.screen, screen_score=st.screen_score)
@@ -371,7 +372,8 @@ def _train(run: SearchRun, proposer: Proposer, trainable: Trainable, listeners: 
 
         tuning.run_tune(proposer, trainable, storage=run.sd.ray, concurrency=st.concurrency,
                         cpus_per_trial=st.cpus_per_trial, gpus_per_trial=st.gpus_per_trial,
-                        scheduler=tuning.scheduler_for(st.scheduler, int(run.space.proxy.epochs), st.grace_period),
+                        scheduler=tuning.scheduler_for(st.scheduler, planned_reports(run.space.proxy),
+                                                     st.grace_period),
                         stop=stop, on_launch=on_launch, on_epoch=on_epoch)
     finally:
         for number in list(proposer.active):
