@@ -83,8 +83,8 @@ def test_a_screened_proposal_is_never_a_measurement(screened):
     g = groups([r.to_dict() for r in written], [])
     drawn = {r["number"] for part in (g.trained, g.pruned, g.infeasible, g.refused) for r in part}
     assert not drawn & {r.number for r in out}
-    # not counted among the study's trials: the target is the trained trials (and refusals' answers)
-    assert p.n_finished == len([r for r in written if r.status not in ("screened", "refused")])
+    # not counted among the study's trials: when screening, the study's trials are the trained ones
+    assert p.n_finished == len([r for r in written if r.status not in ("screened", "refused", "infeasible")])
 
 
 def test_the_real_scorer_screens_a_search(tmp_path):

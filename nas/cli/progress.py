@@ -29,7 +29,8 @@ HEARTBEAT_S = 60.0
 class Tally:
     """What the progress line counts, kept as trials finish (the book's own counts mix trained and answered)."""
 
-    def __init__(self, records: Iterable[Any] = ()) -> None:
+    def __init__(self, records: Iterable[Any] = (), screening: bool = False) -> None:
+        self.screening = screening  # over-budget proposals are not the study's trials then (nas.search.searcher)
         self.finished = self.trained = self.pruned = self.failed = self.over = self.dup = self.costed = 0
         self.looked = 0  # accuracy looked up in a published table (nas.tables), nothing trained
         self.score_only = 0  # a training-free score in place of accuracy (proxy kind score), nothing trained
@@ -39,15 +40,17 @@ class Tally:
             self.add(r)
 
     def add(self, r: Any) -> None:
-        self.scored += r.get("screen") is not None and not (r.get("screen") or {}).get("duplicate")
+        self.scored += (r.get("screen") or {}).get("value") is not None
         if r.get("status") == "screened":
             self.screened += 1
             return
         if tier_rejected(r):
             self.tier += 1
             return
-        self.finished += 1
         self.over += r.status == "infeasible"
+        if self.screening and r.status == "infeasible":
+            return
+        self.finished += 1
         self.dup += r.duplicate_of is not None
         if r.trained and (r.get("evaluator") or "").startswith("score:"):
             self.score_only += 1
@@ -101,7 +104,7 @@ class ProgressView(SearchListener):
 
     def search_started(self, info: SearchInfo) -> None:
         self._book, self._target = info.book, info.settings.trials
-        self._tally = Tally(info.book.records)
+        self._tally = Tally(info.book.records, screening=getattr(info.settings, "screen", 1) > 1)
         self._t0 = self._last_line = time.monotonic()
         if info.resumed:
             self.message(f"resuming {info.study_dir}: {len(info.book.records)} trials recorded, {info.requeued} "

@@ -52,6 +52,7 @@ the architecture are user attributes (:func:`user_attrs`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
@@ -84,9 +85,11 @@ def constraint_metrics(space: Any) -> list[str]:
 ANSWERABLE = ("complete", "pruned", "failed")
 
 
-def uncounted(record: Mapping[str, Any]) -> bool:
-    """Not one of the study's counted trials: refused for its tier, or screened out by a training-free score."""
-    return tier_rejected(record) or record.get("status") == "screened"
+def uncounted(record: Mapping[str, Any], screening: bool = False) -> bool:
+    """Not one of the study's counted trials: refused for its tier, or screened out by a training-free score; when
+    the search screens (``search.screen`` > 1), an over-budget proposal neither (its trials are the trained ones)."""
+    return tier_rejected(record) or record.get("status") == "screened" or (
+        screening and record.get("status") == "infeasible")
 
 
 def tier_rejected(record: Mapping[str, Any]) -> bool:
@@ -123,6 +126,18 @@ def outcome(record: Mapping[str, Any], objectives: Sequence[dict[str, str]]) -> 
     if any(math.isnan(v) for v in values):  # e.g. an accuracy objective with no accuracy reported
         return TrialState.FAIL, None
     return TrialState.COMPLETE, values
+
+
+@contextlib.contextmanager
+def _one_thread():
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 @dataclass
@@ -174,7 +189,9 @@ class Proposer:
         self._refuse = refuse  # why an architecture cannot be trained here (e.g. memory), answered as failed
         self._bands = bands(space)
         rejected = sum(map(tier_rejected, records))
-        self.n_finished = len(records) - sum(map(uncounted, records))  # refusals are not counted (nas.search.spread)
+        self._screening = max(1, int(screen)) > 1
+        # refusals are not counted (nas.search.spread), nor screened or (when screening) over-budget proposals
+        self.n_finished = len(records) - sum(uncounted(r, self._screening) for r in records)
         self.spread = None if cost_only else TierSpread(self._bands, allowance=target - rejected)
         self.done: dict[str, TrialRecord] = {}  # hash -> the original result of that architecture (no refusal)
         for r in records:
@@ -243,12 +260,30 @@ class Proposer:
                 return launch
         return None
 
+    def _latency(self, g: Genotype, macs: int) -> tuple[float | None, float | None]:
+        """``(latency_ms, estimate)``. The prediction, timing the parts this machine lacks; but when screening,
+        a candidate whose parts are not all timed yet gets an estimate instead (this search's median latency per
+        MAC, once 5 networks were predicted): timing every candidate would cost more than training the chosen
+        ones. Only the candidate screening chooses is then timed and checked against the budget
+        (:meth:`_screened`); an estimate is never recorded as a latency."""
+        if self._latency_fn is None:
+            return None, None
+        if self.screen > 1:
+            cached = getattr(self._latency_fn, "cached", None)
+            known = cached(g) if cached is not None else None
+            if known is not None:
+                return known, None
+            ratios = sorted(r.latency_ms / r.macs for r in self._costed_so_far if r.latency_ms and r.macs)
+            if len(ratios) >= 5:
+                return None, ratios[len(ratios) // 2] * macs
+        return self._latency_fn(g), None
+
     def _costed(self, trial: optuna.Trial, g: Genotype) -> TrialRecord:
         cost = budgets.target_cost(self.space, g)
-        latency = self._latency_fn(g) if self._latency_fn is not None else None
-        violations = budgets.violations(self.space, g, cost, latency_ms=latency,
+        latency, estimate = self._latency(g, cost.macs)
+        violations = budgets.violations(self.space, g, cost, latency_ms=latency if estimate is None else estimate,
                                         latency_fn=self._latency_fn) if self._constraints else {}
-        costs = {"macs": cost.macs, "params": cost.params, "latency_ms": latency}
+        costs = {"macs": cost.macs, "params": cost.params, "latency_ms": latency if estimate is None else estimate}
         if self.spread is not None and all(v <= 0 for v in violations.values()):
             excess = self.spread.rejection(costs)
             if excess > 0:
@@ -260,6 +295,8 @@ class Proposer:
                                     predictor=dict(note) if isinstance(note, dict) else None)
         if latency is not None and hasattr(self._latency_fn, "table_id"):
             record = dataclasses.replace(record, latency_table=self._latency_fn.table_id)
+        if estimate is not None:
+            record = dataclasses.replace(record, screen={"latency_ms_estimate": round(estimate, 4)})
         for k, v in user_attrs(record, g.summary()).items():
             trial.set_user_attr(k, v)
         if self._constraints:
@@ -325,19 +362,41 @@ class Proposer:
             # one initialisation: on NAS-Bench-Macro the first seed alone ranks as the 3-seed mean does (RESULTS.md)
             self._scorer = Scorer.for_space(self.space, seeds=(0,))
         t0 = time.perf_counter()
-        best, values = best_of([h for _, h, _ in pool], self.screen_score, self._scorer)
+        with _one_thread():  # beside training trials, a second torch thread only fights them (10x slower here)
+            best, values = best_of([h for _, h, _ in pool], self.screen_score, self._scorer)
         self.screen_s += time.perf_counter() - t0
         self.n_scored += len(pool)
         chosen = pool[best][0].number
         out = None
         for i, (t, h, r) in enumerate(pool):
-            info = {"score": self.screen_score, "value": float(values[i]), "candidates": len(pool),
-                    "chosen": chosen, "seconds": (time.perf_counter() - t0) / len(pool)}
+            info = {**(r.screen or {}), "score": self.screen_score, "value": float(values[i]),
+                    "candidates": len(pool), "chosen": chosen, "seconds": (time.perf_counter() - t0) / len(pool)}
             if i == best:
                 out = (t, h, dataclasses.replace(r, screen=info))
             else:
                 self._finish(t, dataclasses.replace(r, status="screened", screen=info))
-        return out
+        t, h, r = out
+        if r.latency_ms is None and self._latency_fn is not None:  # its latency was estimated: time it now
+            r = self._timed(t, h, r)
+            if any(v > 0 for v in r.violations.values()):
+                self._finish(t, dataclasses.replace(r, status="infeasible"))
+                return None
+        return t, h, r
+
+    def _timed(self, trial: optuna.Trial, g: Genotype, record: TrialRecord) -> TrialRecord:
+        """A candidate whose latency was estimated, with its predicted latency (parts timed), budgets and tier."""
+        latency = self._latency_fn(g)
+        cost = budgets.target_cost(self.space, g)
+        violations = budgets.violations(self.space, g, cost, latency_ms=latency) if self._constraints else {}
+        costs = {"macs": cost.macs, "params": cost.params, "latency_ms": latency}
+        record = dataclasses.replace(record, latency_ms=latency, violations=violations,
+                                     tier=tier_of(costs, self._bands),
+                                     latency_table=getattr(self._latency_fn, "table_id", None))
+        trial.set_user_attr("latency_ms", latency)
+        if self._constraints:
+            set_constraints(self.study, trial, constraint_values(self.space, violations))
+        self._costed_so_far.append(record)
+        return record
 
     def _queue_needed(self, refused: TrialRecord) -> None:
         """Queue a random architecture of the nearest needed tier's band as the next proposal (nas.search.spread)."""
@@ -407,7 +466,7 @@ class Proposer:
             trial.set_user_attr(k, v)
         tell(self.study, trial, values, state)
         self._mirror(stored_trial(self.study, trial))
-        self.n_finished += not uncounted(record)
+        self.n_finished += not uncounted(record, self._screening)
         if record.duplicate_of is None and record.status in ANSWERABLE:
             self.done.setdefault(record.hash, record)
         self._emit(record)
