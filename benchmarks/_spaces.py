@@ -20,6 +20,19 @@ def variant(space: str | Path, work: Path, suffix: str, edit: Callable[[dict], N
     return p
 
 
+def with_length(proxy: dict, changes: dict) -> dict:
+    """A space's ``proxy:`` mapping with ``changes``, where a length given (epochs or steps) replaces the other
+    (``nas.config.with_overrides`` for the YAML mapping): a step recipe given epochs drops its steps."""
+    out = {**proxy, **changes}
+    if changes.get("epochs") is not None and "steps" not in changes:
+        out.pop("steps", None)
+        out.pop("report_every", None)
+    if changes.get("steps") is not None and "epochs" not in changes:
+        out.pop("epochs", None)
+        out.pop("warmup_epochs", None)
+    return out
+
+
 def drop_latency(data: dict) -> None:
     """No latency anywhere in a space's data (budget, target, table, objectives, family limits).
 

@@ -45,6 +45,8 @@ from typing import Any
 import yaml
 
 from benchmarks._machine import banner
+from benchmarks._spaces import with_length
+from nas.config import length_text, schedule
 from nas.errors import InputError
 from nas.export.final import eval_seeds
 from nas.genotype import Genotype
@@ -147,7 +149,7 @@ def bench_space(base: Path, out_dir: Path, *, epochs: int | None = None, subsamp
     doc = read_yaml(base, what="space")
     proxy = dict(doc.get("proxy") or {})
     if epochs is not None:
-        proxy["epochs"] = int(epochs)
+        proxy = with_length(proxy, {"epochs": int(epochs)})
     if subsample is not None:
         proxy["subsample"] = int(subsample)
     if data is not None:
@@ -234,8 +236,9 @@ def probe_seconds(recipe: Any, threads: int = 1) -> float:
     evaluate(net, data.x_val, data.y_val, max(512, bs))
     eval_s = time.perf_counter() - t0
     step_s = statistics.median(times[1:])
-    per_epoch = len(data.x_train) // bs * step_s + eval_s + recipe.precise_bn * step_s / 3  # BN: forward only
-    return build_s + recipe.epochs * per_epoch
+    plan = schedule(recipe, len(data.x_train) // bs)
+    per_report = eval_s + recipe.precise_bn * step_s / 3  # BN: forward only
+    return build_s + plan.total * step_s + plan.reports * per_report
 
 
 def reference_genotypes_plain(name: str) -> Genotype:
@@ -532,7 +535,7 @@ def _run(args: argparse.Namespace, machine: dict, mode: dict, seeds_n: int, work
     seeds = eval_seeds(recipe, seeds_n)
     print(f"recipe (every model, same seeds {seeds}): {recipe.dataset}"
           f"{' ' + recipe.path if recipe.path else ''}, {recipe.resolution} px, width {recipe.width:g}, "
-          f"{recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.optimizer} lr {recipe.lr:g}"
+          f"{length_text(recipe)}, batch {recipe.batch_size}, {recipe.optimizer} lr {recipe.lr:g}"
           + (f", subsample {recipe.subsample}" if recipe.subsample else ""))
 
     threads = max(1, (os.cpu_count() or 1) // max(1, args.workers))
@@ -603,7 +606,7 @@ def _run(args: argparse.Namespace, machine: dict, mode: dict, seeds_n: int, work
     if args.plot:
         what = "QUICK MODE, " if args.quick else ""
         write_plot(models, args.plot, f"{space.name}: searched family vs width-scaled references ({what}"
-                   f"{len(seeds)} seeds, {recipe.dataset} proxy, {recipe.epochs} epochs)")
+                   f"{len(seeds)} seeds, {recipe.dataset} proxy, {length_text(recipe)})")
         print(f"wrote {args.plot}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -247,6 +247,7 @@ def trainer_speeds(space: Path, epochs: int, images: int, device: str = "cuda",
     import torch
 
     from nas.cli import resolve_path
+    from nas.config import with_overrides
     from nas.data import ProxyData
     from nas.genotype import load
     from nas.train import train
@@ -266,7 +267,7 @@ def trainer_speeds(space: Path, epochs: int, images: int, device: str = "cuda",
         cuda = device.startswith("cuda")
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        r = train(g, dataclasses.replace(recipe, epochs=epochs, device=device, amp=amp, channels_last=cl,
+        r = train(g, with_overrides(recipe, epochs=epochs, device=device, amp=amp, channels_last=cl,
                                          subsample=None), data=data)
         speeds = [h["images_per_s"] for h in r.history[1:]] or [r.images_per_s]
         rows.append({"amp": amp, "channels_last": cl, "images_per_s": statistics.median(speeds),

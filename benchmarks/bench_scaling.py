@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from benchmarks._machine import banner
+from benchmarks._spaces import with_length
 
 FULL_GRID = {"trials": (4, 8), "concurrency": (1, 2), "epochs": (1, 2)}
 QUICK_GRID = {"trials": (4,), "concurrency": (1, 2), "epochs": (1,)}
@@ -49,7 +50,7 @@ def derive_space(base: Path, out_dir: Path, name: str, *, proxy: dict | None = N
     """A copy of ``base`` named ``name`` with tracking off and these sections updated (``stages`` by index)."""
     doc = yaml.safe_load(Path(base).read_text())
     doc["name"] = name
-    doc["proxy"] = {**(doc.get("proxy") or {}), **(proxy or {})}
+    doc["proxy"] = with_length({**(doc.get("proxy") or {})}, proxy or {})
     doc["search"] = {**(doc.get("search") or {}), **(search or {})}
     doc["tracking"] = {**(doc.get("tracking") or {}), "wandb": "disabled"}
     for i, changes in (stages or {}).items():

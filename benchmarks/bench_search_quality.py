@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 from benchmarks._machine import banner
-from benchmarks._spaces import drop_latency, variant
+from benchmarks._spaces import drop_latency, variant, with_length
 
 SAMPLERS = ("random", "nsga2", "tpe", "predictor")
 TAU_AT = (20, 50)  # trials after which the predictor's tau on unseen trials is shown
@@ -57,7 +57,7 @@ def _cost_space(space: str, work: Path) -> Path:
 def _with_epochs(space: str, epochs: int, work: Path) -> Path:
     """The space with a proxy of ``epochs`` epochs (a longer proxy ranks architectures with less noise)."""
     def edit(data: dict) -> None:
-        data.setdefault("proxy", {})["epochs"] = epochs
+        data["proxy"] = with_length(data.get("proxy") or {}, {"epochs": epochs})
 
     return variant(space, work, f"{epochs}ep", edit)
 

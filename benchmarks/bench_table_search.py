@@ -240,9 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=200, help="queries per single-objective run")
     ap.add_argument("--mo-budget", type=int, default=200, help="queries per two-objective run")
     ap.add_argument("--random-budget", type=int, default=400, help="queries of the random runs (both modes)")
+    ap.add_argument("--predictor-budget", type=int, default=None,
+                    help="queries of the predictor's runs (its refits make it the slowest; default: --budget)")
     ap.add_argument("--samplers", default=",".join(STRATEGIES))
     ap.add_argument("--modes", default="so,mo")
     ap.add_argument("--out", default="benchmarks/logs/table_search")
+    ap.add_argument("--report", action="store_true", help="only report the runs already in DIR/runs.jsonl")
     args = ap.parse_args(argv)
 
     from nas.cli.common import resolve_path
@@ -267,10 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{space.name}: {len(oracle.acc):,} distinct networks; best {100 * oracle.best:.2f}%, 10th best "
           f"{100 * oracle.top10:.2f}%; true front hypervolume {oracle.true_hv:.4g} (ref acc 0, "
           f"{oracle.ref[1] / 1e6:.1f}M MACs); {args.seeds} seeds", flush=True)
-    for mode in args.modes.split(","):
+    for mode in [] if args.report else args.modes.split(","):
         mo = mode == "mo"
         for s in strategies:
             budget = args.random_budget if s.endswith("random") else (args.mo_budget if mo else args.budget)
+            if s == "predictor" and args.predictor_budget:
+                budget = min(budget, args.predictor_budget)
             for seed in range(args.seeds):
                 if (mode, s, seed) in done:
                     continue

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from benchmarks._machine import banner
 from nas import data as nas_data
 from nas.cli import resolve_path
+from nas.config import DEFAULT_WARMUP, length_text
 from nas.genotype import load
 from nas.model import build
 from nas.proxy import proxy_genotype
@@ -106,9 +107,15 @@ def throughput(g, cfg: TrainConfig, repeats: int) -> None:
     print(f"(medians over {repeats} back-to-back pairs; ratio = median of per-pair train()/bare; goal >= 0.95)")
 
 
+def _warmup(cfg: TrainConfig) -> str:
+    if cfg.warmup_epochs is not None:
+        return f"{cfg.warmup_epochs:g} epochs"
+    return f"{cfg.warmup if cfg.warmup is not None else DEFAULT_WARMUP:g} of the steps"
+
+
 def accuracy(g, cfg: TrainConfig, seeds: int) -> None:
-    print(f"\n-- default recipe on digits: {g.name} proxy width {cfg.width}, {cfg.resolution} px, {cfg.epochs} epochs, "
-          f"batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, warm-up {cfg.warmup_epochs} epochs, "
+    print(f"\n-- default recipe on digits: {g.name} proxy width {cfg.width}, {cfg.resolution} px, {length_text(cfg)}, "
+          f"batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, warm-up {_warmup(cfg)}, "
           f"label smoothing {cfg.label_smoothing}, {torch.get_num_threads()} threads")
     accs = []
     for seed in range(seeds):

@@ -4,8 +4,10 @@
 space schema uses it as a pydantic field type, so one definition serves both).
 
 :func:`train` builds the proxy network of a genotype (``nas.proxy``), trains
-it on a device-resident data set (``nas.data``) and reports per epoch to an
-optional callback, which Ray Tune / ASHA use to stop weak trials.
+it on a device-resident data set (``nas.data``) for the recipe's optimizer
+steps (``nas.config.schedule``: epochs or steps) and reports to an optional
+callback once per epoch, or every ``report_every`` steps of a step recipe;
+Ray Tune / ASHA use those reports to stop weak trials.
 
 Repeatability: the seed fixes weight init, dropout, shuffling and
 augmentation (``torch.manual_seed`` plus one ``torch.Generator`` on the data's
@@ -29,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas import data as _data
-from nas.config import TrainConfig, check_config
+from nas.config import TrainConfig, check_config, schedule
 from nas.cost import memory
 from nas.errors import InputError
 from nas.genotype import Genotype
@@ -42,10 +44,10 @@ class StopTrial(Exception):
 
 @dataclass
 class TrainResult:
-    accuracy: float  # validation top-1 after the last epoch run, in [0, 1]
+    accuracy: float  # validation top-1 at the last report, in [0, 1]
     best_accuracy: float
-    epochs_run: int
-    train_s: float  # wall time of the epochs (training and evaluation), model build excluded
+    epochs_run: int  # reports made: epochs, or report intervals of a step recipe
+    train_s: float  # wall time of the steps and evaluations, model build excluded
     images_per_s: float  # training images per second of training steps
     history: list[dict[str, float]]
     params: int  # parameters of the proxy model (the target's cost is computed elsewhere)
@@ -53,6 +55,7 @@ class TrainResult:
     stopped_early: bool = False
     diverged: bool = False  # the training loss became NaN/inf
     test_accuracy: float | None = None  # top-1 on the test split, measured only by train(..., test=True)
+    steps_run: int = 0  # optimizer steps taken
     genotype: Genotype | None = field(default=None, repr=False)  # the proxy genotype that was trained
     model: nn.Module | None = field(default=None, repr=False)
 
@@ -190,8 +193,9 @@ def train(genotype: Genotype, config: TrainConfig | None = None, data: _data.Pro
     """Train the proxy of ``genotype`` and return its validation accuracy and speed.
 
     ``data`` overrides the config's data set (it must be at the config's
-    resolution). ``callback(epoch, metrics)`` runs after each epoch's
-    evaluation (epochs count from 1); returning True or raising
+    resolution). ``callback(report, metrics)`` runs after each report's
+    evaluation (reports count from 1: epochs, or intervals of ``report_every``
+    steps; ``metrics["step"]`` is the steps done); returning True or raising
     :class:`StopTrial` ends training there. Only with ``test=True`` is the
     test split loaded and the final model's accuracy on it measured
     (``TrainResult.test_accuracy``): a search never passes it.
@@ -229,24 +233,30 @@ def train(genotype: Genotype, config: TrainConfig | None = None, data: _data.Pro
                                 augment=data.augment if config.augment else "none", generator=gen)
     opt = make_optimizer(model, config)
     base_lrs = [g["lr"] for g in opt.param_groups]
-    steps_per_epoch = len(loader)
-    total = steps_per_epoch * config.epochs
-    warmup = min(total, round(config.warmup_epochs * steps_per_epoch))
+    plan = schedule(config, len(loader))
+    total, warmup = plan.total, plan.warmup
     eval_bs = max(512, config.batch_size)
     # A fixed random subset of un-augmented training images for precise BN.
     bn_bs = loader.batch_size
     bn_idx = torch.randperm(len(data.x_train), generator=gen, device=device)[:config.precise_bn * bn_bs]
     bn_x = data.x_train.index_select(0, bn_idx)
 
+    def batches():  # passes over the training set, reshuffled each time, for as many steps as the recipe takes
+        while True:
+            yield from loader
+
     history: list[dict[str, float]] = []
-    best, step, train_images, step_s = 0.0, 0, 0, 0.0
+    best, step, train_images, step_s, f = 0.0, 0, 0, 0.0, 1.0
     stopped = diverged = False
     t_start = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
+    stream = batches()
+    while step < total:
         step_model.train()
         loss_sum = torch.zeros((), device=device)
         t0 = time.perf_counter()
-        for xb, yb in loader:
+        n = 0
+        while True:
+            xb, yb = next(stream)
             f = lr_factor(step, warmup, total, config.min_lr)
             for g, base in zip(opt.param_groups, base_lrs, strict=True):
                 g["lr"] = base * f
@@ -264,33 +274,37 @@ def train(genotype: Genotype, config: TrainConfig | None = None, data: _data.Pro
                 scaler.update()
             loss_sum += loss.detach()
             step += 1
-        train_loss = loss_sum.item() / steps_per_epoch  # the epoch's one host sync for training
-        epoch_s = time.perf_counter() - t0
-        step_s += epoch_s
-        train_images += steps_per_epoch * loader.batch_size
+            n += 1
+            if plan.is_report(step):
+                break
+        train_loss = loss_sum.item() / n  # the interval's one host sync for training
+        interval_s = time.perf_counter() - t0
+        step_s += interval_s
+        train_images += n * loader.batch_size
         # Uncompiled module: BN momentum is switched for recalibration, which a compiled graph would guard on.
         if config.precise_bn:
             recalibrate_bn(model, bn_x, bn_bs, autocast, channels_last)
         acc = evaluate(model, data.x_val, data.y_val, eval_bs, autocast, channels_last)
         best = max(best, acc)
-        metrics = {"epoch": epoch, "train_loss": train_loss, "val_accuracy": acc, "lr": config.lr * f,
-                   "best_accuracy": best, "epoch_s": epoch_s,
-                   "images_per_s": steps_per_epoch * loader.batch_size / max(epoch_s, 1e-9)}
+        report = len(history) + 1
+        metrics = {"epoch": report, "step": step, "epochs_seen": step / plan.steps_per_epoch,
+                   "train_loss": train_loss, "val_accuracy": acc, "lr": config.lr * f, "best_accuracy": best,
+                   "epoch_s": interval_s, "images_per_s": n * loader.batch_size / max(interval_s, 1e-9)}
         history.append(metrics)
         diverged = not math.isfinite(train_loss)
         try:
-            stopped = bool(callback(epoch, dict(metrics))) if callback else False
+            stopped = bool(callback(report, dict(metrics))) if callback else False
         except StopTrial:
             stopped = True
         if diverged or stopped:
-            stopped = stopped or epoch < config.epochs
+            stopped = stopped or step < total
             break
     train_s = time.perf_counter() - t_start
     test_acc = evaluate(model, data.x_test, data.y_test, eval_bs, autocast, channels_last) if test else None
     return TrainResult(accuracy=history[-1]["val_accuracy"], best_accuracy=best, epochs_run=len(history),
                        train_s=train_s, images_per_s=train_images / max(step_s, 1e-9), history=history,
                        params=params, device=str(device), stopped_early=stopped, diverged=diverged,
-                       test_accuracy=test_acc, genotype=proxy, model=model)
+                       test_accuracy=test_acc, steps_run=step, genotype=proxy, model=model)
 
 
 def evaluate_test(model: nn.Module, config: TrainConfig, in_chans: int = 3) -> float:

@@ -254,7 +254,7 @@ class _Table:
 def test_score_fidelity_against_a_tiny_table(tiny, genotypes, tmp_path):
     from nas.fidelity.scores import score_fidelity
 
-    gs = list({g.hash: g for g in tiny.sample_many(12, seed=5)}.values())
+    gs = list({g.hash: g for g in tiny.sample_many(8, seed=5)}.values())
     macs = np.array([count(g, num_classes=10).macs for g in gs], dtype=float)
     acc = 0.5 + 0.4 * (macs - macs.min()) / (macs.max() - macs.min())  # a table whose accuracy follows MACs
     table = _Table([(g, {"accuracy": float(a), "runs": [float(a)]}) for g, a in zip(gs, acc, strict=True)])
@@ -320,3 +320,12 @@ def test_nas_fidelity_with_a_table_reference(tiny, tmp_path, monkeypatch, capsys
     code, out, err = run_cli(monkeypatch, capsys, "fidelity", "--space", "search_spaces/tiny.yaml", "--reference",
                              f"table:{path}", "--recipe", "{score: accuracy}", "--out", str(tmp_path / "o2"))
     assert code == 2 and "--recipe" not in err and "unknown score 'accuracy'" in err
+
+
+def test_nas_fidelity_training_form_keeps_its_seeds(tmp_path, monkeypatch, capsys):
+    """Without a table reference --seeds are still training seeds (at least 2), checked before anything trains."""
+    from tests._cli import run_cli
+
+    code, _, err = run_cli(monkeypatch, capsys, "fidelity", "--space", "search_spaces/tiny.yaml", "--seeds", "1",
+                           "--out", str(tmp_path / "f"), "--local")
+    assert code == 2 and "at least 2 distinct seeds" in err

@@ -28,13 +28,13 @@ def fidelity(
     seeds: str = typer.Option(None, "--seeds", help="Training seeds, comma-separated (at least 2; default 1,2); "
                               "with a table reference, the scores' initialisation seeds (default 0,1,2)."),
     recipe: list[str] = typer.Option(None, "--recipe", help="A candidate proxy recipe: TrainConfig overrides as "
-                                     "YAML, e.g. '{name: e2, epochs: 2}' (repeatable; default: the space's proxy, "
-                                     "a cheaper one and one of twice the epochs)."),
+                                     "YAML, e.g. '{name: e2, epochs: 2}' or '{name: s120, steps: 120}' (repeatable; "
+                                     "default: the space's proxy, a cheaper one and one of twice the length)."),
     reference: str = typer.Option(None, "--reference", help="The reference recipe (default: 4x the proxy's "
-                                  "epochs at the proxy's resolution and width), or table:FILE (a table of trained "
-                                  "networks, or a shipped table's name): then every --recipe is a training-free "
-                                  "score such as '{score: naswot}' or '{score: default}', ranked against the "
-                                  "table's mean accuracy over -n of its distinct networks."),
+                                  "length (epochs or steps) at the proxy's resolution and width), or table:FILE (a "
+                                  "table of trained networks, or a shipped table's name): then every --recipe is a "
+                                  "training-free score such as '{score: naswot}' or '{score: default}', ranked "
+                                  "against the table's mean accuracy over -n of its distinct networks."),
     data: str = typer.Option(None, "--data", help="Train on this data instead of the space's: a local path "
                              "(CIFAR pickle, ImageFolder, .npz) or a built-in data set name."),
     out: Path = typer.Option(None, "--out", help="Study directory (default: `results/fidelity-<space>/`); "

@@ -32,18 +32,26 @@ class Tally:
     def __init__(self, records: Iterable[Any] = ()) -> None:
         self.finished = self.trained = self.pruned = self.failed = self.over = self.dup = self.costed = 0
         self.looked = 0  # accuracy looked up in a published table (nas.tables), nothing trained
+        self.score_only = 0  # a training-free score in place of accuracy (proxy kind score), nothing trained
         self.tier = 0  # proposals turned away to spread trials over the family's tiers (not counted trials)
+        self.screened = self.scored = 0  # proposals judged by a training-free score, and those screened out
         for r in records:
             self.add(r)
 
     def add(self, r: Any) -> None:
+        self.scored += r.get("screen") is not None and not (r.get("screen") or {}).get("duplicate")
+        if r.get("status") == "screened":
+            self.screened += 1
+            return
         if tier_rejected(r):
             self.tier += 1
             return
         self.finished += 1
         self.over += r.status == "infeasible"
         self.dup += r.duplicate_of is not None
-        if r.trained and (r.get("evaluator") or "").startswith("table:"):
+        if r.trained and (r.get("evaluator") or "").startswith("score:"):
+            self.score_only += 1
+        elif r.trained and (r.get("evaluator") or "").startswith("table:"):
             self.looked += 1
         elif r.trained:
             self.trained += 1
@@ -58,9 +66,12 @@ class Tally:
         sub = ", ".join(f"{n} {w}" for n, w in ((self.pruned, "pruned"), (self.failed, "failed")) if n)
         parts = [f"costed {self.costed}" if self.costed and not self.trained else
                  f"looked up {self.looked}" if self.looked and not self.trained else
+                 f"scored without training {self.score_only}" if self.score_only and not self.trained else
                  f"trained {self.trained}" + (f" ({sub})" if sub else "")]
-        parts += [f"{w} {n}" for w, n in (("over budget", self.over), ("dup", self.dup),
-                                          ("refused for their tier", self.tier)) if n]
+        if self.scored:  # screening: proposals judged by a training-free score before the best was trained
+            parts.insert(0, f"scored {self.scored}")
+        parts += [f"{w} {n}" for w, n in (("screened out", self.screened), ("over budget", self.over),
+                                          ("dup", self.dup), ("refused for their tier", self.tier)) if n]
         if running:
             parts.append(f"running {running}")
         parts.append(f"front {front_size}, HV {hypervolume:.3f}")

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from nas.cli.common import app, console, err_console, resolve_path, study_dir, study_space
+from nas.config import length_text, planned_reports
 from nas.errors import InputError
 
 
@@ -34,10 +35,12 @@ def pareto(
         typer.echo(json.dumps({"study": study.name, "objectives": objectives, "front": [dict(r) for r in fr],
                                "hypervolume": hv,
                                "reference_point": ref,
-                               "n_trials": len([r for r in records if r.status != "refused"]),
-                               "n_refused": len([r for r in records if r.status == "refused"])}))
+                               "n_trials": len([r for r in records if r.status not in ("refused", "screened")]),
+                               "n_refused": len([r for r in records if r.status == "refused"]),
+                               "n_screened": len([r for r in records if r.status == "screened"])}))
         return
-    counted = [r for r in records if r.status != "refused"]  # refusals for a tier are not the study's trials
+    # refusals for a tier and proposals screened out are not the study's trials
+    counted = [r for r in records if r.status not in ("refused", "screened")]
     console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(counted)} trials",
                               width=console.width))
     names = ", ".join(f"{o['metric']} ({o['direction']})" if o["metric"] != "reward" else
@@ -186,9 +189,10 @@ def baselines(
     for note in data["notes"]:
         console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"wrote {p}")
-    if epochs is not None and epochs < sp.proxy.epochs:
+    if epochs is not None and (sp.proxy.steps is not None or epochs < planned_reports(sp.proxy)):
         err_console.print(f"note: the references trained {epochs} epoch{'s' * (epochs != 1)}, the space's trials "
-                          f"{sp.proxy.epochs}: their accuracy is not comparable, and the plots mark them '(n ep)'",
+                          f"{length_text(sp.proxy)}: their accuracy is not comparable"
+                          + ("" if sp.proxy.steps is not None else ", and the plots mark them '(n ep)'"),
                           markup=False, highlight=False, soft_wrap=True)
     if (study / "trials.jsonl").is_file():  # the plots show the references from now on
         from nas.plots import write_plots

@@ -18,6 +18,8 @@ def search(
                                "many again; trials.jsonl records them with status refused."),
     sampler: str = typer.Option(None, "--sampler", help="nsga2 | tpe | gp | random | predictor (default: the "
                                 "space's)."),
+    screen: int = typer.Option(None, "--screen", min=1, help="Train the best of K trainable proposals of each "
+                               "tier under a training-free score (default: the space's search.screen; 1 = off)."),
     concurrency: int = typer.Option(None, "--concurrency", min=1, help="Trials trained at once (default: the "
                                     "space's, else as many as the Ray cluster's GPUs and CPUs hold)."),
     gpus_per_trial: float = typer.Option(None, "--gpus-per-trial", help="GPUs per trial; 0.25 packs four on one "
@@ -51,7 +53,7 @@ def search(
     opts = SearchOptions(space=resolve_path(space), trials=trials, sampler=sampler, concurrency=concurrency,
                          out=out, study=study, address=address, seed=seed, wandb=wandb, objective=objective,
                          storage=storage, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
-                         scheduler=scheduler, grace_period=grace_period)
+                         scheduler=scheduler, grace_period=grace_period, screen=screen)
     view = QuietView(err_console) if quiet else ProgressView(console)
     try:
         s = run_search(opts, listeners=[view, StudyTracker()])

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from nas.cli.common import SHIPPED_SPACES, console, resolve_path, space_app
+from nas.config import length_text
 from nas.errors import InputError
 from nas.search import budgets
 
@@ -81,7 +82,8 @@ def space_validate(path: str = _SPACE_ARG) -> None:
         "(budgets and costs are those of this network)",
         f"proxy: accuracy looked up in the table {px.table} ({px.table_run} of its runs), nothing trained"
         if px.kind == "table" else
-        f"proxy: {px.dataset} at {px.resolution}x{px.resolution}, width {px.width:g}, {px.epochs} epochs "
+        f"proxy: the training-free score {px.score} in place of accuracy, nothing trained" if px.kind == "score" else
+        f"proxy: {px.dataset} at {px.resolution}x{px.resolution}, width {px.width:g}, {length_text(px)} "
         "(only decides what is trained)",
         f"stages: {', '.join(f'{s.name} (stride {s.stride}, share {s.share})' for s in space.stages)}",
         f"architectures: 10^{space.log10_count():.2f} (exactly {exact_count(space.count()) or 'too many digits'})",

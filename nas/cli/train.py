@@ -22,7 +22,9 @@ def train(
                              "ImageFolder tree or an .npz file (nothing is downloaded)."),
     dataset_format: str = typer.Option(
         None, "--dataset-format", help="cifar10 | cifar100 | imagefolder | npz (default: guessed from the path)."),
-    epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs (default: the proxy recipe's)."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs (default: the proxy recipe's length)."),
+    steps: int = typer.Option(None, "--steps", min=1, help="Optimizer steps instead of epochs (default: the proxy "
+                              "recipe's length)."),
     resolution: int = typer.Option(None, "--resolution", min=4, help="Proxy input resolution."),
     width: float = typer.Option(None, "--width", min=0.01, help="Proxy width multiplier."),
     batch_size: int = typer.Option(None, "--batch-size", min=2, help="Training batch size."),
@@ -41,6 +43,7 @@ def train(
     import dataclasses
     import json
 
+    from nas.config import with_overrides
     from nas.genotype import load
     from nas.train import TrainConfig, check_config, check_memory, load_data, resolve_device
 
@@ -50,10 +53,13 @@ def train(
         from nas.space import load_space
 
         sp = load_space(resolve_path(space))
-    overrides = {"epochs": epochs, "resolution": resolution, "width": width, "batch_size": batch_size, "lr": lr,
-                 "optimizer": optimizer, "subsample": subsample, "seed": seed, "device": device}
+    if epochs is not None and steps is not None:
+        raise InputError("--steps: give the length as --epochs or as --steps, not both")
+    overrides = {"epochs": epochs, "steps": steps, "resolution": resolution, "width": width,
+                 "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "subsample": subsample, "seed": seed,
+                 "device": device}
     base = sp.proxy if sp is not None else TrainConfig()
-    cfg = dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    cfg = with_overrides(base, **{k: v for k, v in overrides.items() if v is not None})
     if optimizer is not None and optimizer not in ("sgd", "adamw"):
         raise InputError(f"--optimizer: {optimizer!r} is not one of sgd, adamw")
     from nas.config import EMBEDDED_DATASETS
@@ -84,7 +90,8 @@ def train(
     result = _train_with_progress(g, cfg, quiet=as_json, num_classes=None)
     target = _target_cost(g if sp is None else g.replace(resolution=sp.target.resolution), num_classes or 1000)
     out = {"accuracy": result.accuracy, "best_accuracy": result.best_accuracy, "train_s": result.train_s,
-           "images_per_s": result.images_per_s, "epochs": result.epochs_run, "params_proxy": result.params,
+           "images_per_s": result.images_per_s, "epochs": result.epochs_run, "steps": result.steps_run,
+           "params_proxy": result.params,
            **target, "name": g.name, "hash": g.hash, "proxy_hash": result.genotype.hash,
            "resolution": cfg.resolution, "width": cfg.width, "dataset": cfg.dataset, "device": result.device,
            "stopped_early": result.stopped_early, "diverged": result.diverged, "history": result.history,
@@ -97,7 +104,8 @@ def train(
         recipe = (f"{sp.name}'s proxy: " if sp is not None else "") + (
             f"{cfg.dataset} at {cfg.resolution} px, width {cfg.width:g}")
         console.print(f"{g.name or 'genotype'}: val accuracy {result.accuracy:.2%} (best {result.best_accuracy:.2%}) "
-                      f"after {result.epochs_run} epochs, {result.train_s:.1f} s, {result.images_per_s:,.0f} img/s "
+                      f"after {result.steps_run} steps ({result.epochs_run} reports), {result.train_s:.1f} s, "
+                      f"{result.images_per_s:,.0f} img/s "
                       f"on {result.device}; {recipe}; proxy {result.params:,} params"
                       + (f"; saved to {save}" if save else ""), highlight=False)
 
@@ -105,6 +113,7 @@ def train(
 def _train_with_progress(g, cfg, quiet: bool, num_classes: int | None = None):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from nas.config import planned_reports
     from nas.train import train as run_training
 
     if quiet:
@@ -112,7 +121,7 @@ def _train_with_progress(g, cfg, quiet: bool, num_classes: int | None = None):
     cols = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TextColumn("{task.fields[info]}"))
     with Progress(*cols, console=err_console, transient=False) as progress:
-        task = progress.add_task("training", total=cfg.epochs, info="loading data")
+        task = progress.add_task("training", total=planned_reports(cfg), info="loading data")
 
         def report(epoch: int, m: dict) -> None:
             progress.update(task, completed=epoch, info=f"loss {m['train_loss']:.3f}  val {m['val_accuracy']:.2%}  "

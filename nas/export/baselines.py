@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nas.config import planned_reports, with_overrides
 from nas.export.files import costing_for_space
 from nas.export.final import FinalEval, eval_seeds, recipe_key, run_final, summarize
 from nas.export.matching import REFERENCE_DIR, Reference, analytic_costs, reference_genotypes, scale_references
@@ -55,7 +56,7 @@ def evaluate_baselines(space: Any, names: Sequence[str] | None = None, *, ledger
     """
     opts = final or FinalEval()
     costing = costing_for_space(space, measure=measure)
-    proxy = dataclasses.replace(space.proxy, epochs=epochs) if epochs else space.proxy
+    proxy = with_overrides(space.proxy, epochs=epochs) if epochs else space.proxy
     plan, notes = plan_references(space, names, tiers, costing)
     seeds = eval_seeds(proxy, opts.seeds)
     label = {id(r): r.name if r.tier is None else f"{r.tier}: {r.name}" for r in plan}
@@ -71,7 +72,8 @@ def evaluate_baselines(space: Any, names: Sequence[str] | None = None, *, ledger
                      "genotype": r.genotype.to_dict(), "macs": int(costs["macs"]), "params": int(costs["params"]),
                      "latency_ms": costs.get("latency_ms"), "latency_ms_measured": costing.measured(r.genotype),
                      "accuracy": s.pop("val_accuracy"), "accuracy_std": s.pop("val_accuracy_std"),
-                     "accuracies": s.pop("val_accuracies"), "epochs": proxy.epochs, "train_s": s.pop("test_train_s"),
+                     "accuracies": s.pop("val_accuracies"), "epochs": planned_reports(proxy),
+                     "train_s": s.pop("test_train_s"),
                      "status": "complete", "test_recipe": key, **s})
     return {"space": space.name, "target": space.target.model_dump(), "proxy": dataclasses.asdict(proxy),
             "test_recipe": key, "seeds": len(seeds), "test_seeds": seeds, "tiers": limits or None,

@@ -73,9 +73,9 @@ def untrained_note(meta: dict[str, Any]) -> str:
             f"proxies{recipe}, never the target network, so these files predict nothing until you train them on "
             "your data (build the trainable network with `nas.model.build(nas.genotype.load('<tier>/genotype.yaml'"
             "), num_classes=N)`, or let `nas export-best --train --data PATH` train every member at its target "
-            "size into `<tier>/trained/`). `proxy_weights.pt` holds the trained proxy the accuracy column was measured on (proxy "
-            "resolution and width, a head of the proxy data's classes): `nas.export.load_proxy('<tier>')` loads "
-            "it as a module, as `proxy.json` describes.\n")
+            "size into `<tier>/trained/`). `proxy_weights.pt` holds the trained proxy the accuracy column was "
+            "measured on (proxy resolution and width, a head of the proxy data's classes): "
+            "`nas.export.load_proxy('<tier>')` loads it as a module, as `proxy.json` describes.\n")
 
 
 def family_markdown(rows: Sequence[dict], baselines: Sequence[dict], title: str,

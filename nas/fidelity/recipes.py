@@ -2,8 +2,10 @@
 
 A recipe is written as one mapping, ``{"name": "e4", "epochs": 4}``: the name
 keys its runs in ``runs.jsonl`` and its row in the table, every other key is a
-``TrainConfig`` field. The seed is not a recipe's to choose (every recipe is
-trained on the study's seeds), so ``seed`` is refused.
+``TrainConfig`` field. A length (``epochs`` or ``steps``) replaces the base's
+length, whichever way the base gives it (``nas.config.with_overrides``). The
+seed is not a recipe's to choose (every recipe is trained on the study's
+seeds), so ``seed`` is refused.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from typing import Any
 
 import pydantic
 
-from nas.config import TrainConfig, check_config
+from nas.config import DEFAULT_EPOCHS, TrainConfig, check_config, with_overrides
 from nas.errors import InputError
 
 REFERENCE_NAME = "reference"
 PROXY_NAME = "proxy"  # the space's own proxy, unchanged
-#: How many times the proxy's epochs the default reference trains.
+#: How many times the proxy's length (epochs or steps) the default reference trains.
 REFERENCE_EPOCHS_FACTOR = 4
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,39}$")
 _FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -41,20 +43,21 @@ class Recipe:
 
     def config(self, base: TrainConfig, seed: int) -> TrainConfig:
         """``base`` with this recipe's overrides, trained on ``seed``."""
-        return dataclasses.replace(base, **self.overrides, seed=int(seed))
+        return with_overrides(base, **self.overrides, seed=int(seed))
 
 
 def default_recipes(proxy: TrainConfig) -> tuple[list[Recipe], Recipe]:
-    """The space's proxy, one cheaper and one longer variant; a reference of 4x the proxy's epochs.
+    """The space's proxy, one cheaper and one longer variant; a reference of 4x the proxy's length.
 
-    The cheaper variant halves the epochs, or the width when the proxy trains a single epoch. The
-    reference names the proxy's resolution and width explicitly so that ``fidelity.json`` shows them.
+    The cheaper variant halves the epochs (steps), or the width when the proxy trains a single epoch (step).
+    The reference names the proxy's resolution and width explicitly so that ``fidelity.json`` shows them.
     """
-    e = proxy.epochs
-    cheaper = (Recipe(f"e{e // 2}", {"epochs": e // 2}) if e >= 2
+    key, tag = ("steps", "s") if proxy.steps is not None else ("epochs", "e")
+    e = proxy.steps if proxy.steps is not None else (proxy.epochs or DEFAULT_EPOCHS)
+    cheaper = (Recipe(f"{tag}{e // 2}", {key: e // 2}) if e >= 2
                else Recipe(f"w{proxy.width / 2:g}", {"width": proxy.width / 2}))
-    candidates = [Recipe(PROXY_NAME, {}), cheaper, Recipe(f"e{2 * e}", {"epochs": 2 * e})]
-    reference = Recipe(REFERENCE_NAME, {"epochs": REFERENCE_EPOCHS_FACTOR * e, "resolution": proxy.resolution,
+    candidates = [Recipe(PROXY_NAME, {}), cheaper, Recipe(f"{tag}{2 * e}", {key: 2 * e})]
+    reference = Recipe(REFERENCE_NAME, {key: REFERENCE_EPOCHS_FACTOR * e, "resolution": proxy.resolution,
                                         "width": proxy.width})
     return candidates, reference
 
@@ -76,7 +79,7 @@ def parse_recipe(value: Recipe | Mapping[str, Any], where: str, base: TrainConfi
         if key not in _FIELDS:
             raise InputError(f"{where}.{key}: not a training setting (known: {', '.join(f for f in _FIELDS)})")
     try:
-        merged = _TRAIN_CONFIG.validate_python({**dataclasses.asdict(base), **overrides})
+        merged = _TRAIN_CONFIG.validate_python(dataclasses.asdict(with_overrides(base, **overrides)))
     except pydantic.ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])

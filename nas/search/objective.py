@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nas.config import planned_reports
 from nas.genotype import Genotype, from_dict
 from nas.io import atomic_open
 
@@ -48,12 +49,14 @@ def trial_config(number: int, genotype: Genotype, proxy: Any, num_classes: int |
         # Trial processes may start in another working directory (Tune's trial dirs, other nodes).
         cfg["path"] = str(Path(cfg["path"]).expanduser().resolve())
     return {"number": number, "genotype": genotype.to_dict(), "proxy": cfg, "num_classes": num_classes,
-            "threads": max(1, int(threads)), "epochs": int(proxy.epochs),
+            # "epochs": the reports the trial makes (epochs, or report intervals of a step recipe)
+            "threads": max(1, int(threads)), "epochs": planned_reports(proxy),
             "weights_dir": None if weights_dir is None else str(Path(weights_dir).resolve())}
 
 
 def evaluate(config: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """Train the trial's proxy, calling ``report`` after every epoch; returns the last report.
+    """Train the trial's proxy, calling ``report`` after every epoch (or report interval of a step recipe);
+    returns the last report.
 
     Exceptions from training become a final report with ``error`` (the driver
     records the trial as failed); ``SystemExit``, which Ray Tune uses to stop a
