@@ -24,7 +24,7 @@ SAMPLERS = ("nsga2", "tpe", "gp", "random", "predictor")
 #: Costs of the target network that budgets, objectives and family tiers can limit.
 COST_METRICS = ("macs", "params", "latency_ms")
 #: Everything an objective can name (``reward``: MnasNet's accuracy x (cost / target)^w, ``nas.results.front``).
-METRICS = ("accuracy", *COST_METRICS, "reward")
+METRICS = ("accuracy", *COST_METRICS, "reward", "score")
 #: MnasNet's reward exponent: a network twice as costly as the target needs about 5% more accuracy to match.
 REWARD_W = -0.07
 #: Data sets that ship inside the package (``proxy.dataset`` without a path).
@@ -60,9 +60,12 @@ class TrainConfig:
     # Where a trial's accuracy comes from: "train" the proxy below, or "table": looked up in a published table
     # of trained networks (nas.tables; ``table``: a shipped name or a JSONL file), nothing trained. With a table,
     # ``table_run`` "mean" takes the mean over the table's runs, "seed" the run ``seed`` picks (seed mod runs).
-    kind: Literal["train", "table"] = "train"
+    # "score": a training-free score of the untrained proxy network (nas.scores; ``score``: a single score's name)
+    # is the trial's objective in place of accuracy, recorded and shown as a score, never as an accuracy.
+    kind: Literal["train", "table", "score"] = "train"
     table: str | None = None
     table_run: Literal["mean", "seed"] = "mean"
+    score: str | None = None
     dataset: str = "digits"  # one of DATASET_FORMATS, or auto (guess from path)
     path: str | None = None  # local path for every data set but the embedded ones
     resolution: int = 16  # proxy input resolution (target resolution is the genotype's)
@@ -163,6 +166,8 @@ def check_config(c: TrainConfig) -> None:
         ("min_lr", 0 <= c.min_lr <= 1, "must be in [0, 1]"),
         ("precise_bn", c.precise_bn >= 0, "must be >= 0"),
     ]
+    checks.append(("score", c.kind != "score" or bool(c.score), "a score proxy needs a score's name, e.g. proxy: "
+                   "{kind: score, score: naswot}"))
     checks.append(("table", c.kind != "table" or bool(c.table), "a table proxy needs a table (a shipped name or "
                    "a file), e.g. proxy: {kind: table, table: nas-bench-macro}"))
     for name, ok, problem in checks:

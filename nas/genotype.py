@@ -283,15 +283,16 @@ class Genotype:
         branches, ``gb`` and their number for ghost bottlenecks; the parts a network lacks are left out.
         """
         bs = self.blocks
+        layers = [b for b in bs if b.kind != "skip"]  # identities have no kernel or expansion of their own
 
         def distinct(values) -> str:
             return "/".join(dict.fromkeys(f"{v:g}".removeprefix("0") if isinstance(v, float) else str(v)
                                           for v in sorted(values)))
 
         parts = [f"d{len(bs)}", f"c{self.stem.out}-{self.last_channels}",
-                 "k" + "/".join("-".join(map(str, ks)) for ks in sorted({b.kernels for b in bs}, key=lambda
+                 "k" + "/".join("-".join(map(str, ks)) for ks in sorted({b.kernels for b in layers}, key=lambda
                                                                           ks: (len(ks), ks)))]
-        parts.append("e" + distinct(float(b.expand) for b in bs if b.mid is None))
+        parts.append("e" + distinct(float(b.expand) for b in layers if b.mid is None))
         if any(b.se for b in bs):
             parts.append("se" + distinct(float(b.se) for b in bs if b.se))
         if any(b.ghost > 1 for b in bs):

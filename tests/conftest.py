@@ -74,7 +74,7 @@ INTEGRATION_MODULES = frozenset({
     "test_bad_input", "test_bench_gpu", "test_benchmarks", "test_cli", "test_cluster", "test_export",
     "test_faults", "test_fidelity", "test_final_eval", "test_gpu_packing", "test_gpu_real", "test_hostile_faults",
     "test_latency_cache", "test_placement", "test_search", "test_search_events", "test_search_logs",
-    "test_search_objectives", "test_space_cli", "test_tracking", "test_train",
+    "test_search_objectives", "test_space_cli", "test_tables", "test_tracking", "test_train",
 })
 #: Fixtures that start Ray or run a search.
 _INTEGRATION_FIXTURES = frozenset({"local_ray", "gpu_ray", "cost_study"})

@@ -17,9 +17,11 @@ from nas import export
 from nas.cli import app, main
 from nas.cost.macs import REFERENCES, count
 from nas.errors import InputError, OptionError
+from nas.genotype import from_dict as load_genotype_dict
 from nas.genotype import load
 from nas.results.store import study_records
 from nas.scaling import scale
+from nas.space import load_space
 from nas.tracking import StudyTracker
 
 REF = export.REFERENCE_DIR
@@ -111,9 +113,10 @@ def test_choose_member_prefers_a_trained_member_over_a_coarse_scaling():
 
 
 def test_each_tier_takes_the_best_design_trained_in_its_band_and_scales_only_where_none():
-    """Bands s <= 250M < m <= 360M < l <= 400M: s and m take their band's most accurate trained design (m's is
-    less accurate than an s design, and still m's member: a family of distinct designs); l has none and is
-    m's member compound-scaled, as MixNet-L is MixNet-M x 1.3."""
+    """Bands s <= 250M < m <= 360M < l <= 400M: s takes its band's most accurate trained design; m's best (66%) is
+    less accurate than s's member (70%), so a trained m would be beaten by a smaller tier: m is s's member scaled
+    up, and says so; l has no trained design and is scaled too. With an m design more accurate than s, m takes it
+    and l is m's member compound-scaled, as MixNet-L is MixNet-M x 1.3."""
     s_net, m_net = load(REF / "mixnet_s.yaml"), load(REF / "mixnet_m.yaml")
     recs = [_rec(0, count(s_net).macs, 0.70, s_net), _rec(1, count(m_net).macs, 0.66, m_net),
             _rec(2, 200e6, 0.60, s_net), {**_rec(3, 300e6, 0.9, m_net), "status": "pruned"},
@@ -122,15 +125,65 @@ def test_each_tier_takes_the_best_design_trained_in_its_band_and_scales_only_whe
     costs = export.Costing().costs
     s, m, ll = export.tier_members(recs, None, tiers, costs)
     assert (s.source, s.trial, s.accuracy) == ("trained", 0, 0.70)
-    assert (m.source, m.trial, m.accuracy) == ("trained", 1, 0.66)
-    assert (ll.source, ll.trial, ll.accuracy) == ("scaled", 1, None) and ll.width > 1
+    assert (m.source, m.trial, m.accuracy) == ("scaled", 0, None) and 250e6 < count(m.genotype).macs <= 360e6
+    assert "no trained design in its band is more accurate than tier s's member (70.0%" in m.notes[0]
+    assert (ll.source, ll.trial, ll.accuracy) == ("scaled", 0, None) and ll.width > 1
     assert 360e6 < count(ll.genotype).macs <= 400e6
-    # exported alone, m keeps its band: the s design is not m's member
+    # exported alone, m keeps its band and the family's order: still not the less accurate m design
     (alone,) = export.tier_members(recs, None, tiers[1:2], costs, all_tiers=tiers)
-    assert alone.trial == 1
+    assert alone.source == "scaled" and alone.trial == 0
+
+    recs[1] = _rec(1, count(m_net).macs, 0.75, m_net)
+    s, m, ll = export.tier_members(recs, None, tiers, costs)
+    assert (s.trial, m.source, m.trial, m.accuracy) == (0, "trained", 1, 0.75)
+    assert (ll.source, ll.trial) == ("scaled", 1) and 360e6 < count(ll.genotype).macs <= 400e6
 
 
 # -- exporting a study ------------------------------------------------------------
+
+def test_re_exporting_removes_old_tiers_and_proxy_weights_load_in_one_call(tmp_path):
+    """An earlier export's tiers that the family no longer has are removed (other files are left alone); a
+    member's proxy weights load with nas.export.load_proxy, whatever head size they were trained with."""
+    from nas.model import build
+    from nas.proxy import proxy_genotype
+
+    study = make_study(tmp_path, n=24)
+    space = load_space(study / "space.yaml")
+    (study / "weights").mkdir()
+    heads = {}
+    for r in study_records(study):  # proxy weights as a trial leaves them: 10 classes (digits) or, as older
+        if r["status"] == "complete":  # studies did, a 1000-way head
+            heads[r["number"]] = 10 if r["number"] % 2 else 1000
+            proxy = proxy_genotype(load_genotype_dict(r["genotype"]), space.proxy.resolution, space.proxy.width)
+            torch.save(build(proxy, heads[r["number"]]).state_dict(), study / "weights" / f"{r['number']}.pt")
+    out = tmp_path / "fam"
+    export.export_family(study, out, tier_budgets="xs=0.12e6", measure=False)
+    assert (out / "xs").is_dir()
+    (out / "notes.txt").write_text("mine")
+    (out / "mine").mkdir()
+    (out / "mine" / "genotype.yaml").write_text("x")
+    (out / "mine" / "train.log").write_text("a user's file: not a member folder")
+    export.export_family(study, out, measure=False)
+    fam = json.loads((out / "family.json").read_text())
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["l", "m", "mine", "s"]
+    assert (out / "notes.txt").read_text() == "mine" and fam["removed"] == ["xs"]
+    assert "Removed the folders of an earlier export's tiers: xs." in (out / "family.md").read_text()
+    loaded = 0
+    for m in fam["members"]:
+        d = out / m["tier"]
+        if m["source"] != "trained":
+            assert not (d / "proxy_weights.pt").exists() and not (d / "proxy.json").exists()
+            with pytest.raises(InputError, match="proxy.json: missing"):
+                export.load_proxy(d)
+            continue
+        net = export.load_proxy(d)
+        with torch.inference_mode():
+            y = net(torch.zeros(1, 3, space.proxy.resolution, space.proxy.resolution))
+        assert y.shape == (1, heads[m["trial"]]) and not net.training
+        loaded += 1
+    assert loaded
+
+
 
 def _check_onnx_against_torchscript(d):
     g = load(d / "genotype.yaml")
@@ -260,9 +313,12 @@ def test_export_from_a_real_tiny_study(tmp_path):
     fam = json.loads((out / "family.json").read_text())
     assert [m["tier"] for m in fam["members"]] == ["s", "m", "l"]  # tiny.yaml's family section
     recs = {r.number: r for r in summary.records}
-    # The search spread its two trials over two tiers: two different trained members.
+    # The search spread its two trials over two tiers; a larger tier's trained member is the more accurate
     trained = [m for m in fam["members"] if m["source"] == "trained"]
-    assert len(trained) == 2 and len({m["hash"] for m in trained}) == 2
+    assert trained and len({m["hash"] for m in trained}) == len(trained)
+    assert [m["accuracy"] for m in trained] == sorted(m["accuracy"] for m in trained)
+    md = (out / "family.md").read_text()
+    assert "These are untrained architectures, not trained models." in md
     for m in fam["members"]:
         d = out / m["tier"]
         assert {"genotype.yaml", "model.ts", "model.onnx"} <= {p.name for p in d.iterdir()}
@@ -275,6 +331,12 @@ def test_export_from_a_real_tiny_study(tmp_path):
             assert m["weights"] == "proxy_weights.pt"
             state = torch.load(d / "proxy_weights.pt", weights_only=True)
             assert state and all(isinstance(v, torch.Tensor) for v in state.values())
+            # ... in one documented call, as the proxy the accuracy was measured on (digits: 10 classes)
+            net = export.load_proxy(d)
+            info = json.loads((d / "proxy.json").read_text())
+            with torch.inference_mode():
+                y = net(torch.zeros(2, 3, info["resolution"], info["resolution"]))
+            assert y.shape == (2, 10) and info["num_classes"] == 10 and info["dataset"] == "digits"
             # a trained member is a point of the study's space, named after the study
             r = CliRunner().invoke(app, ["space", "contains", str(study / "space.yaml"), str(d / "genotype.yaml")])
             assert r.exit_code == 0 and f"yes: tiny-{m['tier']}" in r.output, r.output
@@ -284,3 +346,34 @@ def test_export_from_a_real_tiny_study(tmp_path):
     _check_onnx_against_torchscript(out / fam["members"][0]["tier"])
     md = (out / "family.md").read_text()
     assert "| s |" in md and "trained: trial" in md
+
+
+def test_export_best_train_trains_the_members_at_target_size_on_the_users_data(tmp_path):
+    """`--train --data digits`: each member trained at its target size (32 px, width 1.0) with the proxy recipe,
+    its head sized to the data's 10 classes, into <tier>/trained/ with loadable weights, TorchScript and ONNX."""
+    from nas.model import build
+
+    study = make_study(tmp_path, n=24)
+    out = tmp_path / "fam"
+    r = CliRunner().invoke(app, ["export-best", "--study", str(study), "--tiers", "s", "--no-measure", "--no-eval",
+                                 "--train", "--data", "digits", "--train-epochs", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    d = out / "s" / "trained"
+    info = json.loads((d / "train.json").read_text())
+    assert info["data"] == "digits" and info["epochs"] == 1 and info["num_classes"] == 10
+    assert info["recipe"]["resolution"] == 32 and info["recipe"]["width"] == 1.0 and 0 <= info["val_accuracy"] <= 1
+    assert info["onnx_max_abs_diff"] <= 1e-4 and info["threads"] >= 1
+    g = load(out / "s" / "genotype.yaml")
+    net = build(g, num_classes=10)
+    net.load_state_dict(torch.load(d / "weights.pt", weights_only=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ts = torch.jit.load(str(d / "model.ts"))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        assert ts(x).shape == (2, 10)
+        assert torch.allclose(ts(x), net.eval()(x), atol=1e-4)  # the fused trained network is the trained one
+    md = (out / "family.md").read_text()
+    assert "## Trained on your data (`--train`)" in md and "| s | digits | 10 | 1 |" in md
+    bad = CliRunner().invoke(app, ["export-best", "--study", str(study), "--train"])
+    assert isinstance(bad.exception, InputError) and "--train: needs --data" in str(bad.exception)  # main(): exit 2

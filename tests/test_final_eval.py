@@ -222,3 +222,34 @@ def test_baselines_cli_scales_references_to_each_tier_and_tests_them(tmp_path):
         assert b["test_recipe"] == doc["test_recipe"]
     assert "test split: mean ± std" in r.output and "mobilenetv2_100 x0.138" in r.output and "1,2" in r.output
     assert len((study / LEDGER).read_text().splitlines()) == 4
+
+
+def _test_table(md: str) -> list[str]:
+    lines = md.splitlines()
+    i = lines.index("## Test split (final evaluation)")
+    return [ln for ln in lines[i:] if ln.startswith("| ") or ln.startswith("Trained on:")]
+
+
+def test_export_best_twice_with_the_same_seeds_gives_the_same_figures(tmp_path):
+    """Two evaluations of the same members, seeds and split give the same test accuracies: read back from the
+    ledger, and trained again from scratch (same device, threads, torch: each run records them)."""
+    import torch
+
+    study = make_study(tmp_path, n=24)
+    a = export.export_family(study, tmp_path / "a", ["s", "l"], measure=False, final=FinalEval(seeds=2))
+    runs = [json.loads(line) for line in (study / LEDGER).read_text().splitlines()]
+    assert len(runs) == 4 and all(r["device"] == "cpu" and r["threads"] == 1 and r["torch"] == torch.__version__
+                                  for r in runs)
+    first = _test_table((a / "family.md").read_text())
+    assert any(ln.startswith("Trained on: cpu, 1 thread, torch ") for ln in first)
+    (study / LEDGER).rename(tmp_path / "first.jsonl")  # the second evaluation trains every run again
+    b = export.export_family(study, tmp_path / "b", ["s", "l"], measure=False, final=FinalEval(seeds=2))
+    assert _test_table((b / "family.md").read_text()) == first
+    again = [json.loads(line) for line in (study / LEDGER).read_text().splitlines()]
+    assert [r["test_accuracy"] for r in again] == [r["test_accuracy"] for r in runs]
+    r = CliRunner().invoke(app, ["export-best", "--study", str(study), "--tiers", "s,l", "--no-measure", "--seeds",
+                                 "2", "--out", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    assert _test_table((tmp_path / "c" / "family.md").read_text()) == first
+    assert "export: choosing the members of s, l" in r.output and "export: tier s:" in r.output  # its steps
+    assert len((study / LEDGER).read_text().splitlines()) == 4  # nothing trained a third time

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 from _cli import run_cli
@@ -213,3 +214,27 @@ def test_lut_build_cli(space, monkeypatch, capsys, tmp_path):
                            str(tmp_path / "x.json"))
     assert code == 2 and "unknown target 'tpu'" in err and not (tmp_path / "x.json").exists()
     assert len(parts(space.sample(0), 4)) == 4
+
+
+# -- budgets and tiers from a recorded run -------------------------------------------
+
+def test_lut_budgets_derives_the_limits_from_quartiles_of_predicted_latency(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    sp = tmp_path / "micro.yaml"
+    sp.write_text(SPACE + "budgets: {target: torch-cpu, latency_ms: 10, macs: 10M}\n")
+    out = tmp_path / "budgets.json"
+    code, stdout, _ = run_cli(monkeypatch, capsys, "lut", "budgets", "--space", str(sp), "--n", "4", "--seed", "3",
+                              "--json", str(out))
+    d = json.loads(out.read_text())
+    q = d["quartiles_ms"]
+    assert code == 0 and d["networks"] == 4 and q["s"] <= q["m"] <= q["l"] == d["budget_ms"]
+    assert d["unit_ms"] > 0 and d["table"] and d["device"]["torch"] and d["threads"] == 1
+    # The quartiles are those of the predictions of the seed's networks, from the table the run filled.
+    space = load_space(sp)
+    p = predictor("torch-cpu", num_classes=4)
+    lat = [p(g) for g in space.sample_many(4, seed=3)]
+    assert q["m"] == round(float(np.percentile(lat, 50)), 1) and p.stats.parts == 0  # nothing timed again
+    assert f"family: s <= {q['s']} ms" in stdout and f"budgets.unit_ms {d['unit_ms']}" in stdout
+    sp.write_text(SPACE)
+    code, _, err = run_cli(monkeypatch, capsys, "lut", "budgets", "--space", str(sp), "--n", "8")
+    assert code == 2 and "budgets.target" in err

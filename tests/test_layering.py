@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("nas.options", "nas.rules"),
     ("nas.space", "nas.tables"),
     ("nas.cost",),
-    ("nas.ops", "nas.model", "nas.proxy", "nas.latency"),
+    ("nas.ops", "nas.model", "nas.proxy", "nas.latency", "nas.scores"),
     ("nas.data", "nas.train"),
     ("nas.results",),
     ("nas.search", "nas.fidelity"),

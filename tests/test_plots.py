@@ -61,7 +61,7 @@ def test_write_plots_html_and_png(study):
     macs_front = plots.front_2d([(r["macs"], r["accuracy"], r) for r in trained])
     for _, _, r in macs_front:  # every front member's hover (hash, summary) is on the page
         assert r["hash"] in text
-    for name in ("Pareto front", "over budget (not trained)", "pruned early (partial training)", "MixNet-S",
+    for name in ("Pareto front", "over budget (not trained)", "stopped early (partial training)", "MixNet-S",
                  "MACs (M)", "Latency (ms)", "Proxy top-1 accuracy (%)"):
         assert name in text
     img = mpimg.imread(png)

@@ -20,7 +20,7 @@ from nas.errors import InputError, OptionError
 from nas.genotype import from_dict
 from nas.results.front import front, is_feasible, objective_values
 from nas.results.optuna_compat import storage_of
-from nas.results.record import TrialRecord
+from nas.results.record import TrialRecord, state_text
 from nas.results.store import StudyLock
 from nas.search import budgets
 from nas.search.driver import SearchOptions, run_search
@@ -76,7 +76,8 @@ def test_over_budget_architectures_are_answered_without_training():
     trials = study.get_trials(deepcopy=False)
     for r in written:
         t = trials[r["number"]]
-        assert t.state == TrialState.COMPLETE and t.values == [0.0, r["macs"]]
+        # never trained: PRUNED with no values (no fake accuracy), its constraints what samplers read
+        assert t.state == TrialState.PRUNED and t.values is None and t.user_attrs["state"].startswith("over budget")
         # the list optuna-dashboard shows and samplers read, in constraint_metrics order (macs, params)
         assert t.system_attrs["constraints"] == pytest.approx([r["violations"]["macs"], r["violations"]["params"]])
         assert sum(v for v in t.constraints.values() if v > 0) == pytest.approx(
@@ -107,7 +108,7 @@ def test_the_storage_sees_answered_trials_once_finished_and_launched_ones_while_
         if n in launched:
             assert state == TrialState.RUNNING  # a resume finds it and re-runs it
         else:
-            assert state == TrialState.COMPLETE and numbers.count(n) == 1  # infeasible: one finished update
+            assert state == TrialState.PRUNED and numbers.count(n) == 1  # over budget: one finished update
     assert launched <= set(numbers) and len(set(numbers)) == len(study.trials)
     p.complete(launches[0].number, {"val_accuracy": 0.5, "epoch": 1, "final": True})
     assert mirrored[-1][:2] == (launches[0].number, TrialState.COMPLETE)
@@ -168,7 +169,9 @@ def test_cost_only_search_resumes_and_repairs_the_storage(tmp_path):
     assert len(recs) == 25 == len(s.records)
     assert {r["status"] for r in recs} <= {"complete", "infeasible"}
     assert all(r["accuracy"] is None and r["epochs"] == 0 for r in recs)
-    assert [t.state for t in _storage_trials(sd)] == [TrialState.COMPLETE] * 25
+    # complete on its costs, or over budget: never trained, PRUNED with its constraints (no values)
+    assert [t.state for t in _storage_trials(sd)] == [TrialState.COMPLETE if r["status"] == "complete"
+                                                      else TrialState.PRUNED for r in recs]
     assert s.objectives == [{"metric": "macs", "direction": "minimize"}]
     assert json.loads((sd / "pareto.json").read_text())["n_trials"] == 25
 
@@ -203,8 +206,11 @@ def test_cost_only_search_resumes_and_repairs_the_storage(tmp_path):
         f.write(json.dumps(lost) + "\n")
     run_search(SearchOptions(trials=33, **opts))
     trials = _storage_trials(sd)
-    assert trials[lost["number"]].state == TrialState.COMPLETE
-    assert trials[lost["number"]].values == [lost["macs"]]
+    if lost["status"] == "complete":
+        assert trials[lost["number"]].state == TrialState.COMPLETE
+        assert trials[lost["number"]].values == [lost["macs"]]
+    else:  # over budget: rebuilt as it was told, PRUNED with no values
+        assert trials[lost["number"]].state == TrialState.PRUNED and trials[lost["number"]].values is None
     assert trials[lost["number"]].params == space.params_of(g2)
     assert len(_records(sd)) == 33
 
@@ -297,7 +303,7 @@ def test_search_end_to_end_on_ray(local_ray, tmp_path):
                                  wandb="disabled"))
     sd = tmp_path / "tiny"
     recs = _records(sd)
-    # tiny.yaml has family tiers: answers "infeasible for the tier" come on top of the 3 trials
+    # tiny.yaml has family tiers: proposals refused for their tier come on top of the 3 trials
     assert len([r for r in recs if not tier_rejected(r)]) == 3 and s.new_trials == len(recs)
     space = load_space(sd / "space.yaml")
     trained = [r for r in recs if r["status"] == "complete"]
@@ -451,14 +457,16 @@ def test_the_optuna_storage_holds_epochs_costs_and_constraints(local_ray, tmp_pa
         r = recs[t.number]
         g = from_dict(r["genotype"])
         assert t.user_attrs == {"hash": r["hash"], "macs": r["macs"], "params": r["params"],
-                                "latency_ms": r["latency_ms"], "arch": g.summary()}
+                                "latency_ms": r["latency_ms"], "arch": g.summary(), "status": r["status"],
+                                "state": state_text(r)}
         assert t.system_attrs["constraints"] == pytest.approx([r["violations"]["macs"], r["violations"]["params"]])
         assert t.constraints == {"0": pytest.approx(r["violations"]["macs"]),
                                  "1": pytest.approx(r["violations"]["params"])}
         assert not any(k.startswith("constraints:") for k in t.system_attrs)  # one form: never counted twice
         expected = {h["epoch"]: h["val_accuracy"] for h in r["history"]} if r["duplicate_of"] is None else {}
         assert t.intermediate_values == pytest.approx(expected), (r["status"], r["number"])
-        assert (t.state == TrialState.PRUNED) == (r["status"] == "pruned")
+        # PRUNED: trained and stopped early, or never trained (over budget): no values either way
+        assert (t.state == TrialState.PRUNED) == (r["status"] in ("pruned", "infeasible"))
     assert any(recs[t.number]["status"] == "pruned" and len(t.intermediate_values) in (1, 2) for t in trials)
     assert budgets.violations(space, from_dict(recs[0]["genotype"]))["macs"] == pytest.approx(
         recs[0]["violations"]["macs"])

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from rich.console import Console
 
 from nas.cli.progress import ProgressView, Tally
-from nas.results.record import TrialRecord
+from nas.results.record import STATE_WORDS, TrialRecord
 from nas.search.searcher import tier_rejected
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,7 +71,7 @@ def test_off_a_terminal_each_trial_is_a_line_and_long_trials_a_heartbeat():
     view.search_finished(None)
     lines = out.getvalue().splitlines()
     assert any("trial 0 epoch 2 87.5%" in ln and "[0/3]" in ln for ln in lines), lines  # the heartbeat
-    done = [ln for ln in lines if "trial 0 complete" in ln]
+    done = [ln for ln in lines if "trial 0 trained" in ln]
     assert len(done) == 1 and "[1/3]" in done[0] and "acc 50.00%" in done[0] and len(done[0]) > 80  # not wrapped
     assert lines[-1].endswith("done: trained 1 | front 2, HV 0.250")
 
@@ -101,8 +101,8 @@ def test_a_search_piped_to_a_file_writes_each_trial_as_it_finishes(tmp_path):
     records = [json.loads(line) for line in trials.read_text().splitlines()]
     lines = log.read_text().splitlines()
     for r in records:  # one line per finished trial, with its status
-        assert sum(f"] trial {r['number']} {r['status']}" in ln for ln in lines) == 1, lines
-    assert len([r for r in records if not tier_rejected(r)]) == 4  # proposals turned away for their tier: extra
+        assert sum(f"] trial {r['number']} {STATE_WORDS[r['status']]}" in ln for ln in lines) == 1, lines
+    assert len([r for r in records if not tier_rejected(r)]) == 4  # proposals refused for their tier: extra
     # lines came out as trials finished, not all at once at the end: the first finished trial's line was read
     # while the search still had trials to finish
     first = records[0]["number"]

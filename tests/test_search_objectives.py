@@ -77,7 +77,7 @@ def test_the_proposer_spreads_trials_over_tiers_and_does_not_count_its_refusals(
         return list(values.values())[tier] if isinstance(values, dict) else values[tier]
 
     for r in refused:
-        assert r.status == "infeasible" and r.epochs == 0
+        assert r.status == "refused" and r.epochs == 0
         assert tier_constraint(r) == pytest.approx(r.violations[TIER]) and r.violations[TIER] > 0
     assert all(tier_constraint(r) == 0 for r in trained)
     assert all(r.tier == tier_of({"macs": r.macs}, bands(space)) for r in written)

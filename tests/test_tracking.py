@@ -30,7 +30,7 @@ def _replay(tracker, records):
 
 @pytest.fixture()
 def study(tmp_path):
-    d = make_study(tmp_path, n=10, seed=4)
+    d = make_study(tmp_path, n=10, seed=4, macs_budget=1.2e6)  # some over budget: no W&B run for them
     return d, study_records(d), load_space(d / "space.yaml")
 
 
@@ -57,7 +57,10 @@ def test_offline_study_run_holds_the_pareto_table(study, monkeypatch):
     runs = tracking.offline_runs(d)
     trial_runs = [r for r in runs if r["job_type"] == "trial"]
     study_runs = [r for r in runs if r["job_type"] == "study"]
-    assert len(trial_runs) == len(records) and len(study_runs) == 1
+    # a run per trained trial; a proposal never trained has its row in the study's table and no run
+    assert any(r["status"] == "infeasible" for r in records)
+    assert sorted(r["config"]["trial"] for r in trial_runs) == sorted(
+        r["number"] for r in records if r["status"] in ("complete", "pruned")) and len(study_runs) == 1
     st = study_runs[0]
     table = tracking.read_table(st, "pareto_front")
     want = front(records, space.objectives)
@@ -89,11 +92,17 @@ def test_offline_study_run_holds_the_pareto_table(study, monkeypatch):
     assert cfg["target"]["resolution"] == space.target.resolution
     assert st["tags"] == [space.name, space.search.sampler, space.search.scheduler, "train"]
     assert all(r["tags"] == st["tags"] for r in trial_runs)
-    # One trial run: the genotype flattened in its config, per-epoch metrics, costs in the summary.
+    # One trial run: hash, architecture, tier and proxy recipe in its config (the genotype one nested value, not
+    # a key per field), per-epoch metrics, costs in the summary.
     rec = next(r for r in records if r["status"] == "complete")
     run = next(r for r in trial_runs if r["config"]["trial"] == rec["number"])
     g = from_dict(rec["genotype"])
-    assert run["config"]["hash"] == g.hash and run["config"]["s1.b0.out"] == g.stages[1][0].out
+    assert run["config"]["hash"] == g.hash and run["config"]["arch"] == g.summary()
+    assert run["config"]["proxy"]["epochs"] == space.proxy.epochs and "tier" in run["config"]
+    assert from_dict(run["config"]["genotype"]).hash == g.hash and len(run["config"]) < 20
+    assert run["summary"]["state"] == "trained"
+    over = [r for r in tracking.read_table(st, "trials")["data"] if r[2] == "infeasible"]
+    assert over and all(row[-1].startswith("over budget (macs +") for row in over)
     assert [h["val_accuracy"] for h in run["history"] if "val_accuracy" in h] == \
         [h["val_accuracy"] for h in rec["history"]]
     assert run["summary"]["macs"] == rec["macs"] and run["summary"]["status"] == "complete"

@@ -25,15 +25,19 @@ def _recipe(text: str, flag: str) -> dict:
 def fidelity(
     space: str = typer.Option(..., "--space", help="Search-space YAML (a shipped name such as mixnet.yaml works)."),
     n: int = typer.Option(20, "-n", "--n", min=2, help="Feasible architectures sampled from the space."),
-    seeds: str = typer.Option("1,2", "--seeds", help="Training seeds, comma-separated (at least 2)."),
+    seeds: str = typer.Option(None, "--seeds", help="Training seeds, comma-separated (at least 2; default 1,2); "
+                              "with a table reference, the scores' initialisation seeds (default 0,1,2)."),
     recipe: list[str] = typer.Option(None, "--recipe", help="A candidate proxy recipe: TrainConfig overrides as "
                                      "YAML, e.g. '{name: e2, epochs: 2}' or '{name: s120, steps: 120}' (repeatable; "
                                      "default: the space's proxy, a cheaper one and one of twice the length)."),
     reference: str = typer.Option(None, "--reference", help="The reference recipe (default: 4x the proxy's "
-                                  "length (epochs or steps) at the proxy's resolution and width)."),
+                                  "length (epochs or steps) at the proxy's resolution and width), or table:FILE (a "
+                                  "table of trained networks, or a shipped table's name): then every --recipe is a "
+                                  "training-free score such as '{score: naswot}' or '{score: default}', ranked "
+                                  "against the table's mean accuracy over -n of its distinct networks."),
     data: str = typer.Option(None, "--data", help="Train on this data instead of the space's: a local path "
                              "(CIFAR pickle, ImageFolder, .npz) or a built-in data set name."),
-    out: Path = typer.Option(None, "--out", help="Study directory (default: results/fidelity-<space>/); "
+    out: Path = typer.Option(None, "--out", help="Study directory (default: `results/fidelity-<space>/`); "
                              "rerunning the same command resumes it."),
     sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the architecture sample."),
     local: bool = typer.Option(False, "--local", help="Train in this process instead of as Ray tasks."),
@@ -57,10 +61,14 @@ def fidelity(
     from nas.fidelity import run_fidelity
 
     try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()] if seeds else None
     except ValueError:
         raise InputError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
     path = resolve_path(space)
+    if reference and reference.startswith("table:"):
+        _score_fidelity(path, reference, recipe, n, seed_list, out, sample_seed, as_json)
+        return
+    seed_list = seed_list or [1, 2]
     out = out or Path("results") / f"fidelity-{path.stem}"
     recipes = [_recipe(r, "--recipe") for r in recipe] if recipe else None
     ref = _recipe(reference, "--reference") if reference else None
@@ -86,4 +94,37 @@ def fidelity(
         console.print("note: the reference does not separate these architectures beyond its own seed noise "
                       "(saturated data?): its ranking is not a useful yardstick", markup=False, highlight=False)
     console.print(f"{out}: report.json, ranks.png, runs.jsonl (rerun the command to resume)",
+                  markup=False, highlight=False)
+
+
+def _score_fidelity(path: Path, reference: str, recipe: list[str] | None, n: int, seeds: list[int] | None,
+                    out: Path | None, sample_seed: int, as_json: bool) -> None:
+    """``nas fidelity --reference table:FILE``: training-free scores against a table's accuracies."""
+    import json
+
+    from rich.table import Table
+
+    from nas.fidelity.scores import score_fidelity
+    from nas.scores import Scorer
+    from nas.space import load_space
+
+    recipes = [_recipe(r, "--recipe") for r in recipe] if recipe else [{"score": "default"}]
+    if seeds is not None and not seeds:
+        raise InputError("--seeds: at least one initialisation seed is needed")
+    scorer = Scorer.for_space(load_space(path), **({"seeds": tuple(seeds)} if seeds else {}))
+    out = out or Path("results") / f"fidelity-scores-{path.stem}"
+    with Steps("scores", err_console, disable=as_json) as steps:
+        rep = score_fidelity(path, reference, out, recipes, n=n, sample_seed=sample_seed, scorer=scorer,
+                             on_network=lambda done, total: steps.update(done, total, "networks scored"))
+    if as_json:
+        typer.echo(json.dumps(rep.to_dict()))
+        return
+    rows = rep.rows()
+    table = Table(*rows[0], title=f"{path.stem}: {rep.n} networks of {reference}, scores against mean accuracy")
+    for r in rows:
+        table.add_row(*r.values())
+    console.print(table)
+    for note in rep.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    console.print(f"{out}: report.json, scores.jsonl (rerun the command to reuse computed scores)",
                   markup=False, highlight=False)

@@ -16,7 +16,7 @@ def lut_build(
     space: str = typer.Option(..., "--space", help="Search-space YAML (shipped ones by name, e.g. tiny.yaml)."),
     target: str = typer.Option("torch-cpu", "--target", help="Latency target (see `nas lut targets`)."),
     out: Path = typer.Option(..., "--out", help="Table to write (JSON)."),
-    cache: Path = typer.Option(None, "--cache", help="Cache file (default ~/.cache/nas/lut/<target>-<device>.json)."),
+    cache: Path = typer.Option(None, "--cache", help="Cache file (default `~/.cache/nas/lut/<target>-<device>.json`)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Measure everything; read and write no cache."),
     networks: int = typer.Option(10, "--networks", min=0, help="Whole random networks measured to calibrate."),
     fit: str = typer.Option(None, "--fit", help="Calibration: offset or linear (default: offset for parts timed "
@@ -89,7 +89,8 @@ def lut_show(
             "entries": len(ms), "unit_ms": t.unit_ms, "calibration": {k: v for k, v in t.calibration.items()
                                                                        if k != "points"},
             "entry_ms": {"min": ms[0], "median": ms[len(ms) // 2], "max": ms[-1]} if ms else None,
-            "this_machine": on_this_machine(t)}
+            "this_machine": on_this_machine(t), "id": t.table_id, "protocol": t.protocol or None,
+            "history": t.history}
     if as_json:
         typer.echo(json.dumps(info))
         return
@@ -110,6 +111,8 @@ def _show_table(info: dict):
     t.add_column()
     for k, v in (
         ("space", info["space"]),
+        ("id", info["id"] + (f" (earlier: {', '.join(h['id'] for h in info['history'])})" if info["history"] else "")),
+        ("protocol", info["protocol"] or "earlier (medians of fixed rounds)"),
         ("target", f"{tg['name']} ({tg['backend']}, batch {tg['batch']}, {tg['threads']} thread"
                    f"{'s' if tg['threads'] != 1 else ''}, {tg['device']}, {tg['clock']} clock)"),
         ("device", ", ".join(f"{v} cores" if k == "cores" else f"{k} {v}" if k == "torch" else str(v)
@@ -142,3 +145,41 @@ def lut_targets() -> None:
         aliases = ", ".join(a for a, n in ALIASES.items() if n == t.name)
         tab.add_row(t.name, t.backend, str(t.batch), str(t.threads), t.clock, aliases)
     console.print(tab)
+
+
+@lut_app.command("budgets")
+def lut_budgets(
+    space: str = typer.Option(..., "--space", help="Search-space YAML whose budgets name a latency target."),
+    n: int = typer.Option(50, "--n", min=4, help="Random networks (within the MAC/param budgets) predicted."),
+    seed: int = typer.Option(2024, "--seed", help="Seed of the random networks."),
+    cache: Path = typer.Option(None, "--cache", help="Table file (default: this machine's cache for the target)."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the figures as JSON."),
+) -> None:
+    """Re-derive a space's latency budget and S/M/L tier limits on this machine: quartiles of the predicted
+    latency of random networks of the space (parts timed on demand into this machine's table)."""
+    import json
+    import os
+    import time
+
+    from nas.latency.lut import derive_budgets
+    from nas.space import load_space
+
+    sp = load_space(space)
+    load0 = os.getloadavg()
+    d = derive_budgets(sp, n, seed, cache=cache)
+    q, dev = d["quartiles_ms"], d["device"]
+    load = os.getloadavg()
+    lines = [f"{sp.name}: {d['networks']} random networks within the MAC/param budgets (seed {seed}), predicted "
+             f"on {d['target']} ({d['threads']} thread(s)) on {dev.get('cpu')}, {dev.get('cores')} cores, torch "
+             f"{dev.get('torch')}; {time.strftime('%Y-%m-%d %H:%M %Z')}; load average {load0[0]:.2f} -> {load[0]:.2f}",
+             f"table {d['table']} (protocol {d['protocol']}), probe unit {d['unit_ms']} ms; "
+             f"{d['parts_timed']} parts timed in {d['seconds']} s",
+             f"predicted latency: 25% {q['s']} ms, median {q['m']}, 75% {q['l']}, range {d['min_ms']}-{d['max_ms']}",
+             f"family: s <= {q['s']} ms, m <= {q['m']} ms, l <= {q['l']} ms; budgets.latency_ms {d['budget_ms']}, "
+             f"budgets.unit_ms {d['unit_ms']}"]
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if json_out is not None:
+        from nas.io import atomic_write
+
+        atomic_write(json_out, json.dumps(d, indent=1) + "\n")

@@ -19,6 +19,7 @@ from rich.console import Console, Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nas.results.front import sig3
+from nas.results.record import STATE_WORDS, state_text
 from nas.search.events import SearchInfo, SearchListener, SearchSummary
 from nas.search.searcher import tier_rejected
 
@@ -30,18 +31,29 @@ class Tally:
 
     def __init__(self, records: Iterable[Any] = ()) -> None:
         self.finished = self.trained = self.pruned = self.failed = self.over = self.dup = self.costed = 0
+        self.looked = 0  # accuracy looked up in a published table (nas.tables), nothing trained
+        self.score_only = 0  # a training-free score in place of accuracy (proxy kind score), nothing trained
         self.tier = 0  # proposals turned away to spread trials over the family's tiers (not counted trials)
+        self.screened = self.scored = 0  # proposals judged by a training-free score, and those screened out
         for r in records:
             self.add(r)
 
     def add(self, r: Any) -> None:
+        self.scored += r.get("screen") is not None and not (r.get("screen") or {}).get("duplicate")
+        if r.get("status") == "screened":
+            self.screened += 1
+            return
         if tier_rejected(r):
             self.tier += 1
             return
         self.finished += 1
         self.over += r.status == "infeasible"
         self.dup += r.duplicate_of is not None
-        if r.trained:
+        if r.trained and (r.get("evaluator") or "").startswith("score:"):
+            self.score_only += 1
+        elif r.trained and (r.get("evaluator") or "").startswith("table:"):
+            self.looked += 1
+        elif r.trained:
             self.trained += 1
             self.pruned += r.status == "pruned"
             self.failed += r.status == "failed"
@@ -53,9 +65,13 @@ class Tally:
         trials are trained ones stopped early or broken, so they read as a part of the trained count."""
         sub = ", ".join(f"{n} {w}" for n, w in ((self.pruned, "pruned"), (self.failed, "failed")) if n)
         parts = [f"costed {self.costed}" if self.costed and not self.trained else
+                 f"looked up {self.looked}" if self.looked and not self.trained else
+                 f"scored without training {self.score_only}" if self.score_only and not self.trained else
                  f"trained {self.trained}" + (f" ({sub})" if sub else "")]
-        parts += [f"{w} {n}" for w, n in (("over budget", self.over), ("dup", self.dup),
-                                          ("turned away for their tier", self.tier)) if n]
+        if self.scored:  # screening: proposals judged by a training-free score before the best was trained
+            parts.insert(0, f"scored {self.scored}")
+        parts += [f"{w} {n}" for w, n in (("screened out", self.screened), ("over budget", self.over),
+                                          ("dup", self.dup), ("refused for their tier", self.tier)) if n]
         if running:
             parts.append(f"running {running}")
         parts.append(f"front {front_size}, HV {hypervolume:.3f}")
@@ -162,7 +178,8 @@ class ProgressView(SearchListener):
 
     def _trial_line(self, r: Any) -> str:
         w = len(str(self._target))
-        what = r.status if r.duplicate_of is None else f"{r.status}, same as trial {r.duplicate_of}"
+        what = state_text(r) if r.status != "refused" else STATE_WORDS["refused"]
+        what += "" if r.duplicate_of is None else f", same as trial {r.duplicate_of}"
         acc = "" if r.accuracy is None else f" acc {100 * r.accuracy:.2f}%"
         lat = "" if r.latency_ms is None else f" {sig3(r.latency_ms)} ms"
         epochs = f" {r.epochs} ep" if r.trained else ""

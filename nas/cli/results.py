@@ -13,13 +13,13 @@ from nas.errors import InputError
 
 @app.command()
 def pareto(
-    study: Path = typer.Option(..., "--study", help="Study directory (results/<study>) holding trials.jsonl."),
+    study: Path = typer.Option(..., "--study", help="Study directory (`results/<study>`) holding trials.jsonl."),
     as_json: bool = typer.Option(False, "--json", help="Print pareto.json's content instead of a table."),
 ) -> None:
     """Print the study's Pareto front (feasible, non-dominated trials) and its hypervolume."""
     import json
 
-    from nas.cli.tables import front_table
+    from nas.cli.tables import front_table, hypervolume_text
     from nas.results.front import front, hypervolume
     from nas.results.pareto import space_budgets, stored_objectives, study_objectives, study_reference_point
     from nas.results.store import study_records
@@ -34,20 +34,26 @@ def pareto(
     if as_json:
         typer.echo(json.dumps({"study": study.name, "objectives": objectives, "front": [dict(r) for r in fr],
                                "hypervolume": hv,
-                               "reference_point": ref, "n_trials": len(records)}))
+                               "reference_point": ref,
+                               "n_trials": len([r for r in records if r.status not in ("refused", "screened")]),
+                               "n_refused": len([r for r in records if r.status == "refused"]),
+                               "n_screened": len([r for r in records if r.status == "screened"])}))
         return
-    console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(records)} trials",
+    # refusals for a tier and proposals screened out are not the study's trials
+    counted = [r for r in records if r.status not in ("refused", "screened")]
+    console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(counted)} trials",
                               width=console.width))
     names = ", ".join(f"{o['metric']} ({o['direction']})" if o["metric"] != "reward" else
                       f"reward = accuracy x ({o['cost']} / {o['target']:g})^{o['w']:g} (maximize)" for o in objectives)
-    # One objective: the front is the best trial (ties kept), and the hypervolume its value (reference 0).
-    best = f" = the best {objectives[0]['metric']}" if len(objectives) == 1 else ""
-    console.print(f"objectives: {names}; hypervolume {hv:.6g}{best}")
+    # One objective: the front is the best trial (ties kept), and the hypervolume its value when the reference is 0
+    # (accuracy), else its distance from the reference in units of it.
+    best = f" = the best {objectives[0]['metric']}" if len(objectives) == 1 and ref[0] == 0 else ""
+    console.print(f"objectives: {names}; {hypervolume_text(hv, objectives, ref)}{best}", highlight=False)
 
 
 @app.command()
 def plot(
-    study: Path = typer.Option(..., "--study", help="Study directory (results/<study>) holding trials.jsonl."),
+    study: Path = typer.Option(..., "--study", help="Study directory (`results/<study>`) holding trials.jsonl."),
 ) -> None:
     """Write pareto.html (interactive, works offline) and pareto.png into the study directory."""
     from nas.plots import write_plots
@@ -66,7 +72,7 @@ def export_best(
     tier_budget: str = typer.Option(
         None, "--tier-budget", help="Tier budgets, e.g. s=250e6,m=360M,l=12ms (MACs unless 'ms'; "
                                     "'params:5M'; '+' joins limits); override the space's family section."),
-    out: Path = typer.Option(None, "--out", help="Output directory (default: <study>/family, or ./export)."),
+    out: Path = typer.Option(None, "--out", help="Output directory (default: `<study>/family`, or `./export`)."),
     num_classes: int = typer.Option(1000, "--num-classes", min=1, help="With --arch: classifier outputs."),
     measure: bool = typer.Option(True, "--measure/--no-measure", help="Measure torch-cpu latency of each member."),
     evaluate: bool = typer.Option(
@@ -75,20 +81,32 @@ def export_best(
              "its tier's best reference (default: on when the study's trials were trained)."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Training seeds per member for the evaluation."),
     workers: int = typer.Option(1, "--workers", min=1, help="Parallel training processes for the evaluation."),
+    train: bool = typer.Option(False, "--train", help="Also train every member at its target size (width 1.0) "
+                               "on --data with the proxy recipe, into `<tier>/trained/` (weights, TorchScript, "
+                               "ONNX): the exported models are otherwise untrained architectures."),
+    data: str = typer.Option(None, "--data", help="With --train: a built-in data set (digits, mnist5k) or the "
+                             "local path of a CIFAR-10/100 copy, an ImageFolder tree or an .npz file."),
+    train_epochs: int = typer.Option(None, "--train-epochs", min=1, help="With --train: epochs (default: the "
+                                     "proxy recipe's)."),
 ) -> None:
     """Export a MixNet-like family (one member per tier) or one architecture: genotype, TorchScript, ONNX, table.
 
     Then, for a study whose trials were trained, every member is trained again from scratch (the space's proxy
     recipe, seeds the search did not use) and scored on the test split, which neither the search nor the choice
-    of members saw; each run is kept in <study>/final_eval.jsonl, so a rerun trains only what is missing."""
+    of members saw; each run is kept in `<study>/final_eval.jsonl`, so a rerun trains only what is missing."""
     from contextlib import nullcontext
 
     from nas.cli.evaluation import final_progress
+    from nas.cli.steps import Steps
     from nas.export import FinalEval, export_arch, export_family, read_study, study_was_trained
     from nas.genotype import load
 
     if (study is None) == (arch is None):
         raise InputError("export-best: give exactly one of --study DIR or --arch GENOTYPE")
+    if train and (data is None or arch is not None):
+        raise InputError("--train: needs --data PATH (a built-in data set or a local path) and --study")
+    if data is not None and not train:
+        raise InputError("--data: only with --train")
     if arch is not None:
         g = load(resolve_path(arch))
         d = export_arch(g, out or Path("export"), num_classes=num_classes, measure=measure, source=arch)
@@ -103,7 +121,21 @@ def export_best(
                               "(--eval asks for one)", markup=False, highlight=False, soft_wrap=True)
     with final_progress("test split") if evaluate else nullcontext() as progress:
         final = FinalEval(seeds=seeds, workers=workers, progress=progress) if evaluate else None
-        d = export_family(study, out, names, tier_budget, measure=measure, final=final)
+        def step(text: str) -> None:  # a minute of choosing, measuring and exporting is not silence
+            # on stdout, before the family table: stderr holds the one line of a bad input and nothing else
+            console.print(f"export: {text}", markup=False, highlight=False, soft_wrap=True)
+
+        bar = Steps("training at target size", err_console, disable=not train)
+
+        def epoch(tier: str, e: int, total: int, metrics: dict) -> None:
+            acc = metrics.get("val_accuracy")
+            bar.update(e, total, f"tier {tier} epoch {e}" + ("" if acc is None else f": val {100 * acc:.1f}%"))
+
+        try:
+            d = export_family(study, out, names, tier_budget, measure=measure, final=final, progress=step,
+                              train_data=data if train else None, train_epochs=train_epochs, train_progress=epoch)
+        finally:
+            bar.stop()
     console.print((d / "family.md").read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"exported to {d}")
 
@@ -111,7 +143,8 @@ def export_best(
 @app.command()
 def baselines(
     space: str = typer.Option(..., "--space", help="Search-space YAML whose proxy recipe and target to use."),
-    study: Path = typer.Option(None, "--study", help="Study directory for baselines.json (default: results/<space>)."),
+    study: Path = typer.Option(None, "--study",
+                               help="Study directory for baselines.json (default: `results/<space>`)."),
     refs: str = typer.Option(None, "--refs", help="Comma-separated reference names (default: all shipped)."),
     tiers: str = typer.Option(None, "--tiers", help="Comma-separated family tiers to scale the references to "
                                                     "(default: every tier of the space's family)."),
@@ -127,7 +160,7 @@ def baselines(
 
     Each reference is width-scaled to each tier's budget of the space's family (or taken as given), trained from
     scratch on --seeds seeds the search did not use, and scored on the validation and the test split; each run is
-    kept in <study>/final_eval.jsonl, so a rerun trains only what is missing. `nas export-best` judges every
+    kept in `<study>/final_eval.jsonl`, so a rerun trains only what is missing. `nas export-best` judges every
     family member against the best of these that fits its tier."""
     from nas.cli.evaluation import final_progress, references_table
     from nas.export import FinalEval, evaluate_baselines, reference_files, select_tiers, space_tiers

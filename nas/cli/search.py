@@ -12,10 +12,14 @@ from nas.cli.common import app, console, err_console, resolve_path
 @app.command()
 def search(
     space: str = typer.Option(..., "--space", help="Search-space YAML (a shipped name such as mixnet.yaml works)."),
-    trials: int = typer.Option(None, "--trials", min=1, help="Total finished trials the study should hold "
-                               "(a resumed study runs the rest)."),
+    trials: int = typer.Option(None, "--trials", min=1, help="Total finished trials the study should hold, "
+                               "trained or over budget (a resumed study runs the rest). In a space with family "
+                               "tiers, proposals refused for their tier (never trained) come on top, at most as "
+                               "many again; trials.jsonl records them with status refused."),
     sampler: str = typer.Option(None, "--sampler", help="nsga2 | tpe | gp | random | predictor (default: the "
                                 "space's)."),
+    screen: int = typer.Option(None, "--screen", min=1, help="Train the best of K trainable proposals of each "
+                               "tier under a training-free score (default: the space's search.screen; 1 = off)."),
     concurrency: int = typer.Option(None, "--concurrency", min=1, help="Trials trained at once (default: the "
                                     "space's, else as many as the Ray cluster's GPUs and CPUs hold)."),
     gpus_per_trial: float = typer.Option(None, "--gpus-per-trial", help="GPUs per trial; 0.25 packs four on one "
@@ -39,16 +43,17 @@ def search(
     storage: str = typer.Option(None, "--storage", help="sqlite | journal Optuna storage for a new study."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or front table."),
 ) -> None:
-    """Search architectures: Optuna proposes, budgets filter, Ray Tune trains; writes results/<study>/."""
+    """Search architectures: Optuna proposes, budgets filter, Ray Tune trains; writes `results/<study>/`."""
     from nas.cli.progress import ProgressView, QuietView, Tally
-    from nas.cli.tables import front_table
+    from nas.cli.tables import front_table, hypervolume_text
+    from nas.results.pareto import read_reference_point
     from nas.search.driver import SearchOptions, run_search
     from nas.tracking import StudyTracker
 
     opts = SearchOptions(space=resolve_path(space), trials=trials, sampler=sampler, concurrency=concurrency,
                          out=out, study=study, address=address, seed=seed, wandb=wandb, objective=objective,
                          storage=storage, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
-                         scheduler=scheduler, grace_period=grace_period)
+                         scheduler=scheduler, grace_period=grace_period, screen=screen)
     view = QuietView(err_console) if quiet else ProgressView(console)
     try:
         s = run_search(opts, listeners=[view, StudyTracker()])
@@ -59,13 +64,15 @@ def search(
     finally:
         if isinstance(view, ProgressView):
             view.close()  # no heartbeat outlives the search, whatever ended it
+    tally = Tally(s.records)  # its `finished` leaves out the proposals refused for their tier
     if not quiet:
-        title = (f"{s.study_dir.name}: Pareto front, {len(s.front)} of {len(s.records)} trials, "
-                 f"hypervolume {s.hypervolume:.4f}")
+        title = f"{s.study_dir.name}: Pareto front, {len(s.front)} of {tally.finished} trials"
         console.print(front_table(s.front, s.objectives, title=title, width=console.width))
-    console.print(f"{s.study_dir}: {len(s.records)} trials ({s.new_trials} new in {s.wall_s:.0f} s): "
-                  + Tally(s.records).line(0, len(s.front), s.hypervolume),
-                  markup=False, highlight=False, soft_wrap=True)
+    refused = f" (and {tally.tier} proposals refused for their tier, not counted)" if tally.tier else ""
+    console.print(f"{s.study_dir}: {tally.finished} trials{refused} ({s.new_trials} new in {s.wall_s:.0f} s): "
+                  + tally.line(0, len(s.front), s.hypervolume), markup=False, highlight=False, soft_wrap=True)
+    console.print(hypervolume_text(s.hypervolume, s.objectives,
+                                   read_reference_point(s.study_dir, len(s.objectives))), markup=False, highlight=False)
     lt = s.latency_timing
     if lt is not None and lt.parts:
         share = 100 * lt.seconds / max(s.wall_s, 1e-9)

@@ -80,6 +80,9 @@ def space_validate(path: str = _SPACE_ARG) -> None:
     lines = [
         f"target: {t.resolution}x{t.resolution}, {t.in_chans} channels, {t.num_classes} classes "
         "(budgets and costs are those of this network)",
+        f"proxy: accuracy looked up in the table {px.table} ({px.table_run} of its runs), nothing trained"
+        if px.kind == "table" else
+        f"proxy: the training-free score {px.score} in place of accuracy, nothing trained" if px.kind == "score" else
         f"proxy: {px.dataset} at {px.resolution}x{px.resolution}, width {px.width:g}, {length_text(px)} "
         "(only decides what is trained)",
         f"stages: {', '.join(f'{s.name} (stride {s.stride}, share {s.share})' for s in space.stages)}",

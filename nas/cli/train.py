@@ -14,10 +14,12 @@ from nas.errors import InputError
 def train(
     arch: str = typer.Option(..., "--arch", help="Genotype YAML (shipped references by name, e.g. mixnet_s.yaml)."),
     space: str = typer.Option(None, "--space", help="Train with this search space's proxy recipe (data set, "
-                              "resolution, width, epochs, batch, optimizer, ...) and its target's classes, so the "
-                              "accuracy compares with its trials'; other options override single settings."),
-    data: str = typer.Option(None, "--data", help="'digits' (built in; the default without --space) or a local "
-                             "path to a data set."),
+                              "resolution, width, epochs, batch, optimizer, ...), so the accuracy compares with its "
+                              "trials'; other options override single settings. The proxy's head has the data "
+                              "set's classes (the target's class count is for its costs only)."),
+    data: str = typer.Option(None, "--data", help="A built-in data set, 'digits' (the default without --space) or "
+                             "'mnist5k', or the local path of a CIFAR-10/100 copy (python pickle format), an "
+                             "ImageFolder tree or an .npz file (nothing is downloaded)."),
     dataset_format: str = typer.Option(
         None, "--dataset-format", help="cifar10 | cifar100 | imagefolder | npz (default: guessed from the path)."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs (default: the proxy recipe's length)."),
@@ -60,9 +62,15 @@ def train(
     cfg = with_overrides(base, **{k: v for k, v in overrides.items() if v is not None})
     if optimizer is not None and optimizer not in ("sgd", "adamw"):
         raise InputError(f"--optimizer: {optimizer!r} is not one of sgd, adamw")
-    if data == "digits":
-        cfg = dataclasses.replace(cfg, dataset="digits", path=None)
+    from nas.config import EMBEDDED_DATASETS
+
+    if data in EMBEDDED_DATASETS:
+        cfg = dataclasses.replace(cfg, dataset=data, path=None)
     elif data is not None:
+        if not Path(data).expanduser().exists():
+            raise InputError(f"--data: {data!r} is neither a built-in data set ({', '.join(EMBEDDED_DATASETS)}) nor "
+                             "an existing path; CIFAR-10/100 (python pickle format), ImageFolder trees and .npz "
+                             "arrays load from a local copy: --data PATH (e.g. PATH/cifar-10-batches-py)")
         if dataset_format is not None and dataset_format not in ("cifar10", "cifar100", "imagefolder", "npz"):
             raise InputError(f"--dataset-format: {dataset_format!r} is not one of cifar10, cifar100, imagefolder, npz")
         cfg = dataclasses.replace(cfg, dataset=dataset_format or "auto", path=data)
@@ -78,7 +86,8 @@ def train(
     load_data(cfg, g.in_chans, resolve_device(cfg.device))
 
     num_classes = sp.target.num_classes if sp is not None else None
-    result = _train_with_progress(g, cfg, quiet=as_json, num_classes=num_classes)
+    # the proxy's head has the data set's classes; the target's class count is for its costs only
+    result = _train_with_progress(g, cfg, quiet=as_json, num_classes=None)
     target = _target_cost(g if sp is None else g.replace(resolution=sp.target.resolution), num_classes or 1000)
     out = {"accuracy": result.accuracy, "best_accuracy": result.best_accuracy, "train_s": result.train_s,
            "images_per_s": result.images_per_s, "epochs": result.epochs_run, "steps": result.steps_run,

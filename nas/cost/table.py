@@ -26,6 +26,10 @@ from nas.genotype import Genotype
 from nas.io import atomic_write
 
 LUT_VERSION = 1
+#: The measurement protocol tables are made with now (:mod:`nas.latency.protocol`): windows of passes, the 25th
+#: percentile per window, repeats until the interval is narrow, parts chained so they add up to their network.
+#: A table records its own (tables without one were made by the earlier protocol, medians of fixed rounds).
+PROTOCOL = "windows-p25-chained-1"
 
 #: Measures the parts a table lacks: ``(genotype, missing parts, table, num_classes) -> {key: entry}``
 #: (:func:`nas.latency.measure_missing`).
@@ -57,12 +61,39 @@ class LatencyTable:
     num_classes: int = 1000
     unit_ms: float | None = None  # the probe's latency, for ``probe``-clock targets (see nas.latency.measure)
     source: str = "<table>"
+    protocol: str = ""  # how its entries were measured (PROTOCOL when made by this version)
+    history: list[dict[str, Any]] = field(default_factory=list)  # earlier ids of this table: {"id", "unit_ms"}
+
+    @property
+    def table_id(self) -> str:
+        """What a prediction from this table depends on besides its entries (which are never replaced once
+        written): target, device (CPU, cores, machine, torch; the target's thread count), probe unit,
+        calibration and protocol. A prediction names it (trial records' ``latency_table``); a re-measured unit
+        or a new calibration gives the table a new id and keeps the old one in ``history``."""
+        cal = {k: self.calibration.get(k) for k in ("scale", "offset_ms")}
+        blob = json.dumps({"target": asdict(self.target), "device": dict(self.device), "unit_ms": self.unit_ms,
+                           "calibration": cal, "protocol": self.protocol}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def factor_to(self, table_id: str) -> float | None:
+        """What this table's predictions are multiplied by to give the predictions of its version ``table_id``
+        (1 for itself; the ratio of units for an earlier unit, which rescaled every entry exactly); None for an
+        id this table never had (its predictions then changed: say so)."""
+        if table_id == self.table_id:
+            return 1.0
+        for h in self.history:
+            if h.get("id") == table_id and not h.get("changed") and h.get("unit_ms") and self.unit_ms:
+                return float(h["unit_ms"]) / float(self.unit_ms)
+        return None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": LUT_VERSION, "target": asdict(self.target), "device": self.device,
-                "device_hash": fingerprint(self.target, self.device), "space": self.space,
-                "num_classes": self.num_classes, "unit_ms": self.unit_ms, "calibration": self.calibration,
-                "entries": dict(sorted(self.entries.items()))}
+        d = {"version": LUT_VERSION, "id": self.table_id, "target": asdict(self.target), "device": self.device,
+             "device_hash": fingerprint(self.target, self.device), "space": self.space,
+             "num_classes": self.num_classes, "unit_ms": self.unit_ms, "protocol": self.protocol,
+             "calibration": self.calibration, "entries": dict(sorted(self.entries.items()))}
+        if self.history:
+            d["history"] = self.history
+        return d
 
     def save(self, path: str | Path) -> None:
         """Write atomically: an interrupted write never leaves half a table behind."""
@@ -125,8 +156,16 @@ def table_from_dict(data: Any, source: str = "<table>") -> LatencyTable:
     unit = data.get("unit_ms")
     if target.clock == "probe" and not (_number(unit) and unit > 0):
         raise _bad(source, "unit_ms", "expected a positive number (the probe latency of a probe-clock table)")
+    history = data.get("history", [])
+    if not isinstance(history, list) or not all(
+            isinstance(h, dict) and isinstance(h.get("id"), str) and _number(h.get("unit_ms")) for h in history):
+        raise _bad(source, "history", "expected a list of {id, unit_ms} objects")
+    protocol = data.get("protocol") or ""
+    if not isinstance(protocol, str):
+        raise _bad(source, "protocol", "expected a string")
     return LatencyTable(target=target, device=data["device"], entries=data["entries"], calibration=cal,
-                        space=str(data.get("space", "")), num_classes=nc, unit_ms=unit, source=source)
+                        space=str(data.get("space", "")), num_classes=nc, unit_ms=unit, source=source,
+                        protocol=protocol, history=history)
 
 
 def load_lut(path: str | Path, target: str | Target | None = None) -> LatencyTable:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class Costing:
     measure: bool = True
     measure_target: str = "torch-cpu"
     latency: Any = None  # nas.latency.LatencyPredictor (a space's budgets), used instead of ``lut``
+    _measured: dict[str, float | None] = field(default_factory=dict, repr=False)  # by genotype hash
 
     @property
     def predicts_latency(self) -> bool:
@@ -62,8 +63,15 @@ class Costing:
         return predict(g, self.lut, measure=on_the_fly(self.lut))
 
     def measured(self, g: Genotype) -> float | None:
+        """The network's latency measured end to end on this machine (once per architecture: the member
+        chosen on a measurement shows that measurement)."""
         if not self.measure:
             return None
+        if g.hash not in self._measured:
+            self._measured[g.hash] = self._measure(g)
+        return self._measured[g.hash]
+
+    def _measure(self, g: Genotype) -> float | None:
         from nas.latency import measure_genotype
 
         # Same unit as the table's predictions (probe-clock tables carry their probe latency).
@@ -74,11 +82,23 @@ class Costing:
         return round(measure_genotype(g, target, self.num_classes, unit_ms=unit).ms, 4)
 
 
-def costing_for_space(space: Any, *, measure: bool = True) -> Costing:
-    """Target class count and the latency predictor of the space's budgets: its LUT (when it loads), or this
-    machine's table for its target (parts a member needs are timed on demand, :mod:`nas.latency.cache`)."""
+def costing_for_space(space: Any, *, measure: bool = True, study_dir: Path | None = None) -> Costing:
+    """Target class count and the latency predictor of the space's budgets: its LUT (when it loads), or the
+    table the study's search predicted from (``<study_dir>/latency_table.json``, so its members are predicted
+    as the search predicted them, with or without this machine's cache), or this machine's table for its
+    target (parts a member needs are timed on demand, :mod:`nas.latency.cache`)."""
     b = getattr(space, "budgets", None)
     costing = Costing(num_classes=space.target.num_classes, measure=measure)
+    if b is not None and not getattr(b, "lut", None) and getattr(b, "target", None) and study_dir is not None:
+        from nas.latency.cache import STUDY_TABLE
+
+        kept = Path(study_dir) / STUDY_TABLE
+        if kept.exists():
+            from nas.cost.table import load_lut
+            from nas.latency import LatencyPredictor
+
+            costing.latency = LatencyPredictor(b.target, load_lut(kept, b.target), space.target.num_classes)
+            return costing
     if b is not None and getattr(b, "lut", None):
         from nas.cost.table import find_table, load_lut
 
@@ -198,24 +218,56 @@ def trial_weights(study_dir: Path | None, record: TrialRecord | None) -> Path | 
 
 def member_row(m: Member, costing: Costing, files: dict[str, Any], weights: Path | None) -> dict[str, Any]:
     costs = costing.costs(m.genotype)
+    measured = costing.measured(m.genotype)
+    notes = list(m.notes)
+    limit = m.limits.get("latency_ms")
+    if limit is not None and measured is not None and measured > limit and not any("FLAG" in n for n in notes):
+        notes.append(f"FLAG: measured latency {measured:.2f} ms misses its limit {limit:g} ms")
     return {
         "tier": m.tier, "limits": m.limits, "source": m.source, "trial": m.trial, "width": m.width,
         "name": m.genotype.name, "hash": m.genotype.hash, "summary": m.genotype.summary(),
         "resolution": m.genotype.resolution, "num_classes": costing.num_classes,
         "params": int(costs["params"]), "macs": int(costs["macs"]), "latency_ms": costs.get("latency_ms"),
-        "latency_ms_measured": costing.measured(m.genotype), "accuracy": m.accuracy,
+        "latency_ms_measured": measured, "accuracy": m.accuracy, "notes": notes,
         "trial_accuracy": None if m.record is None else m.record.accuracy,
         "weights": None if weights is None else "proxy_weights.pt", **files,
     }
 
 
-def export_member(m: Member, out: Path, costing: Costing, study_dir: Path | None = None) -> dict[str, Any]:
+def export_member(m: Member, out: Path, costing: Costing, study_dir: Path | None = None,
+                  recipe: Any = None) -> dict[str, Any]:
+    """Write a member's folder; ``recipe`` (the study's proxy ``TrainConfig``) describes its proxy weights in
+    ``proxy.json`` (:func:`nas.export.proxy.load_proxy`)."""
+    from nas.export.proxy import PROXY_JSON, WEIGHTS, write_proxy_info
+
     d = out / m.tier
     d.mkdir(parents=True, exist_ok=True)
     atomic_write(d / "genotype.yaml", m.genotype.to_yaml())
     weights = trial_weights(study_dir, m.record) if m.source == "trained" else None
     if weights is not None:
-        with open(weights, "rb") as src, atomic_open(d / "proxy_weights.pt", "wb") as dst:
+        with open(weights, "rb") as src, atomic_open(d / WEIGHTS, "wb") as dst:
             shutil.copyfileobj(src, dst)
+        if recipe is not None:
+            write_proxy_info(d, m.genotype, recipe)
+    else:  # a member re-exported into an old folder: the weights there belonged to another design
+        for stale in (WEIGHTS, PROXY_JSON):
+            (d / stale).unlink(missing_ok=True)
     files = write_model_files(m.genotype, d, costing.num_classes)
     return member_row(m, costing, files, weights)
+
+
+#: The files of an exported member folder; a folder holding only these (and at least genotype.yaml) is one.
+MEMBER_FILES = frozenset({"genotype.yaml", "model.ts", "model.onnx", "proxy_weights.pt", "proxy.json"})
+
+
+def stale_members(out: Path, keep: set[str]) -> list[Path]:
+    """Member folders of an earlier export into ``out`` that this export does not write (old or renamed
+    tiers): folders holding ``genotype.yaml`` and nothing but member files. Anything else is left alone."""
+    if not out.is_dir():
+        return []
+    found = []
+    for d in sorted(p for p in out.iterdir() if p.is_dir() and not p.is_symlink() and p.name not in keep):
+        names = {p.name for p in d.iterdir()}
+        if "genotype.yaml" in names and names <= MEMBER_FILES and all((d / n).is_file() for n in names):
+            found.append(d)
+    return found

@@ -34,8 +34,10 @@ from nas.fidelity.store import RunLog
 from nas.genotype import Genotype
 
 LEDGER = "final_eval.jsonl"
-#: ``(genotype, config) -> (test accuracy, validation accuracy, training seconds)`` of one run.
-TrainFn = Callable[[Genotype, TrainConfig], tuple[float, float, float]]
+#: ``(genotype, config) -> (test accuracy, validation accuracy, training seconds[, where])`` of one run; ``where``
+#: (optional) is ``{"device": ..., "threads": ..., "torch": ...}``, what the run's figures depend on besides the
+#: recipe and the seed.
+TrainFn = Callable[[Genotype, TrainConfig], tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,11 @@ class FinalRun:
     val_accuracy: float
     seconds: float
     name: str = ""  # the model's name when it was trained, for people reading the file
+    # where it ran: on CPU, float sums in a different order (another thread count) give other weights after
+    # a few epochs, so two runs of one seed agree exactly only on the same device, threads and torch
+    device: str | None = None
+    threads: int | None = None
+    torch: str | None = None
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -60,6 +67,7 @@ class FinalRun:
 
 _TYPES = {"arch": str, "recipe": str, "seed": int, "test_accuracy": (int, float), "val_accuracy": (int, float),
           "seconds": (int, float), "name": str}
+_OPTIONAL = {"device": str, "threads": int, "torch": str}  # absent from ledgers written before they were kept
 
 
 def _parse(rec: Any) -> FinalRun:
@@ -68,7 +76,9 @@ def _parse(rec: Any) -> FinalRun:
     for key, types in _TYPES.items():
         if not isinstance(rec[key], types) or isinstance(rec[key], bool):
             raise TypeError(f"{key}: wrong type {type(rec[key]).__name__}")
-    return FinalRun(**{k: rec[k] for k in _TYPES})
+    extra = {k: rec[k] for k, t in _OPTIONAL.items()
+             if isinstance(rec.get(k), t) and not isinstance(rec.get(k), bool)}
+    return FinalRun(**{k: rec[k] for k in _TYPES}, **extra)
 
 
 @dataclass(frozen=True)
@@ -98,12 +108,21 @@ class FinalEval:
     progress: Progress | None = None
 
 
-def train_and_test(genotype: Genotype, config: TrainConfig) -> tuple[float, float, float]:
-    """The default trainer: ``nas.train.train(..., test=True)``'s test and validation accuracy and seconds."""
+def train_and_test(genotype: Genotype, config: TrainConfig) -> tuple[float, float, float, dict[str, Any]]:
+    """The default trainer: ``nas.train.train(..., test=True)``'s test and validation accuracy, seconds, and
+    where it ran (device, torch threads, torch version)."""
+
     from nas.train import train
 
     r = train(genotype, config, test=True)
-    return float(r.test_accuracy), r.accuracy, r.train_s
+    return float(r.test_accuracy), r.accuracy, r.train_s, where_it_ran(r.device)
+
+
+def where_it_ran(device: Any) -> dict[str, Any]:
+    """What a run's figures depend on besides recipe and seed: device, torch's CPU threads, torch's version."""
+    import torch
+
+    return {"device": str(device), "threads": int(torch.get_num_threads()), "torch": torch.__version__}
 
 
 def eval_seeds(proxy: TrainConfig, n: int) -> list[int]:
@@ -137,8 +156,11 @@ def run_final(models: Sequence[tuple[str, Genotype]], recipe: TrainConfig, seeds
         reused = len({(g.hash, s) for _, g in models for s in seeds}) - len(jobs)
         emit = opts.progress or (lambda e: None)
         emit(FinalEvent(0, len(jobs), reused, notes=tuple(log.notes)))
-        for done, ((name, g, s), (test, val, secs)) in enumerate(_execute(jobs, recipe, opts), 1):
-            log.append(FinalRun(g.hash, key, s, float(test), float(val), float(secs), name))
+        for done, ((name, g, s), result) in enumerate(_execute(jobs, recipe, opts), 1):
+            test, val, secs = result[:3]
+            where = result[3] if len(result) > 3 and isinstance(result[3], dict) else {}
+            log.append(FinalRun(g.hash, key, s, float(test), float(val), float(secs), name,
+                                **{k: where.get(k) for k in _OPTIONAL}))
             emit(FinalEvent(done, len(jobs), reused, name, s, float(test), float(secs)))
     finally:
         log.close()
@@ -179,4 +201,13 @@ def summarize(runs: Sequence[FinalRun]) -> dict[str, Any]:
     vmean, vstd = spread(val)
     return {"test_accuracy": mean, "test_accuracy_std": std, "test_accuracies": test,
             "test_seeds": [r.seed for r in runs], "val_accuracy": vmean, "val_accuracy_std": vstd,
-            "val_accuracies": val, "test_train_s": sum(r.seconds for r in runs)}
+            "val_accuracies": val, "test_train_s": sum(r.seconds for r in runs),
+            "test_where": sorted({where(r) for r in runs})}
+
+
+def where(run: FinalRun) -> str:
+    """``cpu, 1 thread, torch 2.5.1`` (``unrecorded`` for a run of a ledger written before this was kept)."""
+    if run.device is None and run.threads is None:
+        return "unrecorded"
+    threads = f"{run.threads} thread{'s' if run.threads != 1 else ''}" if run.threads is not None else "threads ?"
+    return f"{run.device or '?'}, {threads}, torch {run.torch or '?'}"

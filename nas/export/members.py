@@ -1,17 +1,29 @@
-"""The member of each tier: the most accurate design trained in its band, or the nearest tier's member scaled.
+"""The member of each tier: a family in which each larger tier is more accurate than every smaller one.
 
 :func:`tier_members` is what ``nas export-best`` uses. A tier's band is what
 it allows and the tier below it does not (:mod:`nas.search.spread`, the same
-bands the search spreads its trials over). Per tier:
+bands the search spreads its trials over). Tiers are taken smallest first;
+per tier:
 
 1. the most accurate design the study trained to the end whose costs lie in
-   the band (feasible, not a duplicate): ``trained``, so every trained member
-   is a point of the space and members of different tiers are different
-   designs;
-2. otherwise the trained member of the nearest tier (the one below first)
-   compound-scaled in width to just under the tier's limits, as MixNet-L is
-   MixNet-M x 1.3 (:func:`scale_to_budget`): ``scaled``, never trained;
-3. when no tier has a trained member, or scaling it cannot reach the tier,
+   the band (feasible, not a duplicate) *and* whose proxy accuracy on the
+   selection (validation) split is above every smaller tier's trained
+   member: ``trained``. A larger member that a smaller one beats on every
+   axis is no family (issue 28: M 28.6% under S 60.3%), so such a design is
+   passed over and the tier says why (``Member.notes``);
+2. with a latency limit and a measuring function, the candidate's latency is
+   measured on this machine and must lie under ``limit x (1 - margin)``
+   (:data:`LATENCY_MARGIN`: timings move by a few percent between runs, so a
+   member measured right at its limit misses it on the next); one that
+   misses is replaced by the next most accurate qualifying design (up to
+   :data:`RECHOOSE` measured), and when none is within, the first is kept
+   and flagged in its notes;
+3. otherwise (no trained design in the band, or none more accurate than the
+   tiers below) the trained member of the nearest tier (the one below
+   first) compound-scaled in width to just under the tier's limits, as
+   MixNet-L is MixNet-M x 1.3 (:func:`scale_to_budget`): ``scaled``, never
+   trained, with a note saying that no trained design qualified;
+4. when no tier has a trained member, or scaling it cannot reach the tier,
    :func:`choose_member` over the study's front.
 """
 
@@ -32,6 +44,12 @@ from nas.scaling import scale
 from nas.search.spread import ordered_bands
 
 CostFn = Callable[[Genotype], dict[str, float]]
+MeasureFn = Callable[[Genotype], "float | None"]
+
+#: A member's measured latency must lie under its tier's limit by this fraction (see the module docstring).
+LATENCY_MARGIN = 0.02
+#: Candidates of a tier measured at most before the most accurate one is kept and flagged.
+RECHOOSE = 3
 
 
 @dataclass
@@ -44,6 +62,7 @@ class Member:
     accuracy: float | None = None  # proxy accuracy; None for a scaled member (never trained)
     limits: dict[str, float] = field(default_factory=dict)
     record: TrialRecord | None = None  # the trial it is or was scaled from
+    notes: list[str] = field(default_factory=list)  # why it was chosen over others, or what it misses
 
 
 def _record_costs(r: TrialRecord) -> dict[str, float | None]:
@@ -130,30 +149,89 @@ def _scaled(tier: Tier, r: TrialRecord, cost_fn: CostFn) -> Member:
     return Member(tier.name, g.replace(name=tier.name), "scaled", r.number, w, None, dict(tier.limits), r)
 
 
+def _pct(acc: float | None) -> str:
+    return "n/a" if acc is None else f"{100 * acc:.1f}%"
+
+
+def _latency_miss(tier: Tier, g: Genotype, measure_fn: MeasureFn | None, margin: float) -> float | None:
+    """The measured latency when it is not under the tier's latency limit with the margin, else None."""
+    limit = tier.limits.get("latency_ms")
+    if limit is None or measure_fn is None:
+        return None
+    ms = measure_fn(g)
+    return ms if ms is not None and ms > limit * (1 - margin) else None
+
+
+def _pick(tier: Tier, ranked: Sequence[TrialRecord], measure_fn: MeasureFn | None,
+          margin: float) -> tuple[TrialRecord | None, list[str]]:
+    """The most accurate of ``ranked`` whose measured latency is within the tier's limit (see step 2)."""
+    notes: list[str] = []
+    misses: list[tuple[TrialRecord, float]] = []
+    for r in ranked[:RECHOOSE]:
+        ms = _latency_miss(tier, r.to_genotype(), measure_fn, margin)
+        if ms is None:
+            if misses:
+                notes.append("re-chosen: " + "; ".join(
+                    f"trial {x.number} measured {ms_:.2f} ms, over {tier.limits['latency_ms']:g} ms - "
+                    f"{100 * margin:g}%" for x, ms_ in misses))
+            return r, notes
+        misses.append((r, ms))
+    if not misses:
+        return None, notes
+    r, ms = misses[0]
+    notes.append(f"FLAG: measured latency {ms:.2f} ms is not under its limit {tier.limits['latency_ms']:g} ms "
+                 f"- {100 * margin:g}% (and no other of the {len(misses)} most accurate designs of the band is)")
+    return r, notes
+
+
 def tier_members(records: Sequence[Mapping[str, Any]], space: Any, tiers: Sequence[Tier], cost_fn: CostFn, *,
-                 all_tiers: Sequence[Tier] | None = None, near: float = NEAR) -> list[Member]:
+                 all_tiers: Sequence[Tier] | None = None, near: float = NEAR, measure_fn: MeasureFn | None = None,
+                 margin: float = LATENCY_MARGIN) -> list[Member]:
     """Every tier's member (see the module docstring). ``all_tiers`` (default ``tiers``) define the bands, so a
-    tier exported alone keeps the band it has in the whole family."""
-    bands = ordered_bands([(t.name, t.limits) for t in (all_tiers or tiers)])
+    tier exported alone keeps the band it has in the whole family (and must beat the smaller tiers' members).
+    ``measure_fn`` measures a genotype's latency (ms) for tiers with a latency limit; it is called only for the
+    tiers exported."""
+    everything = list(all_tiers or tiers)
+    by_name = {t.name: t for t in everything}
+    bands = ordered_bands([(t.name, t.limits) for t in everything])
     order = [b.name for b in bands]
+    wanted = {t.name for t in tiers}
     trained = [as_record(r) for r in records if is_feasible(r) and r.get("duplicate_of") is None
                and r.get("accuracy") is not None and (r.get("epochs") or 0) > 0]
     best: dict[str, TrialRecord] = {}
+    notes: dict[str, list[str]] = {b.name: [] for b in bands}
+    floor: tuple[str, float] | None = None  # the most accurate smaller tier's member so far
     for b in bands:
-        inside = [r for r in trained if b.contains(_record_costs(r))]
-        if inside:
-            best[b.name] = _most_accurate(inside)
+        inside = sorted((r for r in trained if b.contains(_record_costs(r))),
+                        key=lambda r: (-(r.accuracy or 0.0), r.macs))
+        ranked = [r for r in inside if floor is None or (r.accuracy or 0.0) > floor[1]]
+        if inside and not ranked:
+            assert floor is not None
+            notes[b.name].append(f"no trained design in its band is more accurate than tier {floor[0]}'s member "
+                                 f"({_pct(floor[1])}; the band's best: trial {inside[0].number}, "
+                                 f"{_pct(inside[0].accuracy)}), so a trained member would be beaten by a smaller one")
+        elif not inside:
+            notes[b.name].append("no design was trained in its band")
+        pick, why = _pick(by_name[b.name], ranked, measure_fn if b.name in wanted else None, margin)
+        notes[b.name] += why
+        if pick is not None:
+            best[b.name] = pick
+            if floor is None or (pick.accuracy or 0.0) > floor[1]:
+                floor = (b.name, pick.accuracy or 0.0)
     members = []
     for t in tiers:
         if t.name in best:
-            members.append(_trained(t, best[t.name]))
-            continue
-        i = order.index(t.name)
-        donors = sorted((n for n in best), key=lambda n: (abs(order.index(n) - i), order.index(n) > i))
-        try:
-            members.append(_scaled(t, best[donors[0]], cost_fn))
-        except (IndexError, InputError):  # no member to scale, or none that reaches the tier
-            members.append(choose_member(study_front(records, space, t), t, cost_fn, near=near))
+            m = _trained(t, best[t.name])
+        else:
+            i = order.index(t.name)
+            donors = sorted((n for n in best), key=lambda n: (abs(order.index(n) - i), order.index(n) > i))
+            try:
+                m = _scaled(t, best[donors[0]], cost_fn)
+                notes[t.name].append(f"scaled from tier {donors[0]}'s member instead (not trained)")
+            except (IndexError, InputError):  # no member to scale, or none that reaches the tier
+                m = choose_member(study_front(records, space, t), t, cost_fn, near=near)
+        m.notes = list(notes.get(t.name, []))
+        members.append(m)
     return members
 
 

@@ -52,5 +52,7 @@ def evaluate_family(rows: list[dict[str, Any]], members: Sequence[Member], recip
     for row, (name, _) in zip(rows, models, strict=True):
         row.update(summarize(runs[name]))
         row.update(verdict_fields(row["test_accuracies"], refs, Tier(row["tier"], row["limits"])))
+    ran = sorted({w for row in rows for w in row.get("test_where") or ()})
     return {"recipe": dataclasses.asdict(recipe), "recipe_key": key, "seeds": seeds, "search_seed": recipe.seed,
+            "where": ran,
             "method": METHOD, "alpha": ALPHA, "ledger": LEDGER, "references": len(refs), "notes": notes}

@@ -38,7 +38,7 @@ import numpy as np
 
 from nas.config import Target
 from nas.cost.parts import Part, parts, space_parts
-from nas.cost.table import LatencyTable, find_table, load_lut
+from nas.cost.table import PROTOCOL, LatencyTable, find_table, load_lut
 from nas.errors import InputError
 from nas.genotype import Genotype, GenotypeError
 from nas.latency.cache import LatencyPredictor, MachineCache
@@ -126,13 +126,17 @@ class BuildStats:
 
 
 def calibrate(table: LatencyTable, networks: list[Genotype], num_classes: int, fit: str = "offset", *,
-              on_step: Callable[[], None] | None = None, rounds: int = 3, burst_s: float = 0.1) -> dict[str, Any]:
+              on_step: Callable[[], None] | None = None, rounds: int | None = None,
+              burst_s: float | None = None) -> dict[str, Any]:
     """Fit ``measured = scale * sum(entries) + offset_ms`` on whole deployed networks.
 
-    ``fit="offset"``: scale 1 and the median difference as offset (parts
-    timed in context already add up to a network; only the glue between
-    them is missing). ``"linear"``: least squares on both (parts timed alone
-    miss cache and fusion effects that grow with the network), falling back
+    Whole networks are measured by the protocol :data:`nas.latency.protocol.WHOLE`
+    (``rounds``/``burst_s`` fix the windows instead). ``fit="offset"``: scale
+    1 and the median difference as offset (parts timed in context are
+    chained, glue included, so they add up to their network: the offset is
+    what is left, e.g. the statistic of a sum against the sum of statistics).
+    ``"linear"``: least squares on both (parts timed alone miss cache and
+    fusion effects that grow with the network), falling back
     to the offset when fewer than 3 networks, too little spread in their
     sums, or a slope outside [0.5, 2] make the slope untrustworthy.
     """
@@ -192,7 +196,8 @@ def build_lut(space: Any, target: str | Target, *, out: str | Path | None = None
     wanted = space_parts(space)
     todo = {k: p for k, p in wanted.items() if k not in cached.entries}
     table = LatencyTable(target=target, device=cached.device, space=getattr(space, "name", ""), num_classes=nc,
-                         unit_ms=cached.unit_ms, entries={k: cached.entries[k] for k in wanted if k in cached.entries})
+                         unit_ms=cached.unit_ms, entries={k: cached.entries[k] for k in wanted if k in cached.entries},
+                         protocol=PROTOCOL)
     if in_context is None:
         in_context = target.backend == "torch-cpu"
     nets, alone = [], list(todo.values())
@@ -232,14 +237,16 @@ def _load_lut_cached(path: str, mtime_ns: int, target: str | Target | None) -> L
 
 
 def predictor(target: str | Target | None = None, lut: str | Path | None = None, num_classes: int = 1000,
-              cache: str | Path | None = None) -> LatencyPredictor:
+              cache: str | Path | None = None, derived_unit_ms: float | None = None) -> LatencyPredictor:
     """``genotype -> predicted ms`` for a space's ``budgets`` (``target`` and/or ``lut``).
 
     With ``lut``, that table (checked against ``target`` when both are given; a relative path not found as
     typed is looked up in the checkout, where shipped tables live in ``luts/``); without, this machine's
     table for ``target`` (``cache``: its file, default :func:`cache_path`). Parts the table lacks are timed
     on demand and kept in this machine's table when the table was measured here; otherwise they are an
-    InputError naming the part (see :mod:`nas.latency.cache`).
+    InputError naming the part (see :mod:`nas.latency.cache`). ``derived_unit_ms``: the probe unit the space's
+    latency limits were derived with (``budgets.unit_ms``; :meth:`LatencyPredictor.prepare` warns when this
+    machine's is far from it).
     """
     table = None
     if lut is not None:
@@ -249,4 +256,49 @@ def predictor(target: str | Target | None = None, lut: str | Path | None = None,
         table = replace(table, entries=dict(table.entries))
     elif target is None:
         raise InputError("budgets.target: latency prediction needs a target or a lut")
-    return LatencyPredictor(target, table, num_classes, cache)
+    p = LatencyPredictor(target, table, num_classes, cache)
+    p.derived_unit_ms = derived_unit_ms
+    return p
+
+
+# -- budgets and tiers from a recorded run -------------------------------------------
+
+#: The tier rule ``derive_budgets`` applies: the quartiles of the predicted latency of feasible random networks.
+TIER_QUANTILES = {"s": 25, "m": 50, "l": 75}
+
+
+def derive_budgets(space: Any, n: int = 50, seed: int = 2024, *, cache: str | Path | None = None,
+                   on_network: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Re-derive a space's latency budget and family tiers on this machine: predict ``n`` random networks of the
+    space that meet its MAC/param budgets (``seed``) with this machine's table for ``budgets.target`` (parts
+    timed on demand, as ``nas search`` does), and take the quartiles (:data:`TIER_QUANTILES`: S the fastest
+    quarter, M the second, L the third; the budget is L's limit, so it cuts the slowest quarter). Returns the
+    figures and what they rest on (probe unit, table id, machine), for a log and for ``budgets.unit_ms``."""
+    from nas.cost.macs import count
+
+    b = space.budgets
+    if not b.target:
+        raise InputError(f"{space.source}: budgets.target: deriving latency limits needs a latency target")
+    nc = space.target.num_classes
+    p = LatencyPredictor(b.target, num_classes=nc, cache=cache)
+    t0 = time.perf_counter()
+    p.prepare()
+
+    def fits(g: Genotype) -> bool:
+        c = count(g, resolution=space.target.resolution, num_classes=nc)
+        return (b.macs is None or c.macs <= b.macs) and (b.params is None or c.params <= b.params)
+
+    nets = space.sample_many(n, seed=seed, feasible=fits)
+    lat = []
+    for g in nets:
+        lat.append(p(g))
+        if on_network is not None:
+            on_network()
+    lat_a = np.array(lat)
+    limits = {t: round(float(np.percentile(lat_a, q)), 1) for t, q in TIER_QUANTILES.items()}
+    table = p.table()
+    return {"space": space.name, "networks": len(nets), "seed": seed, "target": b.target,
+            "quartiles_ms": limits, "min_ms": round(float(lat_a.min()), 2), "max_ms": round(float(lat_a.max()), 2),
+            "budget_ms": limits["l"], "unit_ms": table.unit_ms, "table": table.table_id,
+            "protocol": table.protocol, "device": dict(table.device), "threads": table.target.threads,
+            "seconds": round(time.perf_counter() - t0, 1), "parts_timed": p.stats.parts}

@@ -17,6 +17,10 @@ from nas.io import atomic_write
 from nas.plots.panels import (
     FRONT_COLOR,
     GREY,
+    OVER_LABEL,
+    PRUNED_LABEL,
+    REFUSED_COLOR,
+    REFUSED_LABEL,
     TRIAL_COLOR,
     acc_range,
     active_panels,
@@ -64,9 +68,12 @@ def figure_html(records: Sequence[dict], baselines: Sequence[dict] = (), *, stud
         fr = front_2d([(value(r, panel), 100 * r["accuracy"], r) for r in g.trained if value(r, panel) is not None])
         on_front = {id(p[2]) for p in fr}
         scatter(g.infeasible, panel, col, y=[floor] * len(g.infeasible), mode="markers",
-                name="over budget (not trained)", legendgroup="infeasible", legendrank=4,
+                name=OVER_LABEL, legendgroup="infeasible", legendrank=4,
                 marker=dict(symbol="x-thin", size=9, line=dict(width=1.5, color=GREY), color=GREY))
-        scatter(g.pruned, panel, col, mode="markers", name="pruned early (partial training)",
+        scatter(g.refused, panel, col, y=[floor] * len(g.refused), mode="markers",
+                name=REFUSED_LABEL, legendgroup="refused", legendrank=5,
+                marker=dict(symbol="line-ns", size=10, line=dict(width=1.5, color=REFUSED_COLOR), color=REFUSED_COLOR))
+        scatter(g.pruned, panel, col, mode="markers", name=PRUNED_LABEL,
                 legendgroup="pruned", legendrank=3,
                 marker=dict(size=7, color="#d0d0d0", line=dict(width=0.5, color=GREY)))
         scatter([r for r in g.trained if id(r) not in on_front], panel, col, mode="markers", name="trial",
@@ -80,7 +87,7 @@ def figure_html(records: Sequence[dict], baselines: Sequence[dict] = (), *, stud
         bl = [(value(b, panel), b) for b in g.baselines if value(b, panel) is not None]
         if bl:
             add(col, x=[x for x, _ in bl], y=[100 * b["accuracy"] for _, b in bl], mode="markers+text",
-                name="reference", legendgroup="reference", legendrank=5,
+                name="reference", legendgroup="reference", legendrank=6,
                 text=[display_name(b) for _, b in bl], textposition="top center", textfont=dict(size=12),
                 customdata=[hover(b) for _, b in bl], hovertemplate="%{customdata}<extra></extra>",
                 marker=dict(symbol="star", size=14, color="black"))

@@ -13,10 +13,13 @@ from typing import Any
 
 from nas.genotype import from_dict
 from nas.results.front import is_feasible
+from nas.results.record import state_text
 
 FRONT_COLOR = "#d62728"
 TRIAL_COLOR = "#1f77b4"
 GREY = "#9a9a9a"
+REFUSED_COLOR = "#8c6bb1"  # refused for the tier: not grey like over budget, a different state
+PRUNED_LABEL = "stopped early (partial training)"
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ def front_2d(points: Sequence[tuple[float, float, Any]]) -> list[tuple[float, fl
 class Groups:
     trained: list[dict]  # feasible, complete, with accuracy
     pruned: list[dict]
-    infeasible: list[dict]
+    infeasible: list[dict]  # over a budget, never trained
+    refused: list[dict]  # refused for their tier (spreading over the family's tiers), never trained, within budget
     baselines: list[dict]  # with ``short`` set on those trained for fewer epochs than the trials
     trial_epochs: int | None = None  # the epochs of the fully trained trials
 
@@ -66,12 +70,25 @@ class Groups:
 def groups(records: Sequence[dict], baselines: Sequence[dict]) -> Groups:
     trained = [r for r in records if is_feasible(r) and r.get("accuracy") is not None]
     pruned = [r for r in records if r.get("status") == "pruned" and r.get("accuracy") is not None]
-    infeasible = [r for r in records if r.get("status") == "infeasible"
-                  or (r.get("status") == "complete" and not is_feasible(r))]
+    refused = [r for r in records if _refused(r)]
+    infeasible = [r for r in records if not _refused(r) and (r.get("status") == "infeasible"
+                  or (r.get("status") == "complete" and not is_feasible(r)))]
     epochs = max((r.get("epochs") or 0 for r in trained if not r.get("duplicate_of")), default=0) or None
     refs = [{**b, "short": bool(epochs and b.get("epochs") and b["epochs"] < epochs)}
             for b in baselines if b.get("accuracy") is not None]
-    return Groups(trained, pruned, infeasible, refs, epochs)
+    return Groups(trained, pruned, infeasible, refused, refs, epochs)
+
+
+def _refused(r: dict) -> bool:
+    # "refused", or a record written before that status existed: "infeasible" for the tier alone
+    v = r.get("violations") or {}
+    return r.get("status") == "refused" or (r.get("status") == "infeasible" and v.get("tier", 0) > 0
+                                            and all(x <= 0 for m, x in v.items() if m != "tier"))
+
+
+#: The legend labels of the two kinds of untrained proposals, the words of ``nas.results.record.STATE_WORDS``.
+OVER_LABEL = "over budget (not trained)"
+REFUSED_LABEL = "refused for its tier (not trained)"
 
 
 PRETTY = {"mixnet_s": "MixNet-S", "mixnet_m": "MixNet-M", "mixnet_l": "MixNet-L", "ghostnet_100": "GhostNet 1.0",
@@ -95,7 +112,7 @@ def hover(r: dict) -> str:
     acc = r.get("accuracy")
     name = r.get("name") or f"trial {r.get('number')}"
     return "<br>".join([
-        f"<b>{name}</b> ({r.get('status', 'reference')})",
+        f"<b>{name}</b> ({state_text(r) if r.get('status') else 'reference'})",
         f"hash {r.get('hash', '')}",
         summary,
         f"params {r['params'] / 1e6:.2f} M, MACs {r['macs'] / 1e6:.1f} M",
@@ -131,7 +148,8 @@ class Axis:
 
 def x_axis(g: Groups, panel: Panel, budget: float | None) -> Axis | None:
     """Every point (the untrained rug too, which autoscaling ignores) and the budget line when it is close."""
-    xs = [v for r in [*g.trained, *g.pruned, *g.infeasible, *g.baselines] if (v := value(r, panel)) is not None]
+    points = [*g.trained, *g.pruned, *g.infeasible, *g.refused, *g.baselines]
+    xs = [v for r in points if (v := value(r, panel)) is not None]
     if not xs:
         return None
     if budget and budget * panel.factor <= 3 * max(xs):
@@ -154,8 +172,10 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 
 def title(study: str, records: Sequence[dict], g: Groups) -> str:
     # pruned trials are trained ones stopped early: counted among the trained, as the progress line does
-    return (f"{study}: {len(records)} trials, {len(g.trained) + len(g.pruned)} trained ({len(g.pruned)} pruned "
+    counted = len(records) - len(g.refused)  # refusals are not among the study's trials (nas.search.spread)
+    text = (f"{study}: {counted} trials, {len(g.trained) + len(g.pruned)} trained ({len(g.pruned)} stopped "
             f"early), {len(g.infeasible)} over budget")
+    return text + (f"; {len(g.refused)} proposals refused for their tier" if g.refused else "")
 
 
 def note(g: Groups) -> str:

@@ -33,15 +33,19 @@ def write_png(path: Path, records: Sequence[dict], baselines: Sequence[dict] = (
                 pts = [(pn.value(r, panel), 100 * r["accuracy"]) for r in rs if pn.value(r, panel) is not None]
                 return [p[0] for p in pts], [p[1] for p in pts]
 
+            bottom = blended_transform_factory(ax.transData, ax.transAxes)
             xs = [pn.value(r, panel) for r in g.infeasible if pn.value(r, panel) is not None]
             if xs:
-                bottom = blended_transform_factory(ax.transData, ax.transAxes)
                 ax.scatter(xs, [0.035] * len(xs), transform=bottom, marker="x", s=28, color=pn.GREY, linewidths=1.2,
-                           label="over budget (not trained)", zorder=2, clip_on=False)
+                           label=pn.OVER_LABEL, zorder=2, clip_on=False)
+            xs = [pn.value(r, panel) for r in g.refused if pn.value(r, panel) is not None]
+            if xs:
+                ax.scatter(xs, [0.035] * len(xs), transform=bottom, marker="|", s=60, color=pn.REFUSED_COLOR,
+                           linewidths=1.2, label=pn.REFUSED_LABEL, zorder=2, clip_on=False)
             x, y = xy(g.pruned)
             if x:
                 ax.scatter(x, y, s=22, color="#d4d4d4", edgecolors=pn.GREY, linewidths=0.5,
-                           label="pruned early (partial training)", zorder=2)
+                           label=pn.PRUNED_LABEL, zorder=2)
             fr = pn.front_2d([(pn.value(r, panel), 100 * r["accuracy"], r) for r in g.trained
                               if pn.value(r, panel) is not None])
             on_front = {id(p[2]) for p in fr}
@@ -133,4 +137,4 @@ def _untangle(ax: Any, texts: list[Any]) -> None:
         placed.append(t.get_window_extent(r))
 
 
-_LEGEND_ORDER = ["Pareto front", "trial", "pruned early (partial training)", "over budget (not trained)", "reference"]
+_LEGEND_ORDER = ["Pareto front", "trial", pn.PRUNED_LABEL, pn.OVER_LABEL, pn.REFUSED_LABEL, "reference"]

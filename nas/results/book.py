@@ -13,7 +13,7 @@ from nas.results.store import StudyDir
 
 #: ``pareto.json`` is rewritten after every trained trial, and at most this often (s) for answered ones.
 PARETO_MIN_INTERVAL_S = 2.0
-COUNTED = ("complete", "pruned", "infeasible", "failed", "duplicate")
+COUNTED = ("complete", "pruned", "infeasible", "refused", "screened", "failed", "duplicate")
 
 
 class StudyBook:

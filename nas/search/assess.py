@@ -45,9 +45,11 @@ def measured_points(space: Any, path: str | Path) -> tuple[list[Measured], str]:
     out: list[Measured] = []
     seen: set[str] = set()
     for g, acc in rows:
-        if not space.contains(g):
+        try:
+            params = space.params_of(g)
+        except InputError:  # not a point of this space
             continue
-        c, exact = ev.make(space, random.Random(0), cost, [space.params_of(g)])
+        c, exact = ev.make(space, random.Random(0), cost, [params])
         if not exact or c.hash in seen:
             continue
         seen.add(c.hash)

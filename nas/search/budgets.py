@@ -81,7 +81,7 @@ def latency_predictor(space: SearchSpace) -> Callable[[Genotype], float]:
         from nas.latency import predictor
 
         lut = find_table(b.lut, near=Path(space.source).parent) if b.lut else None
-        return predictor(b.target, lut, num_classes=space.target.num_classes)
+        return predictor(b.target, lut, num_classes=space.target.num_classes, derived_unit_ms=b.unit_ms)
 
     return space.memo("latency_predictor", make)
 

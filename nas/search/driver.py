@@ -99,6 +99,10 @@ def run_search(opts: SearchOptions, listeners: Iterable[SearchListener] = (),
             run.sd.root.mkdir(parents=True, exist_ok=True)
             lock = StudyLock(run.sd.root)
             lock.acquire()
+            if hasattr(run.latency_fn, "keep_in"):  # the study keeps the latency entries it used (nas.latency.cache)
+                from nas.latency.cache import STUDY_TABLE
+
+                run.latency_fn.keep_in(run.sd.root / STUDY_TABLE)
             try:
                 summary = _run_locked(run, placement, Listeners(listeners), trainable or run_trial, lock, t_start,
                                       guard)
@@ -205,6 +209,8 @@ def _run_locked(run: SearchRun, placement: resources.Placement, listeners: Liste
             proposer.answer_all()
         elif run.looked_up:
             _look_up(run, proposer, listeners, guard.stop)
+        elif run.scored:
+            _score(run, proposer, listeners, guard.stop)
         else:
             _train(run, proposer, trainable, listeners, guard.stop)
         interrupted = guard.interrupted
@@ -252,7 +258,8 @@ def _proposer(run: SearchRun, placement: resources.Placement, memory: optuna.Stu
     gpus_auto = "gpus_per_trial" in placement.auto
 
     def make_config(n: int, g: Any) -> dict[str, Any]:
-        config = trial_config(n, g, space.proxy, space.target.num_classes, math.ceil(st.cpus_per_trial),
+        # the proxy's head has the data's classes (num_classes None: the data set's), not the target's 1000
+        config = trial_config(n, g, space.proxy, None, math.ceil(st.cpus_per_trial),
                               weights_dir=run.sd.weights)
         return {**config, "gpus": st.gpus_per_trial, "gpus_auto": gpus_auto}  # the trial's device (devices.py)
 
@@ -260,31 +267,61 @@ def _proposer(run: SearchRun, placement: resources.Placement, memory: optuna.Stu
                     write=writer.append, mirror=mirror.upsert, emit=emit, latency_fn=run.latency_fn,
                     cost_only=run.cost_only, planned_epochs=1 if run.looked_up else planned_reports(space.proxy),
                     make_config=make_config, seed=int(space.proxy.seed),
-                    refuse=None if run.in_process else _too_big(space))
+                    refuse=None if run.in_process else _too_big(space),
+                    screen=1 if run.cost_only else st.screen, screen_score=st.screen_score)
+
+
+def _evaluate_in_process(proposer: Proposer, listeners: Listeners, stop: threading.Event,
+                         evaluate: Callable[[Any], dict[str, Any]]) -> None:
+    """Answer every launch in this process with ``evaluate(genotype)`` (a final report), until the study is done
+    or ``stop`` is set. An ``InputError`` (e.g. a network a table lacks) stops the search with one line; that trial
+    re-runs on resume. An evaluation takes milliseconds: a sampler that refits in the background (the predictor)
+    would otherwise propose at random while its model is fitted, so each proposal waits for the fit under way."""
+    wait = getattr(proposer.study.sampler, "wait", None)
+    while not stop.is_set() and (wait is None or wait() or True) and (launch := proposer.next()) is not None:
+        listeners.trial_started(launch.number, launch.genotype)
+        try:
+            result = evaluate(launch.genotype)
+        except InputError:
+            proposer.abandon(launch.number)
+            raise
+        proposer.complete(launch.number, {"epoch": 1, "final": True, **result})
 
 
 def _look_up(run: SearchRun, proposer: Proposer, listeners: Listeners, stop: threading.Event) -> None:
-    """Table evaluation, in this process: each launch's accuracy is the table's (the mean over its runs, or with
-    ``table_run: seed`` the run the proxy's seed picks), recorded with the table it came from; a genotype the
-    table lacks stops the search with one line (the trial re-runs on resume)."""
+    """Table evaluation: each launch's accuracy is the table's (the mean over its runs, or with ``table_run:
+    seed`` the run the proxy's seed picks), recorded with the table it came from."""
     from nas.tables import load
 
     proxy = run.space.proxy
     table = load(proxy.table)
+    name = Path(table.source).name.split(".")[0]
     run_index = int(proxy.seed) if proxy.table_run == "seed" else None
-    n_runs = None
-    while not stop.is_set() and (launch := proposer.next()) is not None:
-        listeners.trial_started(launch.number, launch.genotype)
-        try:
-            metrics = table.lookup(launch.genotype)
-        except InputError:
-            proposer.abandon(launch.number)
-            raise
-        n_runs = len(metrics.get("runs") or []) or None
+
+    def evaluate(g: Any) -> dict[str, Any]:
+        metrics = table.lookup(g)
+        n_runs = len(metrics.get("runs") or [])
         acc = accuracy_of(metrics, run_index)
         which = "mean" if run_index is None or not n_runs else f"run {run_index % n_runs + 1} of {n_runs}"
-        proposer.complete(launch.number, {"val_accuracy": acc, "best_accuracy": acc, "epoch": 1, "final": True,
-                                          "evaluator": f"table:{Path(table.source).name.split('.')[0]} ({which})"})
+        return {"val_accuracy": acc, "best_accuracy": acc, "evaluator": f"table:{name} ({which})"}
+
+    _evaluate_in_process(proposer, listeners, stop, evaluate)
+
+
+def _score(run: SearchRun, proposer: Proposer, listeners: Listeners, stop: threading.Event) -> None:
+    """Training-free mode: each launch's objective is a single score of its untrained proxy network
+    (``proxy.score``, averaged over nas.scores' initialisation seeds), recorded as ``score``, never as accuracy."""
+    from nas.scores import Scorer
+
+    name = run.space.proxy.score
+    scorer = Scorer.for_space(run.space)
+
+    def evaluate(g: Any) -> dict[str, Any]:
+        r = scorer.score(g, name)
+        return {"score": r.value, "train_s": r.seconds,
+                "evaluator": f"score:{name} ({len(r.per_seed)} initialisations)"}
+
+    _evaluate_in_process(proposer, listeners, stop, evaluate)
 
 
 def _too_big(space: Any) -> Callable[[Any], str | None]:

@@ -56,7 +56,7 @@ class Planner:
     feasible_fn: ev.FeasibleFn | None
     seed: int = 0
     model: str = "gradient_boosting"
-    n_estimators: int = 100
+    n_estimators: int = 200
     population: int = 48
     generations: int = 20
     optimism: float = 1.0

@@ -63,7 +63,7 @@ class PredictorSampler(BaseSampler):
     def __init__(self, space: Any, objectives: Sequence[Any], cost_fn: Callable[[Any], Any] | None = None,
                  feasible_fn: ev.FeasibleFn | None = None, *, seed: int = 0, n_startup: int = 8, batch_size: int = 4,
                  population: int = 48, generations: int = 20, explore: float = 0.1, optimism: float = 1.0,
-                 model: str = "gradient_boosting", n_estimators: int = 100, background: bool = True) -> None:
+                 model: str = "gradient_boosting", n_estimators: int = 200, background: bool = True) -> None:
         self.space = space
         self.cost_fn = _as_dicts(cost_fn or _analytic_costs(space))
         self.feasible_fn = feasible_fn
@@ -103,7 +103,7 @@ class PredictorSampler(BaseSampler):
             self._collect()
             if not self._restored:
                 self._restore(study)
-            complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            complete = measured_trials(study)
             if self._due(len(complete)):
                 self._start(study, complete)
             cand, source = self._propose(complete)
@@ -235,6 +235,14 @@ class PredictorSampler(BaseSampler):
             if c is not None:
                 pool.append(c)
         return pool[ev.spread_pick(pool, existing)] if pool else None
+
+
+def measured_trials(study: Study) -> list[FrozenTrial]:
+    """The trials whose values were measured, the only labels the model learns from: COMPLETE and within every
+    constraint. nas tells never-trained proposals (over budget, refused for their tier) as PRUNED with no values;
+    a study written before that stored them COMPLETE with accuracy 0 and a positive constraint, skipped here."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if not any(v > 0 for v in t.constraints.values())]
 
 
 def predictor_sampler(space: Any, objectives: Sequence[Any], cost_fn: Callable[[Any], Any] | None = None,

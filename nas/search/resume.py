@@ -22,7 +22,7 @@ from nas.io import atomic_write
 from nas.results.optuna_compat import CONSTRAINTS_KEY, storage_of, trial_id
 from nas.results.record import TrialRecord
 from nas.results.store import StudyDir
-from nas.search.searcher import constraint_metrics, constraint_values, outcome, user_attrs
+from nas.search.searcher import constraint_metrics, constraint_values, outcome, state_attrs, user_attrs
 
 
 def keep_space(space: Any, sd: StudyDir) -> None:
@@ -145,5 +145,6 @@ def rebuild_trial(space: Any, record: TrialRecord, objectives: Sequence[dict[str
     steps = {int(h["epoch"]): float(h["val_accuracy"]) for h in record.history or []
              if h.get("epoch") and h.get("val_accuracy") is not None}
     return optuna.trial.create_trial(state=state, values=values, params=params, distributions=fixed.distributions,
-                                     user_attrs=user_attrs(record, record.to_genotype().summary()),
+                                     user_attrs={**user_attrs(record, record.to_genotype().summary()),
+                                                 **state_attrs(record)},
                                      system_attrs=system, intermediate_values=steps)

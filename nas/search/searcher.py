@@ -2,41 +2,50 @@
 
 :class:`Proposer` owns the ask/tell loop and never touches Ray: it asks the
 sampler for an architecture (``space.suggest``), costs it analytically and
-answers at once, without training, every proposal that needs none:
+answers at once, without training, every proposal that needs none. Each
+finished trial has one of four states, named the same in ``trials.jsonl``
+(``status``), Optuna, the plots, W&B and the CLI
+(:func:`nas.results.record.state_text`):
 
-* over budget -> ``infeasible``; told to Optuna as COMPLETE with accuracy 0
-  and its real costs. Every costed trial carries its relative budget
-  excesses as Optuna constraints (the ``constraints`` list, in the order of
-  :func:`constraint_metrics`: what samplers and optuna-dashboard read, see
-  :mod:`nas.results.optuna_compat`): NSGA-II ranks infeasible trials by
-  total violation, TPE and GP model feasibility, so the sampler learns
-  where the budget wall is. Its costs and a summary of the architecture are
-  user attributes (:func:`user_attrs`), and every trained epoch's accuracy
-  an intermediate value (step = epoch), pruned trials included;
-* already evaluated (same ``Genotype.hash``) -> the earlier result (complete,
-  pruned or failed alike) is told again and recorded with ``duplicate_of``,
-  without training time; a proposal identical to an architecture still
-  training waits for that trial's result (an infeasible architecture is
-  simply costed again: that is as cheap as looking it up);
-* in a space with family tiers, a proposal in a tier that is ahead of the
-  others -> ``infeasible`` for the tier (constraint ``tier``), not counted
-  among the study's trials (:mod:`nas.search.spread`);
-* in cost-only mode every feasible proposal is ``complete`` on its costs.
+* **trained**: ``complete`` (COMPLETE in Optuna, its measured values), or
+  ``pruned``, stopped early by the scheduler (PRUNED, its per-epoch accuracy
+  as intermediate values; multi-objective studies accept no intermediate
+  values, and a partial accuracy told as final would make every pruned
+  architecture look like a bad point of the front);
+* **over budget** (``infeasible``, the limits it misses in ``violations``) and
+  **refused for its tier** (``refused``: in a space with family tiers, a
+  proposal in a tier that is ahead of the others, constraint ``tier``, not
+  counted among the study's trials, :mod:`nas.search.spread`): never
+  trained, so never a measurement. Optuna gets them as PRUNED with no values
+  (no fake accuracy: ``study.best_trials``, what optuna-dashboard's best
+  trials show, holds trained trials only) and with their constraint values
+  (the ``constraints`` list, in the order of :func:`constraint_metrics`,
+  :mod:`nas.results.optuna_compat`). Which samplers learn from that (Optuna
+  5.1's code): TPE splits COMPLETE and PRUNED trials and puts those with a
+  positive constraint among the bad ones by total violation
+  (``optuna/samplers/_tpe/sampler.py``, ``_split_trials``), so it learns
+  where the budget wall and the needed tiers are; NSGA-II and GP build their
+  populations and models from COMPLETE trials only, so they never take an
+  untrained proposal as a parent or a point (they learned the budget wall
+  from fake accuracy-0 points before; now their parents are all trained and
+  within budget); the predictor sampler keeps proposals within the budgets
+  itself and learns from COMPLETE trials only. Each trial's ``state`` user
+  attribute says the state in words;
+* **failed**: an exception in training, or a trial process that died after
+  Tune's retries (``tuning.TRIAL_RETRIES``): FAIL in Optuna.
+
+An architecture already evaluated (same ``Genotype.hash``) is answered with
+the earlier *result* (trained or failed; never a refusal, so a real result
+always wins over one) and recorded with ``duplicate_of``, without training
+time; a proposal identical to an architecture still training waits for that
+trial's result (an over-budget or refused architecture is simply costed
+again: that is as cheap as looking it up). In cost-only mode every feasible
+proposal is ``complete`` on its costs.
 
 Every proposal is costed in full (MACs, params and, when the space names a
 latency target, latency, timing missing parts on demand), so every record
-carries its costs and its tier (``record.tier``).
-
-Anything else is handed out as a :class:`Launch` to be trained. A trial
-process that dies is retried by Tune (``tuning.TRIAL_RETRIES``) before it is
-recorded ``failed`` (FAIL in Optuna); an exception in training is ``failed``
-at once, with its message. A trial the
-scheduler (ASHA) stops early is recorded ``pruned`` with its last accuracy and
-told to Optuna as PRUNED: multi-objective studies accept no intermediate
-values, and a partial accuracy told as final would make every pruned
-architecture look like a bad point of the front. Samplers learn from COMPLETE
-trials (NSGA-II, TPE and GP all skip PRUNED ones), so a pruned architecture
-is simply not a parent; its constraint values are still recorded.
+carries its costs and its tier (``record.tier``); its costs and a summary of
+the architecture are user attributes (:func:`user_attrs`).
 
 :class:`nas.search.tuning.TuneSearcher` adapts a proposer to Ray Tune.
 """
@@ -58,7 +67,7 @@ from nas.errors import InputError
 from nas.genotype import Genotype
 from nas.results.front import objective_spec, objective_values
 from nas.results.optuna_compat import set_constraints, set_intermediate_value, stored_trial, tell
-from nas.results.record import COST_METRICS, TrialRecord
+from nas.results.record import COST_METRICS, UNTRAINED, TrialRecord, state_text
 from nas.search import budgets
 from nas.search.predictor import ATTR as PREDICTOR_ATTR
 from nas.search.spread import TIER, TierSpread, bands, draw, tier_of
@@ -71,9 +80,19 @@ def constraint_metrics(space: Any) -> list[str]:
     return [m for m in COST_METRICS if getattr(space.budgets, m, None) is not None] + spread
 
 
+#: Statuses whose result a later proposal of the same architecture is answered with (never a refusal).
+ANSWERABLE = ("complete", "pruned", "failed")
+
+
+def uncounted(record: Mapping[str, Any]) -> bool:
+    """Not one of the study's counted trials: refused for its tier, or screened out by a training-free score."""
+    return tier_rejected(record) or record.get("status") == "screened"
+
+
 def tier_rejected(record: Mapping[str, Any]) -> bool:
-    """Answered as infeasible for its tier (:mod:`nas.search.spread`): not one of the study's counted trials."""
-    return (record.get("violations") or {}).get(TIER, 0.0) > 0
+    """Refused for its tier (:mod:`nas.search.spread`): not one of the study's counted trials."""
+    return record.get("status") == "refused" or (
+        record.get("status") == "infeasible" and (record.get("violations") or {}).get(TIER, 0.0) > 0)
 
 
 def constraint_values(space: Any, violations: Mapping[str, float] | None) -> list[float]:
@@ -87,17 +106,21 @@ def user_attrs(record: TrialRecord, summary: str) -> dict[str, Any]:
             "arch": summary}
 
 
+def state_attrs(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The user attributes that say a finished trial's state in words (``state``) and its record status."""
+    return {"state": state_text(record), "status": record.get("status")}
+
+
 def outcome(record: Mapping[str, Any], objectives: Sequence[dict[str, str]]) -> tuple[TrialState, list[float] | None]:
-    """Optuna state and values for a record (see the module docstring for the choices)."""
+    """Optuna state and values for a record (see the module docstring for the choices): never a value that was
+    not measured."""
     status = record["status"]
-    if status == "pruned":
+    if status == "pruned" or status in UNTRAINED or tier_rejected(record):
         return TrialState.PRUNED, None
     if status == "failed":
         return TrialState.FAIL, None
-    untrained = status == "infeasible" or record.get("accuracy") is None
-    values = [0.0 if untrained and o["metric"] in ("accuracy", "reward") else v
-              for o, v in zip(objective_spec(objectives), objective_values(record, objectives), strict=True)]
-    if any(math.isnan(v) for v in values):
+    values = list(objective_values(record, objectives))
+    if any(math.isnan(v) for v in values):  # e.g. an accuracy objective with no accuracy reported
         return TrialState.FAIL, None
     return TrialState.COMPLETE, values
 
@@ -125,7 +148,7 @@ class Proposer:
     ``write(record, durable=...)`` stores a record (``durable`` for trained
     trials); ``emit(record)`` is called for every finished trial, after the
     record is written and Optuna has been told. ``target`` is the total number of finished
-    trials the study should hold (records loaded on resume count; answers "infeasible for the tier" do not,
+    trials the study should hold (records loaded on resume count; proposals refused for their tier do not,
     :mod:`nas.search.spread`).
     """
 
@@ -135,7 +158,8 @@ class Proposer:
                  latency_fn: Callable[[Genotype], float] | None = None, cost_only: bool = False,
                  make_config: Callable[[int, Genotype], dict[str, Any]] | None = None,
                  planned_epochs: int = 1, seed: int = 0,
-                 refuse: Callable[[Genotype], str | None] | None = None) -> None:
+                 refuse: Callable[[Genotype], str | None] | None = None, screen: int = 1,
+                 screen_score: str = "default", scorer: Any = None) -> None:
         self.space = space
         self.study = study
         self.objectives = objective_spec(objectives)
@@ -150,11 +174,11 @@ class Proposer:
         self._refuse = refuse  # why an architecture cannot be trained here (e.g. memory), answered as failed
         self._bands = bands(space)
         rejected = sum(map(tier_rejected, records))
-        self.n_finished = len(records) - rejected  # tier rejections are not counted (nas.search.spread)
+        self.n_finished = len(records) - sum(map(uncounted, records))  # refusals are not counted (nas.search.spread)
         self.spread = None if cost_only else TierSpread(self._bands, allowance=target - rejected)
-        self.done: dict[str, TrialRecord] = {}  # hash -> the original record of that architecture
+        self.done: dict[str, TrialRecord] = {}  # hash -> the original result of that architecture (no refusal)
         for r in records:
-            if r.duplicate_of is None:
+            if r.duplicate_of is None and r.status in ANSWERABLE:
                 self.done.setdefault(r.hash, r)
             if self.spread is not None and r.trained and r.status == "complete":
                 self.spread.count(r.tier, +1)
@@ -165,6 +189,11 @@ class Proposer:
         self.stop: Any = None  # an Event; once set, nothing more is proposed
         self._costed_so_far: list[TrialRecord] = list(records)  # latency per MAC, for the tier draws
         self._ready: list[Launch] = []  # proposed ahead (prefetch), handed out first
+        # screening: the K candidates of each tier waiting for the best-scoring one to be trained
+        self.screen, self.screen_score, self._scorer = max(1, int(screen)), screen_score, scorer
+        self._pools: dict[str | None, list[tuple[optuna.Trial, Genotype, TrialRecord]]] = {}
+        self.screen_s = 0.0  # time spent scoring candidates
+        self.n_scored = sum(1 for r in records if r.screen is not None)
 
     # -- counts -----------------------------------------------------------------------------------------------
 
@@ -229,6 +258,8 @@ class Proposer:
         record = TrialRecord.costed(trial.number, g, macs=cost.macs, params=cost.params, latency_ms=latency,
                                     violations=violations, seed=self.seed, tier=tier_of(costs, self._bands),
                                     predictor=dict(note) if isinstance(note, dict) else None)
+        if latency is not None and hasattr(self._latency_fn, "table_id"):
+            record = dataclasses.replace(record, latency_table=self._latency_fn.table_id)
         for k, v in user_attrs(record, g.summary()).items():
             trial.set_user_attr(k, v)
         if self._constraints:
@@ -237,8 +268,9 @@ class Proposer:
 
     def _dispatch(self, trial: optuna.Trial, g: Genotype, record: TrialRecord) -> Launch | None:
         if any(v > 0 for v in record.violations.values()):
-            self._finish(trial, dataclasses.replace(record, status="infeasible"))
-            if tier_rejected(record) and self.spread is not None:
+            refused = all(v <= 0 for m, v in record.violations.items() if m != TIER)
+            self._finish(trial, dataclasses.replace(record, status="refused" if refused else "infeasible"))
+            if refused and self.spread is not None:
                 self.spread.allowance -= 1
                 self._queue_needed(record)
             return None
@@ -255,16 +287,57 @@ class Proposer:
             return None
         # A trial answered at once is stored once, finished; one that waits or trains is stored now (RUNNING,
         # with its parameters), so that a resume finds and re-runs it.
-        self._mirror(stored_trial(self.study, trial))
         running = self._active_hash.get(g.hash)
         if running is not None:
+            self._mirror(stored_trial(self.study, trial))
             self.active[running].waiting.append((trial, record))
             return None
+        if self.screen > 1:
+            chosen = self._screened(trial, g, record)
+            if chosen is None:
+                return None
+            trial, g, record = chosen
+        self._mirror(stored_trial(self.study, trial))
         self.active[trial.number] = _Active(trial, record, g)
         self._active_hash[g.hash] = trial.number
         if self.spread is not None:
             self.spread.count(record.tier, +1)
         return Launch(trial.number, g, self._make_config(trial.number, g))
+
+    def _screened(self, trial: optuna.Trial, g: Genotype, record: TrialRecord
+                  ) -> tuple[optuna.Trial, Genotype, TrialRecord] | None:
+        """Screening: pool the trainable proposals of a tier; once it holds ``screen`` candidates, the best-scoring
+        one (:func:`nas.scores.best_of`, on the proxy network each would train) is trained and the others are
+        ``screened`` (never trained, never a measurement). None while the pool fills."""
+        pool = self._pools.setdefault(record.tier, [])
+        if any(h.hash == g.hash for _, h, _ in pool):  # the same network is a candidate already
+            self._finish(trial, dataclasses.replace(record, status="screened", screen={
+                "score": self.screen_score, "candidates": self.screen, "duplicate": True}))
+            return None
+        pool.append((trial, g, record))
+        self._mirror(stored_trial(self.study, trial))  # RUNNING, in the order asked (the storage numbers them so)
+        if len(pool) < self.screen:
+            return None
+        del self._pools[record.tier]
+        from nas.scores import Scorer, best_of
+
+        if self._scorer is None:
+            # one initialisation: on NAS-Bench-Macro the first seed alone ranks as the 3-seed mean does (RESULTS.md)
+            self._scorer = Scorer.for_space(self.space, seeds=(0,))
+        t0 = time.perf_counter()
+        best, values = best_of([h for _, h, _ in pool], self.screen_score, self._scorer)
+        self.screen_s += time.perf_counter() - t0
+        self.n_scored += len(pool)
+        chosen = pool[best][0].number
+        out = None
+        for i, (t, h, r) in enumerate(pool):
+            info = {"score": self.screen_score, "value": float(values[i]), "candidates": len(pool),
+                    "chosen": chosen, "seconds": (time.perf_counter() - t0) / len(pool)}
+            if i == best:
+                out = (t, h, dataclasses.replace(r, screen=info))
+            else:
+                self._finish(t, dataclasses.replace(r, status="screened", screen=info))
+        return out
 
     def _queue_needed(self, refused: TrialRecord) -> None:
         """Queue a random architecture of the nearest needed tier's band as the next proposal (nas.search.spread)."""
@@ -330,9 +403,11 @@ class Proposer:
     def _finish(self, trial: optuna.Trial, record: TrialRecord, trained: bool = False) -> None:
         self._write(record, durable=trained)
         state, values = outcome(record, self.objectives)
+        for k, v in state_attrs(record).items():
+            trial.set_user_attr(k, v)
         tell(self.study, trial, values, state)
         self._mirror(stored_trial(self.study, trial))
-        self.n_finished += not tier_rejected(record)
-        if record.duplicate_of is None and record.status != "infeasible":
+        self.n_finished += not uncounted(record)
+        if record.duplicate_of is None and record.status in ANSWERABLE:
             self.done.setdefault(record.hash, record)
         self._emit(record)

@@ -45,6 +45,7 @@ class SearchOptions:
     seed: int | None = None
     wandb: str | None = None
     objective: str = "train"  # train | cost (costs only, nothing trained)
+    screen: int | None = None  # train the best of K proposals per tier under a training-free score
     storage: str | None = None
     cpus_per_trial: float | None = None
     gpus_per_trial: float | None = None  # None: the space's, or chosen from the cluster (nas.search.resources)
@@ -79,9 +80,14 @@ class SearchRun:
         return not self.cost_only and self.space.proxy.kind == "table"
 
     @property
+    def scored(self) -> bool:
+        """A training-free score in place of accuracy (``proxy: {kind: score}``): nothing trains."""
+        return not self.cost_only and self.space.proxy.kind == "score"
+
+    @property
     def in_process(self) -> bool:
         """Nothing trains, so the search runs in this process, without Ray and its per-trial overhead."""
-        return self.cost_only or self.looked_up
+        return self.cost_only or self.looked_up or self.scored
 
 
 def prepare(opts: SearchOptions) -> SearchRun:
@@ -90,12 +96,26 @@ def prepare(opts: SearchOptions) -> SearchRun:
 
     space = load_space(opts.space)
     settings = merged(space.search, sampler=opts.sampler, trials=opts.trials, seed=opts.seed, storage=opts.storage,
+                      screen=opts.screen,
                       **opts.execution_overrides())
     check_request(settings)
     if opts.objective not in OBJECTIVE_MODES:
         raise OptionError("objective", f"{opts.objective!r} is not one of {', '.join(OBJECTIVE_MODES)}")
     wandb = merged(space.tracking, wandb=opts.wandb).wandb
     budgets.validate_budgets(space)
+    if space.proxy.kind == "score" and opts.objective != "cost":
+        from nas.scores import SCORES
+
+        if space.proxy.score not in SCORES:
+            raise InputError(f"{space.source}: proxy.score: {space.proxy.score!r} is not a single score (one of "
+                             f"{', '.join(SCORES)}; a combination ranks a group and has no value for one network)")
+    if settings.screen > 1:
+        from nas.scores import components
+
+        try:
+            components(settings.screen_score)
+        except InputError as e:
+            raise InputError(f"{space.source}: search.screen_score: {e}") from None
     objectives = search_objectives(space, opts.objective)
     check_address(opts.address)
     name = opts.study or space.name
@@ -130,8 +150,13 @@ def merged(model: BaseModel, **overrides: Any) -> Any:
 
 
 def search_objectives(space: Any, mode: str) -> list[dict[str, str]]:
-    """The space's objectives; in cost-only mode without accuracy (MACs when nothing else is left)."""
+    """The space's objectives; in cost-only mode without accuracy (MACs when nothing else is left); with a score
+    proxy (``proxy: {kind: score}``) the accuracy objective is the score (maximised), named so."""
     objs = objective_spec(space.objectives)
+    if mode != "cost" and space.proxy.kind == "score":
+        if any(o["metric"] == "reward" for o in objs):
+            raise InputError(f"{space.source}: objectives: a reward needs an accuracy, and a score proxy has none")
+        objs = [{"metric": "score", "direction": "maximize"} if o["metric"] == "accuracy" else o for o in objs]
     if mode == "cost":
         # A reward without an accuracy is its cost alone.
         costs = [o["cost"] if o["metric"] == "reward" else o["metric"] for o in objs if o["metric"] != "accuracy"]

@@ -10,9 +10,10 @@ one tier (none when it is over the last tier's limits).
 The policy is *by need*: a tier is needed while no other tier has fewer
 designs trained or in training (pruned and failed ones do not count). A
 proposal in a needed tier is trained. One in a tier that is ahead of the
-others, or in none, is answered at once, untrained, as ``infeasible`` for the
+others, or in none, is answered at once, untrained, as ``refused`` for its
 tier (constraint ``tier``: its relative distance to the nearest needed band,
-so the sampler learns where the needed bands are), and the proposer queues
+so a sampler that reads constraints learns where the needed bands are; it is
+no measurement: PRUNED in Optuna, never a label), and the proposer queues
 for the next proposal a random architecture of the space whose estimated
 costs lie in the nearest needed band (:func:`draw`: MACs and params exactly,
 latency estimated from the latency per MAC of the proposals costed so far;
@@ -38,9 +39,8 @@ from typing import Any
 
 from nas.config import COST_METRICS
 from nas.genotype import Genotype
+from nas.results.record import TIER  # noqa: F401 - the constraint (and violations key) of a tier refusal
 
-#: The constraint (and ``violations`` key) of a proposal answered as infeasible for the tier it falls in.
-TIER = "tier"
 #: Random architectures the proposer draws at most when looking for one in a needed band.
 DRAWS = 400
 
@@ -99,7 +99,7 @@ class TierSpread:
 
     def __init__(self, tiers: list[Band], allowance: int) -> None:
         self.tiers = tiers
-        self.allowance = allowance  # answers "infeasible for the tier" still allowed
+        self.allowance = allowance  # refusals for the tier still allowed
         self.counts = {b.name: 0 for b in tiers}  # designs trained (complete) or in training, per tier
 
     @property

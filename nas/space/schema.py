@@ -179,6 +179,7 @@ class Budgets(_Model):
     latency_ms: Latency | None = None
     target: str | None = None
     lut: str | None = None
+    unit_ms: Latency | None = None  # the probe unit the latency limits were derived with (`nas lut budgets`)
 
 
 class Objective(_Model):
@@ -222,6 +223,10 @@ class SearchSettings(_Model):
     grace_period: Positive(int, MAX_EPOCHS) = 1
     seed: Seed = 0
     storage: Literal["sqlite", "journal"] = "sqlite"
+    # screening: each trained trial is the best of ``screen`` trainable proposals of its tier under the
+    # training-free score ``screen_score`` (nas.scores; ``default`` or a single score's name); 1 = off
+    screen: Positive(int, MAX_TRIALS) = 1
+    screen_score: str = "default"
 
 
 class Tracking(_Model):

@@ -11,15 +11,19 @@ whatever the W&B mode.
 
 W&B layout
 ----------
-* one run per trial (``job_type="trial"``, grouped by study): config = the
-  genotype flattened (``s1.b0.kernels``, ...), per-epoch metrics, costs and
-  status in the summary;
+* one run per *trained* trial (``job_type="trial"``, grouped by study):
+  config = hash, the architecture in one line, its size, the proxy recipe,
+  the tier and the genotype as one nested value (``runs.trial_config``);
+  per-epoch metrics; costs, status and state in words in the summary. A
+  proposal that was never trained (over budget, refused for its tier, a
+  duplicate, a cost-only trial) has no run: its row in the study's
+  ``trials`` table (status, tier, state) is all there is to show;
 * one study run (``job_type="study"``): config = what the study is (space
   name, sampler, seed, scheduler, trials, concurrency, objectives, budgets,
   target, proxy recipe; no local paths); ``hypervolume`` and front size after
   every finished trial, and (at most every ``table_every_s`` seconds and at
   close) the ``trials`` and ``pareto_front`` tables, scatter charts of every
-  trial and of the front (accuracy vs MACs, vs latency) and the hypervolume
+  trial and of the front (accuracy vs MACs, and vs latency when trials have one) and the hypervolume
   history; at close, the two-panel figure of ``pareto.html`` as an
   interactive chart (every trial, the front highlighted, references), the
   page itself and ``pareto.png``;

@@ -19,17 +19,26 @@ from nas.errors import OptionError
 from nas.genotype import Genotype
 from nas.results.front import front, front_history
 from nas.results.pareto import space_budgets, study_objectives, study_reference_point
-from nas.results.record import TrialRecord, as_record
+from nas.results.record import TrialRecord, as_record, state_text
 from nas.results.store import StudyDir, study_records
 from nas.search.events import SearchInfo, SearchListener, SearchSummary
 
 log = logging.getLogger("nas.tracking")
 
 MODES = ("online", "offline", "disabled")
-TRIAL_SUMMARY = ("status", "accuracy", "best_accuracy", "macs", "params", "latency_ms", "latency_ms_measured",
+TRIAL_SUMMARY = ("status", "tier", "accuracy", "best_accuracy", "macs", "params", "latency_ms", "latency_ms_measured",
                  "epochs", "train_s", "images_per_s", "duplicate_of", "error", "node", "seed")
 TABLE_COLUMNS = ["number", "hash", "status", "on_front", "accuracy", "macs_M", "params_M", "latency_ms",
-                 "latency_ms_measured", "epochs", "max_violation", "summary"]
+                 "latency_ms_measured", "epochs", "max_violation", "summary", "tier", "state"]
+
+
+def trial_config(g: Genotype, proxy: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A trial run's W&B config: what a user filters and groups trial runs by (the hash, the architecture in one
+    line, its size, the proxy recipe it was trained with) and the genotype as one nested value (not one key per
+    field: a 20-block network made 270-438 columns). The tier is added when the trial finishes."""
+    return {"hash": g.hash, "arch": g.summary(), "resolution": g.resolution, "blocks": len(g.blocks),
+            "stages": len(g.stages), "stage_widths": [stage[-1].out for stage in g.stages if stage],
+            "proxy": proxy or {}, "genotype": g.to_dict()}
 
 
 def flatten_genotype(g: Genotype) -> dict[str, Any]:
@@ -64,7 +73,7 @@ def _row(r: TrialRecord, on_front: bool) -> list[Any]:
     viol = max((r.violations or {}).values(), default=0.0)
     return [r.number, r.hash, r.status, on_front, None if r.accuracy is None else 100 * r.accuracy,
             r.macs / 1e6 if r.macs is not None else None, r.params / 1e6 if r.params is not None else None,
-            r.latency_ms, r.latency_ms_measured, r.epochs, viol, summary]
+            r.latency_ms, r.latency_ms_measured, r.epochs, viol, summary, r.tier, state_text(r)]
 
 
 class _Worker:
@@ -244,15 +253,22 @@ class StudyTracker(SearchListener):
         if getattr(sp, "target", None) is not None:
             cfg["target"] = sp.target.model_dump()
         if getattr(sp, "proxy", None) is not None:
-            proxy = dataclasses.asdict(sp.proxy)
-            proxy["path"] = Path(proxy["path"]).name if proxy.get("path") else None  # a data set's name, not a path
-            cfg["proxy"] = proxy
+            cfg["proxy"] = self.proxy_recipe()
         return cfg
+
+    def proxy_recipe(self) -> dict[str, Any]:
+        """The space's proxy training recipe (a data set's name, not its local path)."""
+        proxy_cfg = getattr(self.space, "proxy", None)
+        if proxy_cfg is None:
+            return {}
+        proxy = dataclasses.asdict(proxy_cfg) if dataclasses.is_dataclass(proxy_cfg) else dict(proxy_cfg.model_dump())
+        proxy["path"] = Path(proxy["path"]).name if proxy.get("path") else None
+        return proxy
 
     def _start_run(self, number: int, genotype: Genotype) -> None:
         if number in self._runs:
             return
-        config = {"trial": number, **flatten_genotype(genotype)}
+        config = {"trial": number, **trial_config(genotype, self.proxy_recipe())}
         self._runs[number] = self._init(name=f"{self.study}-trial-{number}", job_type="trial", config=config)
 
     def _log_epoch(self, number: int, epoch: int, metrics: dict) -> None:
@@ -263,11 +279,16 @@ class StudyTracker(SearchListener):
     def _finish_run(self, record: TrialRecord, snapshot: list[TrialRecord]) -> None:
         n = record.number
         run = self._runs.pop(n, None)
-        if run is None:  # never started here (over budget, a duplicate, a resumed study): log it whole
-            self._start_run(n, record.to_genotype())
+        if run is None:
+            if not record.trained:  # never trained (over budget, refused, a duplicate): its table row is enough
+                self._update_study(snapshot, tables=time.monotonic() - self._last_tables >= self.table_every_s)
+                return
+            self._start_run(n, record.to_genotype())  # trained in an earlier run of a resumed study: log it whole
             run = self._runs.pop(n)
             for h in record.history or []:
                 run.log(dict(h), step=h.get("epoch", 0))
+        run.config.update({"tier": record.tier}, allow_val_change=True)
+        run.summary["state"] = state_text(record)
         for k in TRIAL_SUMMARY:
             run.summary[k] = getattr(record, k)
         for k, v in (record.violations or {}).items():
@@ -315,11 +336,14 @@ class StudyTracker(SearchListener):
                                                              title="Every trial: accuracy (%) vs MACs (M)"),
                "charts/front_accuracy_vs_macs": wandb.plot.scatter(front_t, "macs_M", "accuracy",
                                                                    title="Pareto front: accuracy (%) vs MACs (M)"),
+               # the front is a front of every objective: with latency among them, against latency too
                "charts/hypervolume": wandb.plot.line(hv, "trials_finished", "hypervolume",
                                                      title="Hypervolume after each finished trial")}
         if any(r.latency_ms is not None for r in records):
             out["charts/accuracy_vs_latency"] = wandb.plot.scatter(trials, "latency_ms", "accuracy",
                                                                    title="Every trial: accuracy (%) vs latency (ms)")
+            out["charts/front_accuracy_vs_latency"] = wandb.plot.scatter(
+                front_t, "latency_ms", "accuracy", title="Pareto front: accuracy (%) vs predicted latency (ms)")
         run.log(out, step=step)
         self._last_tables = time.monotonic()
 
