@@ -36,19 +36,29 @@ ROOT = Path(__file__).resolve().parent.parent
 CEILING = 0.98  # a reference above this cannot separate good architectures from each other
 
 
+def _unit(proxy) -> str:  # noqa: ANN001
+    """The proxy's length field: a step recipe's lengths below are steps, an epoch recipe's epochs."""
+    return "steps" if proxy.steps is not None else "epochs"
+
+
+def _n(proxy) -> int:  # noqa: ANN001
+    return proxy.steps if proxy.steps is not None else proxy.epochs
+
+
 def _key(ds: str, arch: str, epochs: int, seed: int) -> str:
     return f"{ds}/{arch}/{epochs}/{seed}"
 
 
 def _runs(args: argparse.Namespace, archs: list, proxy) -> list[tuple[str, object, int, int]]:  # noqa: ANN001
     """Every short run before any reference run: a run stopped early still has the seed-noise figures."""
-    ref_epochs = proxy.epochs * args.ref_factor
-    short = [(ds, g, proxy.epochs, proxy.seed + s) for ds in args.datasets for g in archs for s in range(args.seeds)]
+    ref_epochs = _n(proxy) * args.ref_factor
+    short = [(ds, g, _n(proxy), proxy.seed + s) for ds in args.datasets for g in archs for s in range(args.seeds)]
     ref = [(ds, g, ref_epochs, proxy.seed + s) for ds in args.datasets for g in archs for s in range(args.ref_seeds)]
     return short + ref
 
 
 def train_all(args: argparse.Namespace) -> tuple[list, dict, object]:
+    from nas.config import with_overrides
     from nas.io import atomic_write_json
     from nas.space import load_space
     from nas.train import train
@@ -56,7 +66,7 @@ def train_all(args: argparse.Namespace) -> tuple[list, dict, object]:
     space = load_space(ROOT / "search_spaces" / args.space if not Path(args.space).exists() else args.space)
     proxy = dataclasses.replace(space.proxy, device="cpu")
     if args.quick:
-        proxy = dataclasses.replace(proxy, epochs=1, subsample=256)
+        proxy = with_overrides(proxy, epochs=1, subsample=256)
     archs = space.sample_many(args.archs, seed=args.sample_seed, feasible=True)
     done: dict[str, dict] = {}
     out = Path(args.out) if args.out else None
@@ -66,7 +76,7 @@ def train_all(args: argparse.Namespace) -> tuple[list, dict, object]:
         key = _key(ds, g.hash[:8], epochs, seed)
         if key in done:
             continue
-        cfg = dataclasses.replace(proxy, dataset=ds, path=None, epochs=epochs, seed=seed)
+        cfg = with_overrides(proxy, dataset=ds, path=None, seed=seed, **{_unit(proxy): epochs})
         cpu0, wall0 = time.process_time(), time.perf_counter()
         r = train(g, cfg)
         done[key] = {"key": key, "dataset": ds, "arch": g.hash[:8], "epochs": epochs, "seed": seed,
@@ -84,16 +94,17 @@ def summarise(args: argparse.Namespace, archs: list, done: dict, proxy) -> dict:
 
     from nas.cost.macs import count
 
-    ref_epochs = proxy.epochs * args.ref_factor
+    ref_epochs = _n(proxy) * args.ref_factor
     summary = {}
     for ds in args.datasets:
-        print(f"\n{ds}: {proxy.epochs} epochs x {args.seeds} seeds, reference {ref_epochs} epochs x {args.ref_seeds}")
+        u = _unit(proxy)
+        print(f"\n{ds}: {_n(proxy)} {u} x {args.seeds} seeds, reference {ref_epochs} {u} x {args.ref_seeds}")
         print(f"{'arch':8} {'MMACs':>6} " + " ".join(f"{'seed ' + str(proxy.seed + s):>8}" for s in range(args.seeds))
               + f" {'mean':>7} {'|diff|':>7} {'ref':>7}")
         means, refs, diffs, cpu_short, cpu_ref = [], [], [], [], []
         for g in archs:
             a = g.hash[:8]
-            short = [done[_key(ds, a, proxy.epochs, proxy.seed + s)] for s in range(args.seeds)]
+            short = [done[_key(ds, a, _n(proxy), proxy.seed + s)] for s in range(args.seeds)]
             ref = [done[_key(ds, a, ref_epochs, proxy.seed + s)] for s in range(args.ref_seeds)]
             accs = [r["accuracy"] for r in short]
             means.append(statistics.fmean(accs))
@@ -114,7 +125,7 @@ def summarise(args: argparse.Namespace, archs: list, done: dict, proxy) -> dict:
         print(f"reference {s['ref_min']:.2%}..{s['ref_max']:.2%} (range {s['ref_range']:.2%}; "
               f"{'below' if s['ref_max'] < CEILING else 'AT'} the {CEILING:.0%} ceiling); "
               f"Kendall tau short mean vs reference {tau:+.2f}")
-        print(f"CPU s per run: {s['cpu_s_short']:.0f} ({proxy.epochs} epochs), {s['cpu_s_ref']:.0f} ({ref_epochs})")
+        print(f"CPU s per run: {s['cpu_s_short']:.0f} ({_n(proxy)} {u}), {s['cpu_s_ref']:.0f} ({ref_epochs})")
     return summary
 
 
