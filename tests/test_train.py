@@ -237,7 +237,7 @@ def test_cli_train_with_a_spaces_proxy_recipe(tmp_path):
 
 @pytest.mark.parametrize("args, match", [
     (["--arch", "no_such_arch.yaml"], "no_such_arch.yaml: file not found"),
-    (["--arch", "{arch}", "--data", "{tmp}/missing"], "no such file or directory"),
+    (["--arch", "{arch}", "--data", "{tmp}/missing"], "is neither a built-in data set"),
     (["--arch", "{arch}", "--data", "{tmp}/bad.npz", "--dataset-format", "npz"], "y: array missing"),
     (["--arch", "{arch}", "--data", "{tmp}", "--dataset-format", "cifar10"], "no data_batch_1..5"),
     (["--arch", "{arch}", "--optimizer", "rmsprop"], "--optimizer"),
