@@ -39,8 +39,11 @@ def pareto(
                                "n_refused": len([r for r in records if r.status == "refused"]),
                                "n_screened": len([r for r in records if r.status == "screened"])}))
         return
-    # refusals for a tier and proposals screened out are not the study's trials
-    counted = [r for r in records if r.status not in ("refused", "screened")]
+    # refusals for a tier and proposals screened out are not the study's trials, nor over-budget ones of a search
+    # that screens (nas.search.searcher.uncounted)
+    screening = any(r.status == "screened" for r in records)
+    counted = [r for r in records if r.status not in ("refused", "screened")
+               and not (screening and r.status == "infeasible")]
     console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(counted)} trials",
                               width=console.width))
     names = ", ".join(f"{o['metric']} ({o['direction']})" if o["metric"] != "reward" else

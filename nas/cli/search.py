@@ -64,11 +64,15 @@ def search(
     finally:
         if isinstance(view, ProgressView):
             view.close()  # no heartbeat outlives the search, whatever ended it
-    tally = Tally(s.records)  # its `finished` leaves out the proposals refused for their tier
+    # its `finished` leaves out the proposals refused for their tier (and, when screening, over budget)
+    tally = Tally(s.records, screening=any(r.status == "screened" for r in s.records))
     if not quiet:
         title = f"{s.study_dir.name}: Pareto front, {len(s.front)} of {tally.finished} trials"
         console.print(front_table(s.front, s.objectives, title=title, width=console.width))
-    refused = f" (and {tally.tier} proposals refused for their tier, not counted)" if tally.tier else ""
+    aside = [(n, w) for n, w in ((tally.over if tally.screening else 0, "over budget"),
+                                 (tally.screened, "screened out"), (tally.tier, "refused for their tier")) if n]
+    refused = (" (and " + ", ".join(f"{n} {w}" for n, w in aside) + " proposals, never trained, not counted)"
+               if aside else "")
     console.print(f"{s.study_dir}: {tally.finished} trials{refused} ({s.new_trials} new in {s.wall_s:.0f} s): "
                   + tally.line(0, len(s.front), s.hypervolume), markup=False, highlight=False, soft_wrap=True)
     console.print(hypervolume_text(s.hypervolume, s.objectives,

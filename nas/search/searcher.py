@@ -192,7 +192,9 @@ class Proposer:
         self._screening = max(1, int(screen)) > 1
         # refusals are not counted (nas.search.spread), nor screened or (when screening) over-budget proposals
         self.n_finished = len(records) - sum(uncounted(r, self._screening) for r in records)
-        self.spread = None if cost_only else TierSpread(self._bands, allowance=target - rejected)
+        # refusals allowed: a trial's worth of proposals each (screening asks ``screen`` trainable ones per trial)
+        self.spread = None if cost_only else TierSpread(self._bands,
+                                                        allowance=target * max(1, int(screen)) - rejected)
         self.done: dict[str, TrialRecord] = {}  # hash -> the original result of that architecture (no refusal)
         for r in records:
             if r.duplicate_of is None and r.status in ANSWERABLE:
