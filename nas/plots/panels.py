@@ -171,10 +171,14 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 
 
 def title(study: str, records: Sequence[dict], g: Groups) -> str:
-    # pruned trials are trained ones stopped early: counted among the trained, as the progress line does
-    counted = len(records) - len(g.refused)  # refusals are not among the study's trials (nas.search.spread)
+    # pruned trials are trained ones stopped early: counted among the trained, as the progress line does; refusals
+    # and screened-out proposals are not among the study's trials, nor over-budget ones of a search that screens
+    # (nas.search.searcher.uncounted)
+    screened = sum(1 for r in records if r.get("status") == "screened")
+    counted = len(records) - len(g.refused) - screened - (len(g.infeasible) if screened else 0)
     text = (f"{study}: {counted} trials, {len(g.trained) + len(g.pruned)} trained ({len(g.pruned)} stopped "
             f"early), {len(g.infeasible)} over budget")
+    text += f"; {screened} screened out by a training-free score" if screened else ""
     return text + (f"; {len(g.refused)} proposals refused for their tier" if g.refused else "")
 
 
