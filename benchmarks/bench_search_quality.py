@@ -24,6 +24,9 @@ mixnet.yaml's architectures, minimised under its budgets), which checks the
 sampler and constraint plumbing in a minute or two but says nothing about
 accuracy.
 
+A space evaluated by a published table (``--space nasbench_macro.yaml``) is handed to
+:mod:`benchmarks.bench_table_search` (every sampler and Optuna's own against the table, 30 seeds).
+
     python -m benchmarks.bench_search_quality --quick
     python -m benchmarks.bench_search_quality [--space mixnet.yaml] [--seeds 3] [--trials 100] [--out DIR]
                                               [--epochs N] [--concurrency 2] [--short]
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -52,6 +56,16 @@ def _cost_space(space: str, work: Path) -> Path:
         data["objectives"] = ["accuracy", "macs", "params"]
 
     return variant(space, work, "cost", edit)
+
+
+def _table_space(argv: list[str]) -> bool:
+    """Whether ``--space`` names a space whose proxy is a published table (``proxy: {kind: table}``)."""
+    if "--space" not in argv or argv.index("--space") + 1 >= len(argv):
+        return False
+    from nas.cli.common import resolve_path
+    from nas.space import load_space
+
+    return load_space(resolve_path(argv[argv.index("--space") + 1])).proxy.kind == "table"
 
 
 def _with_epochs(space: str, epochs: int, work: Path) -> Path:
@@ -117,6 +131,10 @@ def welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
 
 
 def main() -> None:
+    if _table_space(sys.argv[1:]):  # a space evaluated by a published table: strategies scored against it
+        from benchmarks import bench_table_search
+
+        sys.exit(bench_table_search.main(sys.argv[1:]))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="costs only (no training), on mixnet.yaml")
     ap.add_argument("--space", default="mixnet.yaml", help="search space (default: mixnet.yaml, the flagship)")
