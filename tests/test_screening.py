@@ -66,7 +66,7 @@ def test_each_trained_trial_is_the_highest_scoring_of_its_candidates(screened):
         assert r.screen["candidates"] == 4 and len(pool) == 3  # the three screened out, plus the chosen one
         assert all(x.tier == r.tier for x in pool)  # candidates of one tier
         assert r.screen["value"] == max(x.screen["value"] for x in [r, *pool]) == r.macs
-    assert p.n_scored == 4 * len(trained) and scorer.calls == p.n_scored
+    assert p.pools.n_scored == 4 * len(trained) and scorer.calls == p.pools.n_scored
 
 
 def test_a_screened_proposal_is_never_a_measurement(screened):

@@ -52,7 +52,6 @@ the architecture are user attributes (:func:`user_attrs`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import random
@@ -71,6 +70,7 @@ from nas.results.optuna_compat import set_constraints, set_intermediate_value, s
 from nas.results.record import COST_METRICS, UNTRAINED, TrialRecord, state_text
 from nas.search import budgets
 from nas.search.predictor import ATTR as PREDICTOR_ATTR
+from nas.search.screening import Pools
 from nas.search.spread import TIER, TierSpread, bands, draw, tier_of
 
 
@@ -126,18 +126,6 @@ def outcome(record: Mapping[str, Any], objectives: Sequence[dict[str, str]]) -> 
     if any(math.isnan(v) for v in values):  # e.g. an accuracy objective with no accuracy reported
         return TrialState.FAIL, None
     return TrialState.COMPLETE, values
-
-
-@contextlib.contextmanager
-def _one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 @dataclass
@@ -209,10 +197,8 @@ class Proposer:
         self._costed_so_far: list[TrialRecord] = list(records)  # latency per MAC, for the tier draws
         self._ready: list[Launch] = []  # proposed ahead (prefetch), handed out first
         # screening: the K candidates of each tier waiting for the best-scoring one to be trained
-        self.screen, self.screen_score, self._scorer = max(1, int(screen)), screen_score, scorer
-        self._pools: dict[str | None, list[tuple[optuna.Trial, Genotype, TrialRecord]]] = {}
-        self.screen_s = 0.0  # time spent scoring candidates
-        self.n_scored = sum(1 for r in records if r.screen is not None)
+        self.screen = max(1, int(screen))
+        self.pools = Pools(space, self.screen, screen_score, scorer, records)
 
     # -- counts -----------------------------------------------------------------------------------------------
 
@@ -348,35 +334,22 @@ class Proposer:
         """Screening: pool the trainable proposals of a tier; once it holds ``screen`` candidates, the best-scoring
         one (:func:`nas.scores.best_of`, on the proxy network each would train) is trained and the others are
         ``screened`` (never trained, never a measurement). None while the pool fills."""
-        pool = self._pools.setdefault(record.tier, [])
-        if any(h.hash == g.hash for _, h, _ in pool):  # the same network is a candidate already
-            self._finish(trial, dataclasses.replace(record, status="screened", screen={
-                "score": self.screen_score, "candidates": self.screen, "duplicate": True}))
+        if self.pools.holds(record.tier, g):  # the same network is a candidate already
+            self._finish(trial, dataclasses.replace(record, status="screened", screen=self.pools.duplicate_info()))
             return None
-        pool.append((trial, g, record))
         self._mirror(stored_trial(self.study, trial))  # RUNNING, in the order asked (the storage numbers them so)
-        if len(pool) < self.screen:
+        pool = self.pools.add(record.tier, trial, g, record)
+        if pool is None:
             return None
-        del self._pools[record.tier]
-        from nas.scores import Scorer, best_of
-
-        if self._scorer is None:
-            # one initialisation: on NAS-Bench-Macro the first seed alone ranks as the 3-seed mean does (RESULTS.md)
-            self._scorer = Scorer.for_space(self.space, seeds=(0,))
-        t0 = time.perf_counter()
-        with _one_thread():  # beside training trials, a second torch thread only fights them (10x slower here)
-            best, values = best_of([h for _, h, _ in pool], self.screen_score, self._scorer)
-        self.screen_s += time.perf_counter() - t0
-        self.n_scored += len(pool)
+        best, infos = self.pools.rank([h for _, h, _ in pool])
         chosen = pool[best][0].number
-        out = None
+        out = pool[best]
         for i, (t, h, r) in enumerate(pool):
-            info = {**(r.screen or {}), "score": self.screen_score, "value": float(values[i]),
-                    "candidates": len(pool), "chosen": chosen, "seconds": (time.perf_counter() - t0) / len(pool)}
+            r = dataclasses.replace(r, screen={**(r.screen or {}), **infos[i], "chosen": chosen})
             if i == best:
-                out = (t, h, dataclasses.replace(r, screen=info))
+                out = (t, h, r)
             else:
-                self._finish(t, dataclasses.replace(r, status="screened", screen=info))
+                self._finish(t, dataclasses.replace(r, status="screened"))
         t, h, r = out
         if r.latency_ms is None and self._latency_fn is not None:  # its latency was estimated: time it now
             r = self._timed(t, h, r)
