@@ -278,7 +278,12 @@ def _evaluate_in_process(proposer: Proposer, listeners: Listeners, stop: threadi
     re-runs on resume. An evaluation takes milliseconds: a sampler that refits in the background (the predictor)
     would otherwise propose at random while its model is fitted, so each proposal waits for the fit under way."""
     wait = getattr(proposer.study.sampler, "wait", None)
-    while not stop.is_set() and (wait is None or wait() or True) and (launch := proposer.next()) is not None:
+    while not stop.is_set():
+        if wait is not None:
+            wait()
+        launch = proposer.next()
+        if launch is None:
+            break
         listeners.trial_started(launch.number, launch.genotype)
         try:
             result = evaluate(launch.genotype)
