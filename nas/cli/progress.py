@@ -19,7 +19,7 @@ from rich.console import Console, Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nas.results.front import sig3
-from nas.results.record import STATE_WORDS, state_text
+from nas.results.record import STATE_WORDS, is_trial, state_text
 from nas.search.events import SearchInfo, SearchListener, SearchSummary
 from nas.search.searcher import tier_rejected
 
@@ -48,7 +48,7 @@ class Tally:
             self.tier += 1
             return
         self.over += r.status == "infeasible"
-        if self.screening and r.status == "infeasible":
+        if not is_trial(r, self.screening):
             return
         self.finished += 1
         self.dup += r.duplicate_of is not None

@@ -22,6 +22,7 @@ def pareto(
     from nas.cli.tables import front_table, hypervolume_text
     from nas.results.front import front, hypervolume
     from nas.results.pareto import space_budgets, stored_objectives, study_objectives, study_reference_point
+    from nas.results.record import is_trial
     from nas.results.store import study_records
 
     study = study_dir(study)
@@ -31,19 +32,18 @@ def pareto(
     fr = front(records, objectives)
     ref = study_reference_point(study, objectives, space_budgets(space), records)
     hv = hypervolume(records, objectives, ref)
+    # refusals for a tier and proposals screened out are not the study's trials, nor over-budget ones of a search
+    # that screens (nas.results.record.is_trial)
+    screening = any(r.status == "screened" for r in records)
+    counted = [r for r in records if is_trial(r, screening)]
     if as_json:
         typer.echo(json.dumps({"study": study.name, "objectives": objectives, "front": [dict(r) for r in fr],
                                "hypervolume": hv,
                                "reference_point": ref,
-                               "n_trials": len([r for r in records if r.status not in ("refused", "screened")]),
+                               "n_trials": len(counted),
                                "n_refused": len([r for r in records if r.status == "refused"]),
                                "n_screened": len([r for r in records if r.status == "screened"])}))
         return
-    # refusals for a tier and proposals screened out are not the study's trials, nor over-budget ones of a search
-    # that screens (nas.search.searcher.uncounted)
-    screening = any(r.status == "screened" for r in records)
-    counted = [r for r in records if r.status not in ("refused", "screened")
-               and not (screening and r.status == "infeasible")]
     console.print(front_table(fr, objectives, title=f"{study.name}: Pareto front, {len(fr)} of {len(counted)} trials",
                               width=console.width))
     names = ", ".join(f"{o['metric']} ({o['direction']})" if o["metric"] != "reward" else

@@ -13,7 +13,7 @@ from typing import Any
 
 from nas.genotype import from_dict
 from nas.results.front import is_feasible
-from nas.results.record import state_text
+from nas.results.record import is_trial, state_text
 
 FRONT_COLOR = "#d62728"
 TRIAL_COLOR = "#1f77b4"
@@ -175,7 +175,7 @@ def title(study: str, records: Sequence[dict], g: Groups) -> str:
     # and screened-out proposals are not among the study's trials, nor over-budget ones of a search that screens
     # (nas.search.searcher.uncounted)
     screened = sum(1 for r in records if r.get("status") == "screened")
-    counted = len(records) - len(g.refused) - screened - (len(g.infeasible) if screened else 0)
+    counted = sum(is_trial(r, screened > 0) for r in records)
     text = (f"{study}: {counted} trials, {len(g.trained) + len(g.pruned)} trained ({len(g.pruned)} stopped "
             f"early), {len(g.infeasible)} over budget")
     text += f"; {screened} screened out by a training-free score" if screened else ""

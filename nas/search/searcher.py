@@ -67,7 +67,7 @@ from nas.errors import InputError
 from nas.genotype import Genotype
 from nas.results.front import objective_spec, objective_values
 from nas.results.optuna_compat import set_constraints, set_intermediate_value, stored_trial, tell
-from nas.results.record import COST_METRICS, UNTRAINED, TrialRecord, state_text
+from nas.results.record import COST_METRICS, UNTRAINED, TrialRecord, is_trial, state_text, tier_rejected
 from nas.search import budgets
 from nas.search.predictor import ATTR as PREDICTOR_ATTR
 from nas.search.screening import Pools
@@ -86,16 +86,8 @@ ANSWERABLE = ("complete", "pruned", "failed")
 
 
 def uncounted(record: Mapping[str, Any], screening: bool = False) -> bool:
-    """Not one of the study's counted trials: refused for its tier, or screened out by a training-free score; when
-    the search screens (``search.screen`` > 1), an over-budget proposal neither (its trials are the trained ones)."""
-    return tier_rejected(record) or record.get("status") == "screened" or (
-        screening and record.get("status") == "infeasible")
-
-
-def tier_rejected(record: Mapping[str, Any]) -> bool:
-    """Refused for its tier (:mod:`nas.search.spread`): not one of the study's counted trials."""
-    return record.get("status") == "refused" or (
-        record.get("status") == "infeasible" and (record.get("violations") or {}).get(TIER, 0.0) > 0)
+    """Not one of the study's counted trials (:func:`nas.results.record.is_trial`)."""
+    return not is_trial(record, screening)
 
 
 def constraint_values(space: Any, violations: Mapping[str, float] | None) -> list[float]:
