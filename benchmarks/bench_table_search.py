@@ -82,8 +82,10 @@ def _hv(losses: np.ndarray, ref: np.ndarray) -> float:
 # -- strategies -------------------------------------------------------------------------------------------------
 
 
-def _run_optuna(oracle: Oracle, strategy: str, seed: int, budget: int, mo: bool) -> list[str]:
-    """The networks queried, in order, by an Optuna sampler (nas's or Optuna's own on a flat encoding)."""
+def _run_optuna(oracle: Oracle, strategy: str, seed: int, budget: int, mo: bool, score_cache: Any = None
+                ) -> list[str]:
+    """The networks queried, in order, by an Optuna sampler (nas's or Optuna's own on a flat encoding);
+    ``score_cache``: the predictor sampler's training-free score features (``search.score_features``)."""
     import optuna
 
     from nas.search import budgets
@@ -106,7 +108,8 @@ def _run_optuna(oracle: Oracle, strategy: str, seed: int, budget: int, mo: bool)
         from nas.search.samplers import SamplerContext
 
         sampler = from_context(SamplerContext("predictor", seed, budget, 1, space=space, objectives=objectives,
-                                              cost_fn=lambda g: budgets.target_cost(space, g)), background=False)
+                                              cost_fn=lambda g: budgets.target_cost(space, g),
+                                              score_cache=score_cache), background=False)
     else:
         sampler = make_sampler(strategy, seed, budget, 1, space=space, objectives=objectives,
                                cost_fn=lambda g: budgets.target_cost(space, g))
@@ -198,10 +201,10 @@ def _table_items(space: Any) -> list:
     return _ITEMS[id(space)]
 
 
-def run_one(oracle: Oracle, strategy: str, seed: int, budget: int, mo: bool) -> list[str]:
+def run_one(oracle: Oracle, strategy: str, seed: int, budget: int, mo: bool, score_cache: Any = None) -> list[str]:
     if strategy == "gbm-onehot":
         return _run_gbm(oracle, seed, budget, mo)
-    return _run_optuna(oracle, strategy, seed, budget, mo)
+    return _run_optuna(oracle, strategy, seed, budget, mo, score_cache)
 
 
 # -- figures ----------------------------------------------------------------------------------------------------

@@ -136,3 +136,55 @@ def test_a_score_search_records_a_score_never_an_accuracy(tmp_path, monkeypatch,
         assert t.values[0] == pytest.approx(next(r.score for r in records if r.number == t.number))
     pareto = json.loads((tmp_path / "r" / "nasbench_macro" / "pareto.json").read_text())
     assert pareto["objectives"][0]["metric"] == "score"
+
+
+class SkewedLatency:
+    """A latency predictor whose figure is far from the search's per-MAC estimate for every other network: such
+    a candidate, estimated in one tier, is timed in another."""
+
+    def __init__(self, space):
+        self.space, self.timed = space, []
+
+    def cached(self, g):
+        return None
+
+    def __call__(self, g):
+        self.timed.append(g.hash)
+        macs = budgets.target_cost(self.space, g).macs
+        return macs / 1e5 + (4.0 if int(g.hash[:2], 16) % 2 else 0.0)
+
+
+def test_a_candidate_timed_outside_its_tier_is_not_trained_for_it(tmp_path):
+    text = Path(load_space("tiny.yaml").source).read_text()
+    text = text.replace("budgets: {macs: 1M, params: 60k}",
+                        "budgets: {macs: 1M, params: 60k, latency_ms: 14, target: torch-cpu}")
+    text = text.replace("s: {macs: 500k}", "s: {latency_ms: 6}").replace("m: {macs: 750k}", "m: {latency_ms: 9}")
+    text = text.replace("l: {macs: 1M}", "l: {latency_ms: 14}")
+    (tmp_path / "lat.yaml").write_text(text)
+    space = load_space(tmp_path / "lat.yaml")
+    objs = search_objectives(space, "train")
+    study = optuna.create_study(directions=[o["direction"] for o in objs],
+                                sampler=make_sampler("random", 0, 6, space=space, objectives=objs))
+    written: list[TrialRecord] = []
+    lat = SkewedLatency(space)
+    p = Proposer(space, study, objectives=objs, target=6, records=[], write=lambda r, durable=True: written.append(r),
+                 mirror=lambda t: None, planned_epochs=1, seed=0, screen=4, screen_score="macs",
+                 scorer=MacsScorer(space), latency_fn=lat)
+    while (launch := p.next()) is not None:
+        p.complete(launch.number, {"val_accuracy": 0.9, "epoch": 1, "final": True,
+                                   "history": [{"epoch": 1, "val_accuracy": 0.9, "train_loss": 1.0}]})
+    moved = [r for r in written if (r.screen or {}).get("moved")]
+    assert moved, "the skewed predictor should move some timed candidate out of its pool's tier"
+    for r in moved:
+        assert r.status == "screened" and r.tier != r.screen["pool_tier"] and r.latency_ms is not None
+        assert "falls in tier" in state_text(r)
+    trained = [r for r in written if r.status == "complete" and r.screen]
+    assert trained
+    for r in trained:
+        mates = [x for x in written if (x.screen or {}).get("chosen") == r.number and x.number != r.number]
+        assert all(x.tier == r.tier for x in mates)  # trained for the tier whose pool it won
+        assert r.latency_ms == lat(r.to_genotype())  # timed, not estimated
+        # every better-scoring candidate of its pool was tried and turned out outside the tier or the budget
+        better = [x for x in written if x.screen and x.screen.get("value", -1) > r.screen["value"]
+                  and (x.screen.get("chosen") == r.number)]
+        assert not better

@@ -108,11 +108,24 @@ def onehot_baseline(train: Sequence[Measured], test: Sequence[Measured], seed: i
     return model.predict(x(test))
 
 
-def _sampler_model(train: Sequence[Measured], test: Sequence[Measured], seed: int, model: str) -> np.ndarray:
-    enc = Encoder(union_choices([m.candidate.choices for m in train]), ("macs", "params"))
-    sur = Surrogate(model, seed=seed).fit(enc.matrix([(m.candidate.params, m.candidate.costs) for m in train]),
+def _sampler_model(train: Sequence[Measured], test: Sequence[Measured], seed: int, model: str,
+                   score_cache: Any = None) -> np.ndarray:
+    from nas.scores.cache import feature_values
+
+    def costs(m: Measured) -> dict[str, float]:
+        extra = feature_values(score_cache, m.candidate.genotype) if score_cache is not None else {}
+        return {**m.candidate.costs, **extra}
+
+    keys = ("macs", "params", *score_feature_keys(score_cache))
+    enc = Encoder(union_choices([m.candidate.choices for m in train]), keys)
+    sur = Surrogate(model, seed=seed).fit(enc.matrix([(m.candidate.params, costs(m)) for m in train]),
                                           np.array([m.accuracy for m in train]), trend=enc.cost_columns)
-    return sur.predict(enc.matrix([(m.candidate.params, m.candidate.costs) for m in test]))[0]
+    return sur.predict(enc.matrix([(m.candidate.params, costs(m)) for m in test]))[0]
+
+
+def score_feature_keys(score_cache: Any) -> tuple[str, ...]:
+    """The feature columns of a score cache's single scores (none without a cache)."""
+    return tuple(f"score:{n}" for n in score_cache.names) if score_cache is not None else ()
 
 
 def _scores(pred: np.ndarray, true: np.ndarray, top: float) -> dict[str, float]:
@@ -129,9 +142,12 @@ def _num(v: Any) -> float:
 
 
 def assess(points: Sequence[Measured], n_train: int, seeds: Sequence[int] = (0,), *, model: str = "gradient_boosting",
-           top: float = 0.05, max_test: int | None = None, baseline: bool = True) -> dict[str, Any]:
+           top: float = 0.05, max_test: int | None = None, baseline: bool = True,
+           score_cache: Any = None) -> dict[str, Any]:
     """Fit on ``n_train`` random points per seed, score on the rest (at most ``max_test`` of them); the mean over
-    seeds and each seed's figures, for the sampler's model and (``baseline``) the one-hot baseline."""
+    seeds and each seed's figures, for the sampler's model and (``baseline``) the one-hot baseline.
+    ``score_cache`` (:class:`nas.scores.cache.ScoreCache`): its training-free scores are features of the model
+    too, as the sampler's ``score_features`` option makes them."""
     if n_train < 2:
         raise InputError(f"--train: {n_train} training points; the model needs at least 2")
     if len(points) < n_train + 2:
@@ -144,13 +160,13 @@ def assess(points: Sequence[Measured], n_train: int, seeds: Sequence[int] = (0,)
         train = [points[i] for i in order[:n_train]]
         test = [points[i] for i in order[n_train:]][:max_test] if max_test else [points[i] for i in order[n_train:]]
         true = np.array([m.accuracy for m in test])
-        row = {"seed": seed, **_scores(_sampler_model(train, test, seed, model), true, top)}
+        row = {"seed": seed, **_scores(_sampler_model(train, test, seed, model, score_cache), true, top)}
         if baseline:
             row["baseline"] = _scores(onehot_baseline(train, test, seed), true, top)
         per_seed.append(row)
     n_test = min(len(points) - n_train, max_test or len(points))
     out: dict[str, Any] = {"model": model, "n_train": n_train, "n_test": n_test, "seeds": list(seeds),
-                           "top": top}
+                           "top": top, "score_features": list(score_feature_keys(score_cache))}
     for key in ("kendall_tau", "spearman", "top_overlap"):
         out[key] = float(np.mean([r[key] for r in per_seed]))
     if baseline:

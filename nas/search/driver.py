@@ -164,8 +164,15 @@ def _open_study(run: SearchRun, records: list[Any], lock: StudyLock) -> _Study:
             raise
     else:  # a new study: the storage writer creates it, in parallel with the rest of the start
         rec = Reconciled(trials=[])
+    score_cache = None
+    if st.score_features is not None:  # the predictor sampler's score features, kept in the study folder
+        from nas.scores import Scorer
+        from nas.scores.cache import ScoreCache
+
+        score_cache = ScoreCache(Scorer.for_space(run.space, seeds=(0,)), st.score_features, sd.root / "scores.jsonl")
     sampler = make_sampler(st.sampler, (st.seed + len(rec.trials)) % 2**32, st.trials, st.concurrency, space=run.space,
-                           objectives=run.objectives, cost_fn=lambda g: budgets.target_cost(run.space, g))
+                           objectives=run.objectives, cost_fn=lambda g: budgets.target_cost(run.space, g),
+                           score_cache=score_cache)
     memory = optuna.create_study(directions=directions, sampler=sampler)
     memory.set_metric_names(metrics)
     memory.add_trials(rec.trials)

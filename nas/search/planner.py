@@ -155,7 +155,8 @@ class Planner:
                 "evaluated": sorted(c.number for c in unseen)}
 
     def _cost_keys(self, measured: list[ev.Candidate]) -> tuple[str, ...]:
-        return tuple(k for k in COST_FEATURES if all(c.costs.get(k) is not None for c in measured))
+        scores = sorted({k for c in measured for k in c.costs if k.startswith("score:")})  # nas.scores.cache
+        return tuple(k for k in (*COST_FEATURES, *scores) if all(c.costs.get(k) is not None for c in measured))
 
     def _losses(self, cands: Sequence[ev.Candidate], optimism: float) -> np.ndarray:
         out = np.zeros((len(cands), len(self.objectives)))

@@ -63,9 +63,13 @@ class PredictorSampler(BaseSampler):
     def __init__(self, space: Any, objectives: Sequence[Any], cost_fn: Callable[[Any], Any] | None = None,
                  feasible_fn: ev.FeasibleFn | None = None, *, seed: int = 0, n_startup: int = 8, batch_size: int = 4,
                  population: int = 48, generations: int = 20, explore: float = 0.1, optimism: float = 1.0,
-                 model: str = "gradient_boosting", n_estimators: int = 200, background: bool = True) -> None:
+                 model: str = "gradient_boosting", n_estimators: int = 200, background: bool = True,
+                 score_cache: Any = None) -> None:
         self.space = space
         self.cost_fn = _as_dicts(cost_fn or _analytic_costs(space))
+        self.score_cache = score_cache
+        if score_cache is not None:  # training-free scores as features of the model (nas.scores.cache)
+            self.cost_fn = _with_scores(self.cost_fn, score_cache)
         self.feasible_fn = feasible_fn
         self.seed, self.n_startup, self.batch_size = seed, max(2, n_startup), max(1, batch_size)
         self.explore, self.background = explore, background
@@ -279,6 +283,7 @@ def from_context(ctx: Any, **overrides: Any) -> PredictorSampler:
     def feasible_fn(g: Any, costs: dict[str, float]) -> bool:
         return all(costs[m] <= b for m, b in budgets.items())
 
+    overrides.setdefault("score_cache", getattr(ctx, "score_cache", None))
     return predictor_sampler(space, objectives, cost_fn, feasible_fn if budgets else None, seed=ctx.seed,
                              trials=ctx.trials, concurrency=ctx.concurrency, **overrides)
 
@@ -292,6 +297,16 @@ def _as_dicts(cost_fn: Callable[[Any], Any]) -> ev.CostFn:
         if isinstance(c, dict):
             return dict(c)
         return {k: getattr(c, k) for k in COST_FEATURES if getattr(c, k, None) is not None}
+
+    return cost
+
+
+def _with_scores(cost_fn: ev.CostFn, cache: Any) -> ev.CostFn:
+    """Costs plus the architecture's training-free scores (``score:NAME``), which the model reads as features."""
+    from nas.scores.cache import feature_values
+
+    def cost(g: Any) -> dict[str, float]:
+        return {**cost_fn(g), **feature_values(cache, g)}
 
     return cost
 

@@ -34,6 +34,7 @@ class SamplerContext:
     space: Any = None  # the SearchSpace
     objectives: Sequence[dict[str, str]] = ()
     cost_fn: Callable[[Genotype], Cost] | None = None  # the target network's analytic cost
+    score_cache: Any = None  # nas.scores.cache.ScoreCache: training-free score features (predictor sampler)
 
     @property
     def startup_trials(self) -> int:

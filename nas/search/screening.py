@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
+
 from nas.genotype import Genotype
 
 
@@ -53,8 +55,9 @@ class Pools:
         pool.append((trial, g, record))
         return self._pools.pop(tier) if len(pool) >= self.k else None
 
-    def rank(self, genotypes: Sequence[Genotype]) -> tuple[int, list[dict[str, Any]]]:
-        """The index of the best-scoring candidate, and each one's screening record (score, value, pool size)."""
+    def rank(self, genotypes: Sequence[Genotype]) -> tuple[list[int], list[dict[str, Any]]]:
+        """The candidates' indices from the best-scoring down (ties: the earliest first), and each one's screening
+        record (score, value, pool size)."""
         from nas.scores import Scorer, best_of
 
         if self._scorer is None:
@@ -62,9 +65,11 @@ class Pools:
             self._scorer = Scorer.for_space(self.space, seeds=(0,))
         t0 = time.perf_counter()
         with one_thread():
-            best, values = best_of(list(genotypes), self.score, self._scorer)
+            _, values = best_of(list(genotypes), self.score, self._scorer)
         took = time.perf_counter() - t0
         self.seconds += took
         self.n_scored += len(genotypes)
-        return best, [{"score": self.score, "value": float(v), "candidates": len(genotypes),
-                       "seconds": took / len(genotypes)} for v in values]
+        finite = np.where(np.isfinite(values), values, -np.inf)
+        order = [int(i) for i in np.argsort(-finite, kind="stable")]
+        return order, [{"score": self.score, "value": float(v), "candidates": len(genotypes),
+                        "seconds": took / len(genotypes)} for v in values]

@@ -137,6 +137,11 @@ class _Active:
     waiting: list[tuple[optuna.Trial, TrialRecord]] = field(default_factory=list)
 
 
+#: Screening: the best-scoring candidates of a pool timed, at most, before the pool gives up (each timing of a
+#: network whose parts are new costs about a second on 2 cores).
+TIMED_TRIES = 4
+
+
 class Proposer:
     """Optuna ask/tell + analytic cost + budgets + de-duplication + records (no Ray).
 
@@ -330,25 +335,41 @@ class Proposer:
             self._finish(trial, dataclasses.replace(record, status="screened", screen=self.pools.duplicate_info()))
             return None
         self._mirror(stored_trial(self.study, trial))  # RUNNING, in the order asked (the storage numbers them so)
-        pool = self.pools.add(record.tier, trial, g, record)
+        tier = record.tier
+        pool = self.pools.add(tier, trial, g, record)
         if pool is None:
             return None
-        best, infos = self.pools.rank([h for _, h, _ in pool])
-        chosen = pool[best][0].number
-        out = pool[best]
-        for i, (t, h, r) in enumerate(pool):
-            r = dataclasses.replace(r, screen={**(r.screen or {}), **infos[i], "chosen": chosen})
-            if i == best:
-                out = (t, h, r)
-            else:
-                self._finish(t, dataclasses.replace(r, status="screened"))
+        order, infos = self.pools.rank([h for _, h, _ in pool])
+        pool = [(t, h, dataclasses.replace(r, screen={**(r.screen or {}), **infos[i]}))
+                for i, (t, h, r) in enumerate(pool)]
+        out = None
+        # best score first; a candidate whose latency was estimated is timed now, and trained only if it is within
+        # the budgets and still in this pool's tier (a tier's trials are its best within its own limits)
+        for i in order[:TIMED_TRIES]:
+            t, h, r = pool[i]
+            if r.latency_ms is None and self._latency_fn is not None:
+                r = self._timed(t, h, r)
+                pool[i] = (t, h, r)
+                if any(v > 0 for v in r.violations.values()):
+                    self._finish(t, dataclasses.replace(r, status="infeasible"))
+                    pool[i] = None
+                    continue
+                if r.tier != tier:
+                    self._finish(t, dataclasses.replace(r, status="screened",
+                                                        screen={**r.screen, "pool_tier": tier, "moved": True}))
+                    pool[i] = None
+                    continue
+            out = pool[i]
+            break
+        chosen = out[0].number if out is not None else None
+        for item in pool:
+            if item is not None and item is not out:
+                t, h, r = item
+                self._finish(t, dataclasses.replace(r, status="screened", screen={**r.screen, "chosen": chosen}))
+        if out is None:
+            return None
         t, h, r = out
-        if r.latency_ms is None and self._latency_fn is not None:  # its latency was estimated: time it now
-            r = self._timed(t, h, r)
-            if any(v > 0 for v in r.violations.values()):
-                self._finish(t, dataclasses.replace(r, status="infeasible"))
-                return None
-        return t, h, r
+        return t, h, dataclasses.replace(r, screen={**r.screen, "chosen": chosen})
 
     def _timed(self, trial: optuna.Trial, g: Genotype, record: TrialRecord) -> TrialRecord:
         """A candidate whose latency was estimated, with its predicted latency (parts timed), budgets and tier."""

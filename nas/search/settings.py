@@ -113,9 +113,19 @@ def prepare(opts: SearchOptions) -> SearchRun:
         from nas.scores import components
 
         try:
-            components(settings.screen_score)
+            components(settings.screen_score, "search.screen_score")
         except InputError as e:
-            raise InputError(f"{space.source}: search.screen_score: {e}") from None
+            raise InputError(f"{space.source}: {e}") from None
+    if settings.score_features is not None:
+        from nas.scores import components
+
+        if settings.sampler != "predictor":
+            raise InputError(f"{space.source}: search.score_features: only the predictor sampler models accuracy "
+                             f"from features (the sampler is {settings.sampler!r})")
+        try:
+            components(settings.score_features, "search.score_features")
+        except InputError as e:
+            raise InputError(f"{space.source}: {e}") from None
     objectives = search_objectives(space, opts.objective)
     check_address(opts.address)
     name = opts.study or space.name

@@ -5,6 +5,8 @@ choices, the choice's position for the others, -1 when the decision does not
 exist in that architecture: a tree separates "absent" from every value) plus
 the logarithms of the exact costs (MACs, parameters, latency when known):
 accuracy moves with log-compute far more smoothly than with any one decision.
+With the sampler's ``score_features``, training-free scores of the architecture (``score:NAME`` entries of
+its costs, :mod:`nas.scores.cache`) are further columns, as values.
 
 The spread of the ensemble's members is the prediction's uncertainty, which
 the sampler uses as an optimism bonus. ``MODELS`` lists the regressors. The
@@ -68,7 +70,12 @@ class Encoder:
             base = len(self.names)
             for j, key in enumerate(self.cost_keys):
                 v = costs.get(key)
-                out[r, base + j] = math.log1p(max(float(v), 0.0)) if v is not None else _ABSENT
+                if v is None:
+                    out[r, base + j] = _ABSENT
+                elif key.startswith("score:"):  # a training-free score (nas.scores.cache): a value, not a cost
+                    out[r, base + j] = float(v)
+                else:
+                    out[r, base + j] = math.log1p(max(float(v), 0.0))
         return out
 
 

@@ -227,6 +227,10 @@ class SearchSettings(_Model):
     # training-free score ``screen_score`` (nas.scores; ``default`` or a single score's name); 1 = off
     screen: Positive(int, MAX_TRIALS) = 1
     screen_score: str = "default"
+    # the predictor sampler only: these training-free scores' values (a score name, e.g. ``default``, or a list of
+    # single scores) are features of its accuracy model; every architecture it considers is scored once
+    # (the study's scores.jsonl keeps them)
+    score_features: str | list[str] | None = None
 
 
 class Tracking(_Model):
