@@ -39,9 +39,9 @@ from nas.latency.measure import (
     measure_missing,
     measure_parts,
     on_the_fly,
-    part_module,
     probe_ms,
 )
+from nas.latency.runners import part_module
 
 __all__ = [
     "FITS", "ON_DEMAND", "BuildStats", "LatencyPredictor", "MachineCache", "Measurement", "TimingStats", "build_lut",

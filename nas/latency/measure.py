@@ -40,24 +40,22 @@ ONNX Runtime, CUDA).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import math
 import time
-import warnings
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from nas.config import Target
-from nas.cost.parts import Part, block_part, parts
+from nas.cost.parts import Part, parts
 from nas.cost.table import LatencyTable, MeasureMissing
-from nas.genotype import BlockSpec, Genotype
+from nas.genotype import Genotype
 from nas.latency.device import get_target, on_this_machine
 from nas.latency.protocol import ON_DEMAND, WHOLE, Monitor, Protocol, ci_rel, pinned, stat
+from nas.latency.runners import Runner, part_module, probe_runner, runner, torch_threads
 
 
 @dataclass(frozen=True)
@@ -80,124 +78,6 @@ class Measurement:
         if math.isfinite(self.ci):
             d["ci"] = round(self.ci, 4)
         return d
-
-
-# One timed forward pass -> [(key, wall ms, CPU ms)]: the whole module's, then each hooked part's.
-Runner = Callable[[], list[tuple[Hashable, float, float]]]
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def _input(shape: tuple[int, ...], seed: int = 0):
-    import torch
-
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-
-
-def _onnx_bytes(module, x) -> bytes:
-    import torch
-
-    f = io.BytesIO()
-    with warnings.catch_warnings():
-        # The TorchScript exporter is deprecated but, unlike dynamo=True, needs no onnxscript.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (x,), f, dynamo=False, opset_version=17, input_names=["x"], output_names=["y"])
-    return f.getvalue()
-
-
-def _chained(parts: list[tuple[Any, Hashable]], rows: list, last: list[int]) -> Callable[[], None]:
-    """Forward hooks timing each part from the end of the previous one (``last``: wall and CPU ns of that end,
-    set to the pass's start by the runner): a part's time takes in the glue before it (the network's own code
-    between parts, e.g. the stem's channels-last copy), so the parts of a pass add up to the pass exactly.
-    Returns the remover."""
-    clock, cpu = time.perf_counter_ns, time.thread_time_ns
-    handles = []
-    for module, key in parts:
-        def post(_m, _x, _y, key=key) -> None:
-            c, t = cpu(), clock()
-            rows.append((key, (t - last[0]) / 1e6, (c - last[1]) / 1e6))
-            last[0], last[1] = clock(), cpu()  # the hook's own cost is left out of both neighbours
-        handles.append(module.register_forward_hook(post))
-    return lambda: [h.remove() for h in handles]
-
-
-def _runner(key: Hashable, module, shape: tuple[int, ...], target: Target,
-            parts: list[tuple[Any, Hashable]] | None = None) -> Runner:
-    """A closure timing one forward pass of ``module`` (deployed, eval mode) on ``target``.
-
-    With ``parts`` (torch CPU only), the pass also reports each listed submodule's time, chained
-    (:func:`_chained`): parts timed in context, the time after the last part (returning from the network)
-    added to it, so the parts sum to the whole pass.
-    """
-    import torch
-
-    x = _input(shape)
-    clock, cpu = time.perf_counter_ns, time.thread_time_ns
-    if target.backend == "torch-cpu":
-        module, rows, last = module.eval(), [], [0, 0]
-        if parts:
-            _chained(parts, rows, last)
-
-        def run() -> list[tuple[Hashable, float, float]]:
-            with torch.inference_mode():
-                rows.clear()
-                t, c = clock(), cpu()
-                last[0], last[1] = t, c
-                module(x)
-                c1, t1 = cpu(), clock()
-            if rows:
-                k, w, u = rows[-1]
-                rows[-1] = (k, w + (t1 - last[0]) / 1e6, u + (c1 - last[1]) / 1e6)
-            return [(key, (t1 - t) / 1e6, (c1 - c) / 1e6), *rows]
-        return run
-    if parts:
-        raise ValueError(f"parts are timed in context on torch-cpu only, not {target.backend}")
-    if target.backend == "onnxruntime-cpu":
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = target.threads
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(_onnx_bytes(module.eval(), x), so, providers=["CPUExecutionProvider"])
-        feed = {"x": x.numpy()}
-
-        def run_ort() -> list[tuple[Hashable, float, float]]:
-            t, c = clock(), cpu()
-            sess.run(None, feed)
-            c, t = cpu() - c, clock() - t
-            return [(key, t / 1e6, c / 1e6)]
-        return run_ort
-    module = module.eval().to(target.device)
-    xd = x.to(target.device)
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-
-    def run_cuda() -> list[tuple[Hashable, float, float]]:
-        with torch.inference_mode():
-            start.record()
-            module(xd)
-            end.record()
-            end.synchronize()
-        ms = start.elapsed_time(end)
-        return [(key, ms, ms)]
-    return run_cuda
-
-
-def _probe_runner() -> Callable[[], float]:
-    """CPU ms of one pass of the probe: a deployed MixConv inverted residual, 32 channels at 16x16."""
-    p = block_part(32, 16, BlockSpec(out=32, kernels=(3, 5), expand=3.0))
-    run = _runner("probe", part_module(p), p.input_shape(1), Target("probe", clock="cpu"))
-    return lambda: run()[0][2]
 
 
 def _values(rows: np.ndarray, target: Target, unit_ms: float) -> np.ndarray:
@@ -309,7 +189,7 @@ def _measure(runners: list[tuple[Hashable, Runner]], target: Target, protocol: P
     """The protocol over ``runners`` (interleaved: each item one window per round, so a slow spell of the
     machine hits every item alike), until every item's interval is narrow enough or its time cap is spent."""
     p = protocol
-    probe = _probe_runner() if target.clock == "probe" else None
+    probe = probe_runner() if target.clock == "probe" else None
     with pinned(p.pin and target.backend != "cuda") as core:
         monitor = Monitor(core)
         items = [_Item(run, key) for key, run in runners]
@@ -381,8 +261,8 @@ def measure_many(items: Mapping[Hashable, tuple[Any, tuple[int, ...]]], target: 
     """
     target = get_target(target)
     p = _protocol(protocol, rounds=rounds, burst_s=burst_s)
-    with _torch_threads(target.threads):
-        runners = [(k, _runner(k, m, shape, target)) for k, (m, shape) in items.items()]
+    with torch_threads(target.threads):
+        runners = [(k, runner(k, m, shape, target)) for k, (m, shape) in items.items()]
         return _measure(runners, target, p, unit_ms=unit_ms, on_step=on_step, keep_samples=keep_samples)
 
 
@@ -403,13 +283,13 @@ def measure_in_context(genotypes: list[Genotype], target: Target | str, num_clas
     """
     target = get_target(target)
     p = _protocol(protocol, rounds=rounds, burst_s=burst_s, min_iters=min_iters, warmup=warmup, warmup_s=warmup_s)
-    with _torch_threads(target.threads):
+    with torch_threads(target.threads):
         runners = []
         for i, g in enumerate(genotypes):
             net = built[i] if built is not None else deployed(g, num_classes)
             mods = [net.stem, *(b for stage in net.stages for b in stage), net.head]
             keyed = [(m, part.key) for m, part in zip(mods, parts(g, num_classes), strict=True)]
-            runners.append((i, _runner(i, net, input_shape(g, target), target, keyed)))
+            runners.append((i, runner(i, net, input_shape(g, target), target, keyed)))
         found = _measure(runners, target, p, unit_ms=unit_ms, on_step=on_step)
     return found if with_networks else {k: m for k, m in found.items() if not isinstance(k, int)}
 
@@ -423,8 +303,8 @@ def probe_ms(seconds: float = 2.0) -> float:
     0.46 to 0.77 ms while their minima stayed at 0.38-0.40 ms, except under the heaviest load (load average
     14), when even the minima rose to 0.60 ms for tens of seconds.
     """
-    with _torch_threads(1), pinned(WHOLE.pin):
-        run = _probe_runner()
+    with torch_threads(1), pinned(WHOLE.pin):
+        run = probe_runner()
         for _ in range(10):
             run()
         t_end, times = time.perf_counter() + seconds, []
@@ -465,20 +345,6 @@ def measure_genotype(genotype: Genotype, target: Target | str = "torch-cpu", num
                    rounds=rounds, burst_s=burst_s, unit_ms=unit_ms, keep_samples=keep_samples)
 
 
-def part_module(p: Part):
-    """The deployed module of one part alone."""
-    from nas.model import deploy
-    from nas.ops.adapter import block_from_spec, head_from_spec, stem_from_spec
-
-    if p.kind == "stem":
-        m = stem_from_spec(p.cin, p.spec, deployed=True)
-    elif p.kind == "block":
-        m = block_from_spec(p.cin, p.spec)
-    else:
-        m = head_from_spec(p.cin, p.spec, p.num_classes, p.res)
-    return deploy(m)
-
-
 def measure_parts(todo: list[Part], target: Target | str, *, protocol: Protocol | None = None,
                   rounds: int | None = None, burst_s: float | None = None, unit_ms: float | None = None,
                   on_step: Callable[[], None] | None = None, min_iters: int | None = None,
@@ -487,8 +353,8 @@ def measure_parts(todo: list[Part], target: Target | str, *, protocol: Protocol 
     target = get_target(target)
     p = _protocol(protocol, rounds=rounds, burst_s=burst_s, min_iters=min_iters, warmup=warmup, warmup_s=warmup_s)
     items = {part.key: (part_module(part), part.input_shape(target.batch)) for part in todo}
-    with _torch_threads(target.threads):
-        runners = [(k, _runner(k, m, shape, target)) for k, (m, shape) in items.items()]
+    with torch_threads(target.threads):
+        runners = [(k, runner(k, m, shape, target)) for k, (m, shape) in items.items()]
         return _measure(runners, target, p, unit_ms=unit_ms, on_step=on_step)
 
 

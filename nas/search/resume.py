@@ -22,7 +22,7 @@ from nas.io import atomic_write
 from nas.results.optuna_compat import CONSTRAINTS_KEY, storage_of, trial_id
 from nas.results.record import TrialRecord
 from nas.results.store import StudyDir
-from nas.search.searcher import constraint_metrics, constraint_values, outcome, state_attrs, user_attrs
+from nas.search.states import constraint_metrics, constraint_values, outcome, state_attrs, user_attrs
 
 
 def keep_space(space: Any, sd: StudyDir) -> None:
