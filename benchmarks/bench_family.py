@@ -1,8 +1,8 @@
-"""Searched family vs hand-designed references, at matched MACs and at matched predicted latency.
+"""Searched family vs hand-designed references, at matched MACs and at matched measured latency.
 
     python -m benchmarks.bench_family [--quick] [--study DIR | --search-trials N] [--space mixnet.yaml]
                                       [--data PATH] [--tiers s,m,l] [--seeds 3] [--workers 2]
-                                      [--lut PATH | --latency auto|off] [--json OUT]
+                                      [--lut PATH | --latency measured|auto|off] [--json OUT]
 
 The family is what ``nas export-best`` would choose (``nas.export.tier_members``:
 the most accurate design the study trained in each tier's band, else the
@@ -22,8 +22,12 @@ Verdicts (``nas.export.welch``): Welch's t-test over the seeds' test
 accuracies, two-sided, alpha 0.05: ``better``/``worse`` than the best
 reference of the tier, else ``no significant difference`` (``untested`` with
 one seed). Matched latency compares each member with the most accurate
-reference variant (any tier) whose predicted latency is at most the member's:
+reference variant (any tier) whose latency is at most the member's:
 ``worse`` there means a hand-designed network is both faster and more accurate.
+The latency is each model's whole deployed network measured on this machine
+(``--latency measured``, the default: ``nas describe --measure``'s protocol,
+the latency table's probe unit), the prediction printed beside it; ``--latency
+auto`` matches on predicted latency only.
 """
 
 from __future__ import annotations
@@ -56,7 +60,9 @@ REFERENCES = ("mixnet_s", "mixnet_m", "ghostnet_100", "mobilenetv2_100", "mobile
 FULL = {"tiers": 3, "seeds": 3}
 # Quick mode checks the pipeline end to end in minutes; its accuracies are too short-trained to rank anything.
 QUICK = {"tiers": 2, "seeds": 2, "search_trials": 4, "epochs": 1, "subsample": 512}
-LATENCY_S_PER_MODEL = 2.5  # timing a 224 px network's parts in context (measured here: 26 s for 12)
+# timing a 224 px network's parts in context (measured here: 26 s for 12), then measuring it whole (--latency
+# measured: 4.0 s each on an idle 2-core VM, bench_latency's idle runs)
+LATENCY_S_PER_MODEL = 2.5 + 4.0
 SPAWN_S = 1.0  # per training: pickling the job, data on first use in each worker
 
 
@@ -72,7 +78,9 @@ class Model:
     macs: int
     params: int
     source: str = ""  # where a searched member came from (front trial / scaled trial)
-    latency_ms: float | None = None
+    latency_ms: float | None = None  # what latency is matched on: measured with --latency measured, else predicted
+    predicted_ms: float | None = None
+    measured: bool = False
     accs: list[float] = field(default_factory=list)  # test-split accuracy per seed
     val_accs: list[float] = field(default_factory=list)
     train_s: list[float] = field(default_factory=list)
@@ -95,7 +103,8 @@ class Model:
 
     def row(self) -> dict[str, Any]:
         return {"tier": self.tier, "name": self.name, "kind": self.kind, "width": self.width, "macs": self.macs,
-                "params": self.params, "latency_ms": self.latency_ms, "test_accuracies": self.accs,
+                "params": self.params, "latency_ms": self.latency_ms, "predicted_latency_ms": self.predicted_ms,
+                "latency_measured": self.measured, "test_accuracies": self.accs,
                 "test_mean": self.mean, "test_std": self.std, "val_accuracies": self.val_accs,
                 "train_s": self.train_s, "source": self.source, "hash": self.genotype.hash,
                 "genotype": self.genotype.to_dict()}
@@ -288,10 +297,28 @@ def add_latency(models: list[Model], table: Any, num_classes: int) -> str | None
     problem = None
     for m in models:
         try:
-            m.latency_ms = predict(m.genotype, table, num_classes=num_classes, measure=on_the_fly(table))
+            m.latency_ms = m.predicted_ms = predict(m.genotype, table, num_classes=num_classes,
+                                                    measure=on_the_fly(table))
         except InputError as e:
             problem = problem or str(e)
     return problem
+
+
+def measure_latency(models: list[Model], table: Any, num_classes: int, log: Any = print) -> None:
+    """Each model's whole deployed network measured on this machine (``nas describe --measure``'s protocol, the
+    table's probe unit): the latency the members and references are matched on with ``--latency measured``."""
+    from nas.latency import measure_genotype
+
+    for i, m in enumerate(models, 1):
+        got = measure_genotype(m.genotype, table.target, num_classes, unit_ms=table.unit_ms)
+        m.latency_ms, m.measured = got.ms, True
+        flags = f" [{', '.join(got.flags)}]" if got.flags else ""
+        log(f"  measured {i}/{len(models)} {m.key}: {got.ms:.2f} ms (predicted "
+            f"{'n/a' if m.predicted_ms is None else f'{m.predicted_ms:.2f}'} ms; interval {100 * got.ci:.1f}%){flags}")
+
+
+def latency_word(models: list[Model]) -> str:
+    return "measured" if any(m.measured for m in models) else "predicted"
 
 
 # -- verdicts and tables ----------------------------------------------------------------------------------------------
@@ -350,7 +377,7 @@ def latency_table_text(models: list[Model]) -> tuple[str, list[dict[str, Any]]]:
     out = []
     for m in (m for m in models if m.kind == "searched"):
         if m.latency_ms is None:
-            lines.append(f"{m.tier:<5} {'n/a':>13} {_acc(m):>14}  no latency prediction")
+            lines.append(f"{m.tier:<5} {'n/a':>13} {_acc(m):>14}  no latency")
             continue
         best = best_reference(models, max_latency=m.latency_ms)
         if best is None:
@@ -365,7 +392,7 @@ def latency_table_text(models: list[Model]) -> tuple[str, list[dict[str, Any]]]:
     return "\n".join(lines), out
 
 
-def headline(mac_verdicts: list[dict], lat_verdicts: list[dict]) -> str:
+def headline(mac_verdicts: list[dict], lat_verdicts: list[dict], word: str = "predicted") -> str:
     def count(vs: list[dict]) -> str:
         from nas.export.significance import BETTER, SAME, UNTESTED, WORSE
 
@@ -376,7 +403,7 @@ def headline(mac_verdicts: list[dict], lat_verdicts: list[dict]) -> str:
     text = f"searched family vs best scaled reference: at matched MACs {count(mac_verdicts)}"
     lat = [v for v in lat_verdicts if v["verdict"] != "unmatched"]
     if lat_verdicts:
-        text += f"; at matched predicted latency {count(lat)}"
+        text += f"; at matched {word} latency {count(lat)}"
         if len(lat) < len(lat_verdicts):
             text += f" ({len(lat_verdicts) - len(lat)} member(s) faster than every reference variant)"
     return text
@@ -392,7 +419,7 @@ def write_plot(models: list[Model], path: Path, title: str) -> Path:
 
     panels = [("macs", "MACs of the target network (M)", 1e-6)]
     if any(m.latency_ms is not None for m in models):
-        panels.append(("latency_ms", "predicted latency (ms)", 1.0))
+        panels.append(("latency_ms", f"{latency_word(models)} latency (ms)", 1.0))
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5), squeeze=False)
     groups: dict[str, list[Model]] = {}
     for m in models:
@@ -475,8 +502,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=None, help="proxy epochs (default: the space's)")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="parallel training processes")
     ap.add_argument("--lut", type=Path, default=None, help="latency table to predict with")
-    ap.add_argument("--latency", choices=("auto", "off"), default="auto",
-                    help="auto: the space's LUT, else this machine's torch-cpu cache plus parts timed now")
+    ap.add_argument("--latency", choices=("measured", "auto", "off"), default="measured",
+                    help="measured: every model's whole network measured on this machine, and matched on that "
+                         "(predicted figures shown beside); auto: predicted only (the space's LUT, else this "
+                         "machine's torch-cpu cache plus parts timed now); off: no latency")
     ap.add_argument("--out", type=Path, default=None,
                     help="keep the search's study and the test-split runs (final_eval.jsonl) here; a rerun with "
                          "the same --out resumes (default: a temp dir)")
@@ -569,6 +598,10 @@ def _run(args: argparse.Namespace, machine: dict, mode: dict, seeds_n: int, work
         problem = add_latency(models, table, space.target.num_classes)
         print(f"latency predicted for {sum(m.latency_ms is not None for m in models)}/{len(models)} models "
               f"in {time.perf_counter() - t0:.0f} s" + (f"; not for the rest: {problem}" if problem else ""))
+        if args.latency == "measured":
+            t0 = time.perf_counter()
+            measure_latency(models, table, space.target.num_classes, log=lambda s: print(s, flush=True))
+            print(f"latency measured for {len(models)} models in {time.perf_counter() - t0:.0f} s", flush=True)
 
     print(f"training {len(models)} models x {len(seeds)} seeds = {len(models) * len(seeds)} runs on "
           f"{args.workers} worker(s)", flush=True)
@@ -585,11 +618,11 @@ def _run(args: argparse.Namespace, machine: dict, mode: dict, seeds_n: int, work
           f"{mtext}")
     if table is not None:
         ltext, lv = latency_table_text(models)
-        print(f"\n-- test-split accuracy at matched predicted latency ({table.target.name}) --\n{ltext}")
+        print(f"\n-- test-split accuracy at matched {latency_word(models)} latency ({table.target.name}) --\n{ltext}")
     else:
         lv = []
         print("\n-- accuracy at matched predicted latency: skipped (no latency table) --")
-    print(f"\n{headline(mv, lv)}")
+    print(f"\n{headline(mv, lv, latency_word(models))}")
     from nas.export import METHOD
 
     print(f"verdicts: {METHOD}, over {len(seeds)} seeds per model (seeds {seeds}; the search trained on seed "

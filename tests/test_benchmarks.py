@@ -318,3 +318,30 @@ def test_search_quality_short_runs_random_to_the_full_budget_and_the_others_to_t
     assert "goal: best sampler at 6" in text and "random at 12" in text and "Welch p" in text
     assert "trials to reach random's HV@12" in text and "goal: predictor needs at most 25" in text
     assert "tau on unseen trials after 20 trials" in text
+
+
+def test_matched_latency_is_the_measured_one_when_measured(synth, monkeypatch):
+    import nas.latency
+    from nas.latency.measure import Measurement
+
+    study, space = synth
+    members = bf.family_members(study, space, ["s"])
+    models, _ = bf.plan_models(members, space, bf.reference_genotypes(space, ("mobilenetv2_100", "mixnet_s")))
+    for i, m in enumerate(models):
+        m.latency_ms = m.predicted_ms = 10.0 + i  # predicted: the member (i=0) is the fastest
+        m.accs = [0.5, 0.52, 0.51] if m.kind == "searched" else [0.8, 0.82, 0.81]
+    measured = {m.key: 20.0 - i for i, m in enumerate(models)}  # measured: the member is the slowest
+    monkeypatch.setattr(nas.latency, "measure_genotype", lambda g, target, n, unit_ms=None: Measurement(
+        ms=measured[next(m.key for m in models if m.genotype is g)], iqr=0.0, n=10, raw_ms=0.0, ci=0.01))
+    assert bf.latency_word(models) == "predicted"
+    before, _ = bf.latency_table_text(models)
+    assert "every reference variant is slower" in before  # on predictions nothing is as fast as the member
+    lines = []
+    bf.measure_latency(models, type("T", (), {"target": "torch-cpu", "unit_ms": 0.26})(), 10, log=lines.append)
+    assert len(lines) == len(models) and all(m.measured and m.latency_ms == measured[m.key] for m in models)
+    assert [m.predicted_ms for m in models] == [10.0 + i for i in range(len(models))]
+    text, verdicts = bf.latency_table_text(models)
+    assert verdicts[0]["reference"] is not None and verdicts[0]["verdict"] == "worse"
+    assert bf.latency_word(models) == "measured"
+    assert "matched measured latency" in bf.headline([], verdicts, bf.latency_word(models))
+    assert models[0].row()["predicted_latency_ms"] == 10.0 and models[0].row()["latency_measured"]
