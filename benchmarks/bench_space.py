@@ -4,6 +4,10 @@
 
 Prints wall and process CPU time per operation for each shipped space (CPU time is the steadier figure
 on a shared machine). The issue asks for 1,000 samples from mixnet.yaml in under a second.
+
+"Within budget" is the analytic budgets only (MACs, parameters): a latency budget (mixnet.yaml's) is a
+prediction whose parts are timed on demand on this machine, which is ``bench_latency``'s subject, not the
+space's speed (timing a thousand networks' parts would take many minutes).
 """
 
 from __future__ import annotations
@@ -12,11 +16,16 @@ import time
 from functools import partial
 
 from benchmarks._machine import banner
-from nas.search.budgets import is_feasible, min_achievable, target_cost, validate_budgets
+from nas.search.budgets import min_achievable, target_cost, validate_budgets, violations
 from nas.space import load_space
 
 SPACES = ("mixnet.yaml", "tiny.yaml", "ghost_acb.yaml", "cifar.yaml")
 N = 1000
+
+
+def analytic_feasible(space, genotype) -> bool:
+    """Within the space's MAC and parameter budgets (a latency budget left out: see the module docstring)."""
+    return all(v <= 0 for m, v in violations(space, genotype, latency_ms=0.0).items() if m != "latency_ms")
 
 
 def _timed(fn):
@@ -34,7 +43,7 @@ def main() -> None:
         rows = [(f"{N} samples", w, c)]
         _, w, c = _timed(lambda s=space, gs=genotypes: [target_cost(s, g) for g in gs])
         rows.append((f"{N} analytic costs (MACs, params)", w, c))
-        feas, w, c = _timed(lambda s=space: s.sample_many(N, seed=1, feasible=partial(is_feasible, s)))
+        feas, w, c = _timed(lambda s=space: s.sample_many(N, seed=1, feasible=partial(analytic_feasible, s)))
         rows.append((f"{N} feasible samples (rejection)", w, c))
         ok, w, c = _timed(lambda s=space, gs=genotypes: all(s.contains(g) for g in gs))
         assert ok
@@ -50,8 +59,8 @@ def main() -> None:
         rows.append(("validate_budgets() (fresh load)", w, c))
         for op, w, c in rows:
             print(f"{name:<15} {op:<34} {w:8.3f} {c:8.3f}")
-        feasible_share = sum(is_feasible(space, g) for g in genotypes) / N
-        print(f"{name:<15} {'share of samples within budget':<34} {feasible_share:8.1%}")
+        feasible_share = sum(analytic_feasible(space, g) for g in genotypes) / N
+        print(f"{name:<15} {'share within the MAC/param budgets':<34} {feasible_share:8.1%}")
 
 
 if __name__ == "__main__":
