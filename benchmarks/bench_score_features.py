@@ -53,7 +53,7 @@ def taus(space: Any, cache: Any, sizes: tuple[int, ...], seeds: tuple[int, ...])
         print(f"tau [{label}] on {source}: {cells}  ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
-def search(space: Any, cache: Any, seeds: int, budget: int, out: Path) -> None:
+def search(space: Any, cache: Any, seeds: int, budget: int, out: Path, label: str = "predictor+scores") -> None:
     from benchmarks.bench_table_search import Oracle, _med_iqr, first_reaching, run_one
 
     oracle = Oracle(space)
@@ -64,7 +64,7 @@ def search(space: Any, cache: Any, seeds: int, budget: int, out: Path) -> None:
             if line.strip():
                 r = json.loads(line)
                 done[(r["strategy"], r["seed"])] = r
-    for strategy, sc in (("predictor", None), ("predictor+scores", cache)):
+    for strategy, sc in (("predictor", None), (label, cache)):
         for seed in range(seeds):
             if (strategy, seed) in done:
                 continue
@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--cache", default="results/score_cache/nasbench_macro.jsonl")
     ap.add_argument("--out", default="benchmarks/logs/score_features")
+    ap.add_argument("--label", default="predictor+scores", help="the name of the score-feature arm in runs.jsonl "
+                    "(a new name runs that arm again, e.g. after a change to the model)")
     args = ap.parse_args(argv)
 
     from nas.cli.common import resolve_path
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if "tau" in stages:
         taus(space, cache, (20, 50, 100, 500), tuple(range(args.tau_seeds)))
     if "search" in stages:
-        search(space, cache, args.seeds, args.budget, out)
+        search(space, cache, args.seeds, args.budget, out, args.label)
     return 0
 
 

@@ -205,6 +205,19 @@ def test_predictor_command_reports_rank_quality_on_a_table(monkeypatch, capsys, 
     assert code == 2 and "--train" in err
 
 
+def test_predictor_command_takes_score_features(monkeypatch, capsys, tmp_path, table):
+    part = tmp_path / "part.jsonl"
+    tables.write(part, list(table.items())[::100])  # 40 networks, each scored once on its proxy network
+    code, text, err = run_cli(monkeypatch, capsys, "predictor", "--space", str(NBM), "--records", str(part),
+                              "--train", "20", "--score-features", "default", "--json")
+    assert code == 0, err
+    r = json.loads(text)
+    assert r["score_features"] == ["score:naswot", "score:depth"] and -1 <= r["kendall_tau"] <= 1
+    code, _, err = run_cli(monkeypatch, capsys, "predictor", "--space", str(NBM), "--records", str(part),
+                           "--train", "20", "--score-features", "nope")
+    assert code == 2 and "--score-features: unknown score 'nope'" in err
+
+
 # -- searching a table --------------------------------------------------------------------------------------------
 
 

@@ -88,6 +88,9 @@ def predictor(
     top: float = typer.Option(0.05, "--top", help="Share of the best networks whose overlap is reported."),
     max_test: int = typer.Option(None, "--max-test", help="Score on at most this many of the other points."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (one object; a list for several --train)."),
+    score_features: str = typer.Option(None, "--score-features", help="A training-free score (e.g. default) whose "
+                                       "values join the model's features, as search.score_features does; each "
+                                       "point is scored once on its proxy network."),
 ) -> None:
     """Fit the predictor sampler's model on N measured architectures and report how well it ranks the rest.
 
@@ -100,11 +103,29 @@ def predictor(
 
     sp = load_space(resolve_path(space))
     points, kind = measured_points(sp, records)
-    results = [assess(points, n, seed, model=model, top=top, max_test=max_test) for n in train]
+    cache = None
+    if score_features:
+        from nas.cli.common import err_console
+        from nas.cli.steps import Steps
+        from nas.scores import Scorer, components
+        from nas.scores.cache import ScoreCache
+
+        components(score_features, "--score-features")  # an unknown name: one line naming the option
+        cache = ScoreCache(Scorer.for_space(sp, seeds=(0,)), score_features)
+        # each point scored once, before the splits reuse the values; a bar on a terminal, one line elsewhere
+        with Steps(f"scoring ({score_features})", err_console, disable=not err_console.is_terminal) as steps:
+            for i, p in enumerate(points, 1):
+                cache(p.candidate.genotype)
+                steps.update(i, len(points), "")
+        if not err_console.is_terminal and not json_out:
+            err_console.print(f"scored {len(points):,} points ({cache.names}) in {cache.seconds:.0f} s",
+                              highlight=False)
+    results = [assess(points, n, seed, model=model, top=top, max_test=max_test, score_cache=cache) for n in train]
     if json_out:
         print(json.dumps(results[0] if len(results) == 1 else results))
         return
-    console.print(f"{records}: {len(points):,} measured points of {sp.name} ({kind}); model {model}; "
+    feats = f"; score features {', '.join(cache.names)}" if cache is not None else ""
+    console.print(f"{records}: {len(points):,} measured points of {sp.name} ({kind}); model {model}{feats}; "
                   f"seeds {', '.join(map(str, seed))}", highlight=False)
     for r in results:
         b = r["baseline"]
