@@ -26,10 +26,11 @@ from nas.genotype import Genotype
 from nas.io import atomic_write
 
 LUT_VERSION = 1
-#: The measurement protocol tables are made with now (:mod:`nas.latency.protocol`): windows of passes, the 25th
-#: percentile per window, repeats until the interval is narrow, parts chained so they add up to their network.
-#: A table records its own (tables without one were made by the earlier protocol, medians of fixed rounds).
-PROTOCOL = "windows-p25-chained-1"
+#: The measurement protocol tables are made with now (:mod:`nas.latency.protocol`): windows of passes, the median
+#: per window, repeats until the interval is narrow, parts chained so they add up to their network. A table
+#: records its own (``windows-p25-chained-1``: the 25th percentile per window; tables without one were made by the
+#: earlier protocol, medians of fixed rounds).
+PROTOCOL = "windows-p50-chained-1"
 
 #: Measures the parts a table lacks: ``(genotype, missing parts, table, num_classes) -> {key: entry}``
 #: (:func:`nas.latency.measure_missing`).

@@ -20,7 +20,7 @@ are measured again, then flagged. A target's clock (:class:`nas.config.Target`):
 * ``probe`` (the CPU presets): every timed pass is followed by a pass of a
   fixed small *probe* network (a deployed inverted residual block); a
   pass's CPU time over the CPU time of the probe pass after it is one
-  ratio, and a window's figure is the 25th percentile of its ratios times
+  ratio, and a window's figure is the median of its ratios times
   the probe's latency (``unit_ms``). On a shared machine the
   speed of a core swings by tens of percent within milliseconds (other
   processes' cache and memory traffic, a busy sibling hyper-thread, cold
