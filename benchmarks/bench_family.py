@@ -558,9 +558,14 @@ def _run(args: argparse.Namespace, machine: dict, mode: dict, seeds_n: int, work
     space = load_space(space_file)
     tiers = _pick_tiers(space, args.tiers.split(",") if args.tiers else None, mode["tiers"])
     recipe = space.proxy
+    from nas.export.tiers import fmt_limit
+
+    def limits(t: Any) -> str:
+        return " ".join(fmt_limit(m, float(v)) for m in ("macs", "params", "latency_ms")
+                        if (v := getattr(t, m, None)) is not None)
+
     print(f"space {space.name}: target {space.target.resolution} px, {space.target.num_classes} classes; tiers "
-          + ", ".join(f"{t}: {space.family[t].macs / 1e6:g}M MACs" for t in tiers if t in space.family
-                      and space.family[t].macs))
+          + ", ".join(f"{t}: {limits(space.family[t])}" for t in tiers if t in space.family))
     seeds = eval_seeds(recipe, seeds_n)
     print(f"recipe (every model, same seeds {seeds}): {recipe.dataset}"
           f"{' ' + recipe.path if recipe.path else ''}, {recipe.resolution} px, width {recipe.width:g}, "
