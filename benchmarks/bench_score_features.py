@@ -54,16 +54,11 @@ def taus(space: Any, cache: Any, sizes: tuple[int, ...], seeds: tuple[int, ...])
 
 
 def search(space: Any, cache: Any, seeds: int, budget: int, out: Path, label: str = "predictor+scores") -> None:
-    from benchmarks.bench_table_search import Oracle, _med_iqr, first_reaching, run_one
+    from benchmarks.bench_table_search import Oracle, _med_iqr, first_reaching, read_runs, run_one
 
     oracle = Oracle(space)
     log = out / "runs.jsonl"
-    done: dict[tuple, dict] = {}
-    if log.exists():
-        for line in log.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                done[(r["strategy"], r["seed"])] = r
+    done = read_runs(log, "strategy", "seed")
     for strategy, sc in (("predictor", None), (label, cache)):
         for seed in range(seeds):
             if (strategy, seed) in done:
@@ -97,15 +92,13 @@ def main(argv: list[str] | None = None) -> int:
                     "(a new name runs that arm again, e.g. after a change to the model)")
     args = ap.parse_args(argv)
 
-    from nas.cli.common import resolve_path
+    from benchmarks.bench_table_search import load_table_space
     from nas.scores import Scorer
     from nas.scores.cache import ScoreCache
-    from nas.space import load_space
 
     print(banner("bench_score_features: training-free scores as predictor features, against a table"))
-    space = load_space(resolve_path(args.space))
-    if space.proxy.kind != "table":
-        print(f"{args.space}: proxy kind {space.proxy.kind}: this benchmark needs a table space", file=sys.stderr)
+    space = load_table_space(args.space)
+    if space is None:
         return 2
     cache = ScoreCache(Scorer.for_space(space, seeds=(0,)), args.score, args.cache)
     out = Path(args.out)

@@ -71,6 +71,29 @@ class Oracle:
         return rules.canonical(g).hash
 
 
+def load_table_space(name: str) -> Any | None:
+    """The space ``name`` (shipped names resolve) when its proxy is a table, else None after one line on stderr."""
+    from nas.cli.common import resolve_path
+    from nas.space import load_space
+
+    space = load_space(resolve_path(name))
+    if space.proxy.kind != "table":
+        print(f"{name}: proxy kind {space.proxy.kind}: this benchmark needs a table space", file=sys.stderr)
+        return None
+    return space
+
+
+def read_runs(log: Path, *key: str) -> dict[tuple, dict]:
+    """The runs a benchmark appended to ``log`` (JSON lines), by the fields ``key``: what a resumed run skips."""
+    done: dict[tuple, dict] = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done[tuple(r[k] for k in key)] = r
+    return done
+
+
 def _hv(losses: np.ndarray, ref: np.ndarray) -> float:
     from nas.search.evolve import hypervolume
 
@@ -251,24 +274,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", action="store_true", help="only report the runs already in DIR/runs.jsonl")
     args = ap.parse_args(argv)
 
-    from nas.cli.common import resolve_path
-    from nas.space import load_space
-
     print(banner("bench_table_search: search strategies against a published table"))
-    space = load_space(resolve_path(args.space))
-    if space.proxy.kind != "table":
-        print(f"{args.space}: proxy kind {space.proxy.kind}: this benchmark needs a table space", file=sys.stderr)
+    space = load_table_space(args.space)
+    if space is None:
         return 2
     oracle = Oracle(space)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "runs.jsonl"
-    done: dict[tuple, dict] = {}
-    if log.exists():
-        for line in log.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                done[(r["mode"], r["strategy"], r["seed"])] = r
+    done = read_runs(log, "mode", "strategy", "seed")
     strategies = [s for s in args.samplers.split(",") if s]
     print(f"{space.name}: {len(oracle.acc):,} distinct networks; best {100 * oracle.best:.2f}%, 10th best "
           f"{100 * oracle.top10:.2f}%; true front hypervolume {oracle.true_hv:.4g} (ref acc 0, "
