@@ -118,6 +118,7 @@ def rejected_proposals(space_name: str, sampler: str, n: int, work: Path) -> tup
     """(ms per over-budget proposal, s to flush the storage mirror afterwards)."""
     import optuna
 
+    from benchmarks._spaces import drop_latency, variant
     from nas.results.store import RecordWriter, StudyDir
     from nas.search.samplers import make_sampler
     from nas.search.searcher import Proposer
@@ -125,7 +126,9 @@ def rejected_proposals(space_name: str, sampler: str, n: int, work: Path) -> tup
     from nas.search.storage import Mirror
     from nas.space import load_space
 
-    space = load_space(space_name)
+    # analytic costs only: a latency budget (mixnet.yaml's) would time each new network's parts on demand, about
+    # a second each, which is bench_latency's subject, not the proposal path's
+    space = load_space(variant(space_name, work, f"costs-{sampler}", drop_latency))
     space.budgets.macs = 1.0  # nothing is within budget
     objs = search_objectives(space, "train")
     sd = StudyDir(work / f"rej-{space.name}-{sampler}")
