@@ -64,7 +64,11 @@ def test_a_line_cut_by_a_kill_is_ignored_and_a_corrupt_one_is_named(tiny, tmp_pa
     ScoreCache(_scorer(), "naswot", path)(g)
     with open(path, "a") as f:
         f.write('{"hash": "abc", "scor')  # torn tail
-    assert len(ScoreCache(_scorer(), "naswot", path)) == 1
+    resumed = ScoreCache(_scorer(), "naswot", path)
+    assert len(resumed) == 1
+    other = tiny.sample(random.Random(2))
+    resumed(other)  # appended on a line of its own, after the torn one
+    assert len(ScoreCache(_scorer(), "naswot", path)) == 2
     path.write_text(path.read_text().split("\n")[0] + '\n{"hash": 3}\n')
     with pytest.raises(InputError, match=r"scores.jsonl: line 2: not a score record"):
         ScoreCache(_scorer(), "naswot", path)

@@ -47,6 +47,10 @@ class ScoreCache:
             self._read(self.path)
 
     def _read(self, path: Path) -> None:
+        with open(path, "rb+") as fb:  # a last line cut short by a kill is dropped: the next run scores it again
+            data = fb.read()
+            if data and not data.endswith(b"\n"):
+                fb.truncate(data.rfind(b"\n") + 1)
         with open(path, encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
                 if not line.strip():
@@ -60,8 +64,6 @@ class ScoreCache:
                     if key == self.key:
                         self._values.setdefault(h, {}).update(values)
                 except (ValueError, KeyError, TypeError, AttributeError) as e:
-                    if not line.endswith("\n"):  # a line cut short by a kill: ignore it, the next run redoes it
-                        continue
                     raise InputError(f"{path}: line {n}: not a score record ({e})") from e
 
     def __len__(self) -> int:
