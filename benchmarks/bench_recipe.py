@@ -111,18 +111,23 @@ def _load() -> float:
         return float("nan")
 
 
+def _complete(rows: list[dict], archs: list[str], seeds: list[int]):
+    """Per (data, recipe): its runs by (arch, seed) and the architectures run on every seed (at least 2)."""
+    by: dict[tuple, dict] = {}
+    for r in rows:
+        by.setdefault((r["data"], r["recipe"]), {})[(r["arch"], r["seed"])] = r
+    for (data, recipe), runs in by.items():
+        have = [a for a in archs if all((a, s) in runs for s in seeds)]
+        if len(have) >= 2:
+            yield data, recipe, runs, have
+
+
 def summarize(rows: list[dict], archs: list[str], seeds: list[int]) -> list[dict]:
     """Per (data, recipe) with every (arch, seed) run: the figures of the module docstring."""
     from nas.fidelity.stats import noise
 
-    by = {}
-    for r in rows:
-        by.setdefault((r["data"], r["recipe"]), {})[(r["arch"], r["seed"])] = r
     out = []
-    for (data, recipe), runs in by.items():
-        have = [a for a in archs if all((a, s) in runs for s in seeds)]
-        if len(have) < 2:
-            continue
+    for data, recipe, runs, have in _complete(rows, archs, seeds):
         acc = np.array([[runs[(a, s)]["accuracy"] for s in seeds] for a in have])
         nz = noise(acc)
         spreads = acc.max(axis=1) - acc.min(axis=1)
@@ -147,14 +152,8 @@ def by_report(rows: list[dict], archs: list[str], seeds: list[int]) -> list[dict
     a curve within one schedule, so the early points have not had the learning rate's decay."""
     from nas.fidelity.stats import noise
 
-    by = {}
-    for r in rows:
-        by.setdefault((r["data"], r["recipe"]), {})[(r["arch"], r["seed"])] = r
     out = []
-    for (data, recipe), runs in by.items():
-        have = [a for a in archs if all((a, s) in runs for s in seeds)]
-        if len(have) < 2:
-            continue
+    for data, recipe, runs, have in _complete(rows, archs, seeds):
         steps = runs[(have[0], seeds[0])]["steps"]
         n = min(len(runs[(a, s)]["curve"]) for a in have for s in seeds)
         for i in range(n):

@@ -67,7 +67,6 @@ class PredictorSampler(BaseSampler):
                  score_cache: Any = None) -> None:
         self.space = space
         self.cost_fn = _as_dicts(cost_fn or _analytic_costs(space))
-        self.score_cache = score_cache
         if score_cache is not None:  # training-free scores as features of the model (nas.scores.cache)
             self.cost_fn = _with_scores(self.cost_fn, score_cache)
         self.feasible_fn = feasible_fn
